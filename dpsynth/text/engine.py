@@ -1,0 +1,247 @@
+"""Batched private-prediction decoder: many groups x (B+1) rows per forward, KV cache kept.
+
+Layout of one chunk of ``G`` active groups: rows ``0..G-1`` are the groups' public prompts,
+rows ``G..R-1`` the member prompts, with ``row_group[r]`` the group of member row ``r``.  All
+prompts are left-padded into one ``(R, L)`` batch (attention mask + explicit position ids), one
+prefill fills a ``DynamicCache``, and every step is a single ``(R, 1)`` forward.  Aggregation,
+the candidate set and sampling (:mod:`dpsynth.text.mechanism`) run on the model's device; only
+the ``G`` sampled token ids come back to the host each step (to detect end-of-sequence).  Groups
+that emit a stop token are dropped from the batch and their rows pruned from the KV cache.
+Groups are processed in chunks of at most ``max_rows`` rows to bound memory (a group larger
+than ``max_rows`` runs alone).
+
+Randomness: :func:`entropy_generator` seeds a ``torch.Generator`` from ``os.urandom``; its seed
+is never stored or returned.  This sampling is the privacy noise of the mechanism, so it must
+never be seeded from a user-provided seed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dpsynth.text.mechanism import aggregate, candidate_mask, sample_tokens
+
+
+def entropy_generator(device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded from the OS CSPRNG (seed never kept)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int.from_bytes(os.urandom(8), "little"))
+    return generator
+
+
+def model_device(model: Any) -> torch.device:
+    """The device of the model's parameters."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover - parameterless model
+        return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Public decoding parameters (from public inputs only)."""
+
+    max_new_tokens: int
+    clip: float
+    divisor: int
+    temperature: float
+    top_k: int
+    stop_token_ids: tuple[int, ...]
+    pad_token_id: int
+    max_rows: int = 128
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        if self.divisor < 1:
+            raise ValueError("divisor (group size) must be >= 1")
+        if not self.temperature > 0:
+            raise ValueError("temperature must be > 0")
+        if self.max_rows < 2:
+            raise ValueError("max_rows must be >= 2")
+
+
+@dataclass
+class GroupPrompts:
+    """Token ids of one group: its public prompt and one private prompt per member."""
+
+    public_ids: list[int]
+    member_ids: list[list[int]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Number of forward rows (public + members)."""
+        return 1 + len(self.member_ids)
+
+
+class RowBatchDecoder:
+    """Incremental decoding of a left-padded batch of rows with a kept KV cache.
+
+    ``prefill(rows)`` returns the next-token logits of every row; ``step(tokens)`` appends one
+    token per row and returns the new logits; ``select_rows(idx)`` keeps only those rows (cache
+    pruned).  Logits are the model's last-position logits, on the model's device.
+    """
+
+    def __init__(self, model: Any, pad_token_id: int) -> None:
+        self.model = model
+        self.pad_token_id = int(pad_token_id)
+        self.device = model_device(model)
+        self.cache: Any = None
+        self.attention_mask: torch.Tensor | None = None
+        self.next_position: torch.Tensor | None = None
+
+    def _forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        kwargs = dict(
+            input_ids=input_ids,
+            attention_mask=self.attention_mask,
+            position_ids=position_ids,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        try:
+            out = self.model(**kwargs, logits_to_keep=1)
+        except TypeError:  # models without logits_to_keep
+            out = self.model(**kwargs)
+        self.cache = out.past_key_values
+        return out.logits[:, -1, :]
+
+    def prefill(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Left-pad ``rows``, run the prompts, keep the cache; returns ``(R, V)`` logits."""
+        from transformers import DynamicCache
+
+        if not rows or any(len(r) == 0 for r in rows):
+            raise ValueError("every row needs at least one prompt token")
+        length = max(len(r) for r in rows)
+        ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, length - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, length - len(row):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        position_ids = (mask.cumsum(-1) - 1).clamp_(min=0)
+        self.attention_mask = mask
+        self.next_position = position_ids[:, -1:] + 1
+        self.cache = DynamicCache()
+        return self._forward(ids, position_ids)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append ``tokens`` (``(R,)``, one per row) and return the next ``(R, V)`` logits."""
+        assert self.attention_mask is not None and self.next_position is not None, "prefill first"
+        ones = torch.ones((self.attention_mask.shape[0], 1), dtype=self.attention_mask.dtype, device=self.device)
+        self.attention_mask = torch.cat([self.attention_mask, ones], dim=1)
+        position_ids = self.next_position
+        self.next_position = position_ids + 1
+        return self._forward(tokens.view(-1, 1).to(self.device), position_ids)
+
+    def select_rows(self, indices: torch.Tensor) -> None:
+        """Keep only rows ``indices`` (in that order) in the cache, mask and positions."""
+        assert self.attention_mask is not None and self.next_position is not None, "prefill first"
+        indices = indices.to(self.device)
+        self.cache.batch_select_indices(indices)
+        self.attention_mask = self.attention_mask.index_select(0, indices)
+        self.next_position = self.next_position.index_select(0, indices)
+
+
+def chunk_groups(groups: Sequence[GroupPrompts], max_rows: int) -> list[list[int]]:
+    """Indices of groups per chunk: consecutive groups while their rows fit in ``max_rows``."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    rows = 0
+    for index, group in enumerate(groups):
+        if current and rows + group.rows > max_rows:
+            chunks.append(current)
+            current, rows = [], 0
+        current.append(index)
+        rows += group.rows
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _decode_chunk(
+    model: Any,
+    groups: Sequence[GroupPrompts],
+    settings: DecodeSettings,
+    generator: torch.Generator,
+    progress: Any,
+) -> list[list[int]]:
+    device = model_device(model)
+    decoder = RowBatchDecoder(model, settings.pad_token_id)
+    n_groups = len(groups)
+    rows = [g.public_ids for g in groups] + [m for g in groups for m in g.member_ids]
+    row_group = torch.tensor(
+        [gi for gi, g in enumerate(groups) for _ in g.member_ids], dtype=torch.long, device=device
+    )
+    active = torch.arange(n_groups, device=device)  # chunk-local group id of each active group
+    stop_ids = torch.tensor(settings.stop_token_ids or (-1,), dtype=torch.long, device=device)
+    generated = torch.full((n_groups, settings.max_new_tokens), -1, dtype=torch.long, device=device)
+    logits = decoder.prefill(rows)
+    for step in range(settings.max_new_tokens):
+        n_active = active.shape[0]
+        public = logits[:n_active]
+        aggregated = aggregate(logits[n_active:], public, settings.clip, settings.divisor, row_group=row_group)
+        mask = candidate_mask(public, settings.top_k, settings.clip, settings.divisor)
+        tokens = sample_tokens(aggregated, mask, settings.temperature, generator)
+        generated[active, step] = tokens
+        stopped = torch.isin(tokens, stop_ids)
+        keep = ~stopped
+        n_keep = int(keep.sum())  # the only per-step host sync: one integer
+        if progress is not None:
+            progress.update(n_active - n_keep if step < settings.max_new_tokens - 1 else n_active)
+        if n_keep == 0 or step == settings.max_new_tokens - 1:
+            break
+        if n_keep < n_active:
+            new_index = keep.long().cumsum(0) - 1
+            member_keep = keep.index_select(0, row_group)
+            kept_groups = keep.nonzero().squeeze(1)
+            kept_members = member_keep.nonzero().squeeze(1)
+            decoder.select_rows(torch.cat([kept_groups, n_active + kept_members]))
+            row_group = new_index.index_select(0, row_group.index_select(0, kept_members))
+            active = active.index_select(0, kept_groups)
+            tokens = tokens.index_select(0, kept_groups)
+        logits = decoder.step(torch.cat([tokens, tokens.index_select(0, row_group)]))
+    out: list[list[int]] = []
+    stop_set = set(settings.stop_token_ids)
+    for row in generated.tolist():
+        ids: list[int] = []
+        for token in row:
+            if token < 0 or token in stop_set:
+                break
+            ids.append(token)
+        out.append(ids)
+    return out
+
+
+def decode_groups(
+    model: Any,
+    groups: Sequence[GroupPrompts],
+    settings: DecodeSettings,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> list[list[int]]:
+    """Generate one token sequence per group with the private-prediction mechanism.
+
+    Returns the generated token ids of each group in input order (stop token excluded), each of
+    length ``<= settings.max_new_tokens``.  ``generator`` defaults to :func:`entropy_generator`
+    on the model's device; pass one only in tests.  Runs under ``torch.inference_mode``.
+    """
+    device = model_device(model)
+    if generator is None:
+        generator = entropy_generator(device)
+    results: list[list[int]] = [[] for _ in groups]
+    bar = tqdm(total=len(groups), desc="DP text generation", unit="text", disable=not progress)
+    try:
+        with torch.inference_mode():
+            for chunk in chunk_groups(groups, settings.max_rows):
+                decoded = _decode_chunk(model, [groups[i] for i in chunk], settings, generator, bar)
+                for index, ids in zip(chunk, decoded):
+                    results[index] = ids
+    finally:
+        bar.close()
+    return results
