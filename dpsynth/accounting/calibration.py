@@ -1,0 +1,131 @@
+"""Noise calibration: from a target (epsilon, delta) and public parameters to mechanism parameters.
+
+Every helper searches (bisection in log space) with the same accountants that compute ledger
+charges (a coarser but still pessimistic PLD grid during the search), then **re-checks** the result
+with :func:`~dpsynth.accounting.accountants.compute_charge` and nudges it toward more privacy until
+the verified epsilon is ``<= target``. A returned parameter therefore never over-spends.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from dp_accounting import dp_event
+
+from dpsynth.accounting.accountants import compute_charge
+from dpsynth.accounting.events import ExponentialMechanismDpEvent
+
+EventOf = Callable[[float], dp_event.DpEvent]
+
+
+class CalibrationError(ValueError):
+    """No parameter in the search range meets the target."""
+
+
+def _check_target(epsilon: float, delta: float) -> None:
+    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"target epsilon must be a finite number > 0, got {epsilon!r}")
+    if not (isinstance(delta, (int, float)) and 0 <= delta < 1):
+        raise ValueError(f"target delta must be in [0, 1), got {delta!r}")
+
+
+def _eps(event_of: EventOf, param: float, delta: float, fast: bool) -> float:
+    return compute_charge(event_of(param), delta, fast=fast).epsilon
+
+
+def _smallest_param(event_of: EventOf, epsilon: float, delta: float, lo: float, hi: float, rel_tol: float) -> float:
+    """Smallest ``p`` in [lo, hi] with eps(event_of(p)) <= epsilon, for eps decreasing in p."""
+    if _eps(event_of, hi, delta, True) > epsilon:
+        raise CalibrationError(f"even parameter {hi:g} does not reach epsilon={epsilon:g} at delta={delta:g}")
+    if _eps(event_of, lo, delta, True) <= epsilon:
+        hi = lo
+    while hi / lo > 1 + rel_tol:
+        mid = math.sqrt(lo * hi)
+        if _eps(event_of, mid, delta, True) <= epsilon:
+            hi = mid
+        else:
+            lo = mid
+    # verify with the ledger's own accountants; move toward more privacy until it holds
+    for _ in range(200):
+        if _eps(event_of, hi, delta, False) <= epsilon:
+            return hi
+        hi *= 1 + rel_tol
+    raise CalibrationError("calibration could not verify its result")  # pragma: no cover
+
+
+def _largest_param(event_of: EventOf, epsilon: float, delta: float, lo: float, hi: float, rel_tol: float) -> float:
+    """Largest ``p`` in [lo, hi] with eps(event_of(p)) <= epsilon, for eps increasing in p."""
+    if _eps(event_of, lo, delta, True) > epsilon:
+        raise CalibrationError(f"even parameter {lo:g} exceeds epsilon={epsilon:g} at delta={delta:g}")
+    if _eps(event_of, hi, delta, True) <= epsilon:
+        lo = hi
+    while hi / lo > 1 + rel_tol:
+        mid = math.sqrt(lo * hi)
+        if _eps(event_of, mid, delta, True) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+    for _ in range(200):
+        if _eps(event_of, lo, delta, False) <= epsilon:
+            return lo
+        lo /= 1 + rel_tol
+    raise CalibrationError("calibration could not verify its result")  # pragma: no cover
+
+
+def gaussian_noise_multiplier(epsilon: float, delta: float, count: int = 1, rel_tol: float = 1e-3) -> float:
+    """Smallest ``sigma / sensitivity`` such that ``count`` Gaussian releases are (epsilon, delta)-DP."""
+    _check_target(epsilon, delta)
+    if delta <= 0:
+        raise ValueError("the Gaussian mechanism needs delta > 0")
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    return _smallest_param(
+        lambda s: dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(s), count), epsilon, delta, 1e-3, 1e5, rel_tol
+    )
+
+
+def dpsgd_noise_multiplier(
+    epsilon: float, delta: float, sample_rate: float, steps: int, rel_tol: float = 1e-3
+) -> float:
+    """Smallest noise multiplier for ``steps`` Poisson-subsampled Gaussian steps at rate ``sample_rate``."""
+    _check_target(epsilon, delta)
+    if delta <= 0:
+        raise ValueError("DP-SGD needs delta > 0")
+    if not 0 < sample_rate <= 1:
+        raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    return _smallest_param(
+        lambda s: dp_event.SelfComposedDpEvent(
+            dp_event.PoissonSampledDpEvent(sample_rate, dp_event.GaussianDpEvent(s)), steps
+        ),
+        epsilon,
+        delta,
+        1e-2,
+        1e4,
+        rel_tol,
+    )
+
+
+def zcdp_rho(epsilon: float, delta: float, rel_tol: float = 1e-4) -> float:
+    """Largest ``rho`` such that rho-zCDP implies (epsilon, delta)-DP (CKS 2020 conversion via RDP)."""
+    _check_target(epsilon, delta)
+    if delta <= 0:
+        raise ValueError("converting zCDP to (epsilon, delta) needs delta > 0")
+    return _largest_param(lambda r: dp_event.ZCDpEvent(r), epsilon, delta, 1e-12, max(10.0, epsilon**2), rel_tol)
+
+
+def exponential_epsilon_per_step(epsilon: float, delta: float, count: int, rel_tol: float = 1e-4) -> float:
+    """Largest per-step bounded-range epsilon such that ``count`` steps compose to (epsilon, delta)."""
+    _check_target(epsilon, delta)
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    return _largest_param(
+        lambda e: dp_event.SelfComposedDpEvent(ExponentialMechanismDpEvent(e), count),
+        epsilon,
+        delta,
+        1e-9,
+        epsilon,
+        rel_tol,
+    )

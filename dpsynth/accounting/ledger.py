@@ -1,0 +1,414 @@
+"""The privacy ledger: an append-only, hash-chained JSON record of every privacy charge.
+
+One ledger belongs to one source dataset and one privacy unit (e.g. "one row of the input
+table", "one private text"). It holds the budget and an ordered list of entries:
+
+* ``charge`` -- a DP step: operation, mechanism, the serialised ``DpEvent`` (and its stages), the
+  neighbouring relation, privacy unit, sampling scheme, public parameters, the charge per
+  accountant, the cumulative spend after it, dependency versions, time and provenance.
+* ``completion`` -- the step ran: the keyed source fingerprint and what was produced.
+* ``postprocessing`` -- a free step on DP outputs (e.g. sampling more rows from a DP model), with a
+  ``NoOpDpEvent`` and zero charge, kept for provenance.
+
+Composition rule across entries: **basic composition** (sum of epsilons, sum of deltas). It stays
+valid when a user picks the next call's budget after seeing earlier outputs (fully adaptive
+composition, Rogers et al. 2016), unlike PLD composition across calls. Inside one call, whose
+parameters are fixed from public inputs before data is read, the charge is the minimum over the
+PLD, RDP (and stage-wise basic) bounds of that call's composed event.
+
+Every entry stores ``prev_hash`` (the previous entry's hash, or the header's) and its own ``hash``
+(SHA-256 of its canonical JSON without ``hash``). The file is written in one canonical form, so
+any edited byte breaks either the form, a hash, or a recomputed charge: see
+:func:`dpsynth.accounting.verify.verify_ledger`.
+
+Seeds of privacy noise are never written: a provenance key that looks like one is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Sequence
+
+from dp_accounting import dp_event
+
+from dpsynth.accounting.accountants import Charge, Stage, composed_event, compute_charge
+from dpsynth.accounting.budget import BudgetExceededError, PrivacyBudget
+from dpsynth.accounting.serialization import LedgerFormatError, event_to_json, sha256_hex
+from dpsynth.accounting.versions import dependency_versions
+
+SCHEMA = "dpsynth-ledger/1"
+ADD_OR_REMOVE_ONE = "add_or_remove_one"
+COMPOSITION_RULE = "basic"
+SAMPLING_SCHEMES = ("none", "poisson", "partition")
+ENTRY_KINDS = ("charge", "completion", "postprocessing")
+_HEADER_KEYS = ("schema", "ledger_id", "created", "budget", "source")
+_SECRET_SEED_KEY = re.compile(r"(noise|privacy|dp|sampling).*seed|seed.*(noise|privacy)", re.IGNORECASE)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def ledger_text(doc: dict[str, Any]) -> str:
+    """The one canonical on-disk form of a ledger document."""
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def header_of(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in _HEADER_KEYS}
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    return sha256_hex({k: v for k, v in entry.items() if k != "hash"})
+
+
+def fsum(values: Sequence[float]) -> float:
+    """Exact sum of floats (via fractions), rounded once to the nearest float."""
+    return float(sum((Fraction(v) for v in values), Fraction(0)))
+
+
+def _check_no_secret_seeds(obj: Any, where: str) -> None:
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if _SECRET_SEED_KEY.search(str(key)) and value not in (None, "withheld"):
+                raise ValueError(
+                    f"{where}: key {key!r} looks like the seed of privacy noise; such seeds are never "
+                    "written to a ledger (write 'withheld' or leave it out)"
+                )
+            _check_no_secret_seeds(value, where)
+    elif isinstance(obj, list):
+        for value in obj:
+            _check_no_secret_seeds(value, where)
+
+
+def _json_ready(obj: Any, where: str) -> Any:
+    """Round-trip through JSON so that stored values are plain and finite."""
+    try:
+        return json.loads(json.dumps(obj, allow_nan=False, default=_json_default))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where} must be JSON-serialisable with finite numbers: {exc}") from exc
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+class Ledger:
+    """An in-memory privacy ledger (see the module docstring). Not thread-safe; for a ledger file
+    shared between processes use :class:`dpsynth.accounting.ledger_file.LedgerFile`."""
+
+    def __init__(self, doc: dict[str, Any]):
+        self._doc = doc
+
+    # ------------------------------------------------------------------ creation / loading
+    @classmethod
+    def create(
+        cls,
+        budget: PrivacyBudget,
+        *,
+        privacy_unit: str,
+        source_name: str,
+        neighbouring_relation: str = ADD_OR_REMOVE_ONE,
+    ) -> "Ledger":
+        """A new, empty ledger for one source dataset and privacy unit."""
+        if not isinstance(budget, PrivacyBudget):
+            raise TypeError("budget must be a PrivacyBudget")
+        if neighbouring_relation != ADD_OR_REMOVE_ONE:
+            raise ValueError(
+                "dpsynth ledgers record every event under add-or-remove-one; a replace-one proof must "
+                "double the sensitivity inside its event (dp-accounting's RDP accountant ignores "
+                "REPLACE_ONE for Gaussian events)"
+            )
+        if not privacy_unit or not source_name:
+            raise ValueError("privacy_unit and source_name must be non-empty")
+        doc: dict[str, Any] = {
+            "schema": SCHEMA,
+            "ledger_id": str(uuid.uuid4()),
+            "created": utc_now(),
+            "budget": {"epsilon": budget.epsilon, "delta": budget.delta, "composition_rule": COMPOSITION_RULE},
+            "source": {
+                "name": str(source_name),
+                "privacy_unit": str(privacy_unit),
+                "neighbouring_relation": neighbouring_relation,
+            },
+            "entries": [],
+        }
+        doc["header_hash"] = sha256_hex(header_of(doc))
+        doc["head_hash"] = doc["header_hash"]
+        return cls(doc)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], *, verify: bool = True) -> "Ledger":
+        """Build from a parsed document; with ``verify`` (default) refuse a broken or tampered one."""
+        doc = copy.deepcopy(doc)
+        if verify:
+            from dpsynth.accounting.verify import verify_document
+
+            report = verify_document(doc)
+            if not report.ok:
+                raise LedgerFormatError("ledger failed verification: " + "; ".join(report.problems))
+        return cls(doc)
+
+    @classmethod
+    def load(cls, path: str | Path, *, verify: bool = True) -> "Ledger":
+        """Load a ledger file, verifying its canonical form, hash chain and charges."""
+        from dpsynth.accounting.verify import verify_text
+
+        text = Path(path).read_text(encoding="utf-8")
+        if verify:
+            report = verify_text(text)
+            if not report.ok:
+                raise LedgerFormatError(f"ledger {path} failed verification: " + "; ".join(report.problems))
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LedgerFormatError(f"ledger {path} is not valid JSON: {exc}") from exc
+        return cls(doc)
+
+    # ------------------------------------------------------------------ views
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._doc)
+
+    def to_json(self) -> str:
+        return ledger_text(self._doc)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the ledger atomically (temp file + rename)."""
+        from dpsynth.release import atomic_write_text
+
+        return atomic_write_text(Path(path), self.to_json())
+
+    def copy(self) -> "Ledger":
+        return Ledger(copy.deepcopy(self._doc))
+
+    @property
+    def ledger_id(self) -> str:
+        return self._doc["ledger_id"]
+
+    @property
+    def budget(self) -> PrivacyBudget:
+        b = self._doc["budget"]
+        return PrivacyBudget(b["epsilon"], b["delta"])
+
+    @property
+    def privacy_unit(self) -> str:
+        return self._doc["source"]["privacy_unit"]
+
+    @property
+    def source_name(self) -> str:
+        return self._doc["source"]["name"]
+
+    @property
+    def neighbouring_relation(self) -> str:
+        return self._doc["source"]["neighbouring_relation"]
+
+    @property
+    def head_hash(self) -> str:
+        return self._doc["head_hash"]
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._doc["entries"])
+
+    def charges(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["kind"] == "charge"]
+
+    @property
+    def epsilon_spent(self) -> float:
+        return fsum([e["charge"]["epsilon"] for e in self._doc["entries"] if e["kind"] == "charge"])
+
+    @property
+    def delta_spent(self) -> float:
+        return fsum([e["charge"]["delta"] for e in self._doc["entries"] if e["kind"] == "charge"])
+
+    @property
+    def remaining(self) -> tuple[float, float]:
+        """``(epsilon, delta)`` still available, rounded down."""
+        b = self._doc["budget"]
+        eps = Fraction(b["epsilon"]) - sum((Fraction(e["charge"]["epsilon"]) for e in self._charge_entries()), Fraction(0))
+        dlt = Fraction(b["delta"]) - sum((Fraction(e["charge"]["delta"]) for e in self._charge_entries()), Fraction(0))
+        return (max(0.0, _float_down(eps)), max(0.0, _float_down(dlt)))
+
+    def _charge_entries(self) -> list[dict[str, Any]]:
+        return [e for e in self._doc["entries"] if e["kind"] == "charge"]
+
+    # ------------------------------------------------------------------ spending
+    def quote(
+        self,
+        *,
+        delta: float,
+        event: dp_event.DpEvent | None = None,
+        stages: Sequence[Stage] | None = None,
+    ) -> Charge:
+        """The charge a step would make (public parameters only); does not change the ledger."""
+        if (event is None) == (not stages):
+            raise ValueError("give exactly one of event= or stages=")
+        if stages:
+            event = composed_event(stages)
+        assert event is not None
+        return compute_charge(event, delta, stages)
+
+    def charge(
+        self,
+        *,
+        operation: str,
+        mechanism: str,
+        delta: float,
+        event: dp_event.DpEvent | None = None,
+        stages: Sequence[Stage] | None = None,
+        sampling: str = "none",
+        parameters: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+        limit: PrivacyBudget | None = None,
+    ) -> dict[str, Any]:
+        """Charge a DP step **before** it reads any private record.
+
+        The charge is computed from the event alone (public parameters). If it does not fit the
+        remaining ledger budget -- or the call's own ``limit`` -- :class:`BudgetExceededError` is
+        raised and the ledger is left exactly as it was. Otherwise a ``charge`` entry is appended and
+        returned; call :meth:`complete` once the step has run.
+        """
+        if sampling not in SAMPLING_SCHEMES:
+            raise ValueError(f"sampling must be one of {SAMPLING_SCHEMES}, got {sampling!r}")
+        parameters = _json_ready(parameters or {}, "parameters")
+        provenance = _json_ready(provenance or {}, "provenance")
+        _check_no_secret_seeds(parameters, "parameters")
+        _check_no_secret_seeds(provenance, "provenance")
+        if (event is None) == (not stages):
+            raise ValueError("give exactly one of event= or stages=")
+        if stages:
+            event = composed_event(stages)
+        assert event is not None
+        if not (0 <= delta < 1):
+            raise ValueError(f"delta must be in [0, 1), got {delta!r}")
+        charge = compute_charge(event, delta, stages)
+
+        spent_eps = [e["charge"]["epsilon"] for e in self._charge_entries()]
+        spent_dlt = [e["charge"]["delta"] for e in self._charge_entries()]
+        budget = self._doc["budget"]
+        total_eps = sum((Fraction(v) for v in spent_eps), Fraction(0)) + Fraction(charge.epsilon)
+        total_dlt = sum((Fraction(v) for v in spent_dlt), Fraction(0)) + Fraction(charge.delta)
+        remaining = self.remaining
+        if limit is not None and (charge.epsilon > limit.epsilon or charge.delta > limit.delta):
+            raise BudgetExceededError(
+                f"{operation} would spend epsilon={charge.epsilon:.6g}, delta={charge.delta:.3g}, more than "
+                f"this call's budget epsilon={limit.epsilon:g}, delta={limit.delta:g}; nothing was read or spent",
+                (charge.epsilon, charge.delta),
+                (limit.epsilon, limit.delta),
+            )
+        if total_eps > Fraction(budget["epsilon"]) or total_dlt > Fraction(budget["delta"]):
+            raise BudgetExceededError(
+                f"{operation} would spend epsilon={charge.epsilon:.6g}, delta={charge.delta:.3g}, but the ledger "
+                f"has only epsilon={remaining[0]:.6g}, delta={remaining[1]:.3g} left of its budget "
+                f"(epsilon={budget['epsilon']:g}, delta={budget['delta']:g}); nothing was read or spent",
+                (charge.epsilon, charge.delta),
+                remaining,
+            )
+        entry: dict[str, Any] = {
+            "kind": "charge",
+            "operation": str(operation),
+            "mechanism": str(mechanism),
+            "event": event_to_json(event),
+            "stages": [
+                {"name": s.name, "event": event_to_json(s.event), "delta": float(s.delta)} for s in (stages or [])
+            ],
+            "neighbouring_relation": self.neighbouring_relation,
+            "privacy_unit": self.privacy_unit,
+            "sampling": sampling,
+            "parameters": parameters,
+            "charge": {
+                "epsilon": charge.epsilon,
+                "delta": charge.delta,
+                "by_accountant": charge.by_accountant,
+                "accountant": charge.accountant,
+            },
+            "cumulative": {"epsilon": float(total_eps), "delta": float(total_dlt), "rule": COMPOSITION_RULE},
+            "params_fixed_before_data": True,
+            "provenance": provenance,
+            "versions": dependency_versions(),
+        }
+        entry["event_sha256"] = sha256_hex(entry["event"])
+        return self._append(entry)
+
+    def complete(
+        self,
+        charge_entry: dict[str, Any] | int,
+        *,
+        source_fingerprint: str | None = None,
+        outputs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record that a charged step ran (its spend is final: no refunds after data access)."""
+        seq = charge_entry if isinstance(charge_entry, int) else charge_entry["seq"]
+        target = [e for e in self._doc["entries"] if e["seq"] == seq and e["kind"] == "charge"]
+        if not target:
+            raise ValueError(f"no charge entry with seq={seq}")
+        outputs = _json_ready(outputs or {}, "outputs")
+        return self._append(
+            {
+                "kind": "completion",
+                "completes": seq,
+                "source_fingerprint": source_fingerprint,
+                "outputs": outputs,
+            }
+        )
+
+    def record_postprocessing(
+        self,
+        *,
+        operation: str,
+        description: str,
+        parameters: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record a free step on DP outputs (post-processing): a ``NoOpDpEvent`` with zero charge."""
+        parameters = _json_ready(parameters or {}, "parameters")
+        provenance = _json_ready(provenance or {}, "provenance")
+        _check_no_secret_seeds(parameters, "parameters")
+        _check_no_secret_seeds(provenance, "provenance")
+        event = event_to_json(dp_event.NoOpDpEvent())
+        return self._append(
+            {
+                "kind": "postprocessing",
+                "operation": str(operation),
+                "description": str(description),
+                "event": event,
+                "event_sha256": sha256_hex(event),
+                "parameters": parameters,
+                "provenance": provenance,
+                "charge": {"epsilon": 0.0, "delta": 0.0},
+            }
+        )
+
+    def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        entries = self._doc["entries"]
+        entry = dict(entry)
+        entry["seq"] = len(entries)
+        entry["time"] = utc_now()
+        entry["prev_hash"] = self._doc["head_hash"]
+        entry["hash"] = entry_hash(entry)
+        entries.append(entry)
+        self._doc["head_hash"] = entry["hash"]
+        return copy.deepcopy(entry)
+
+    def source_fingerprints(self) -> list[str]:
+        return [e["source_fingerprint"] for e in self._doc["entries"] if e["kind"] == "completion" and e.get("source_fingerprint")]
+
+
+def _float_down(x: Fraction) -> float:
+    """The largest float <= x."""
+    f = float(x)
+    if Fraction(f) > x:
+        import math
+
+        f = math.nextafter(f, -math.inf)
+    return f

@@ -1,0 +1,55 @@
+"""A ledger file shared between processes: every update is load -> check -> write under a lock.
+
+Two processes spending from one ledger file cannot double-spend: each charge holds an exclusive
+file lock (``<ledger>.lock``) while it re-reads and verifies the file, checks the budget, appends,
+and atomically replaces the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from dpsynth.accounting.budget import PrivacyBudget
+from dpsynth.accounting.ledger import Ledger
+
+
+class LedgerFile:
+    """Process-safe access to a ledger on disk, with the same spending methods as :class:`Ledger`."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0):
+        self.path = Path(path)
+        self._lock = FileLock(str(self.path) + ".lock", timeout=timeout)
+
+    @classmethod
+    def create(cls, path: str | Path, budget: PrivacyBudget, *, privacy_unit: str, source_name: str) -> "LedgerFile":
+        """Create a new ledger file; refuses to overwrite an existing one."""
+        handle = cls(path)
+        with handle._lock:
+            if handle.path.exists():
+                raise FileExistsError(f"{handle.path} already exists; refusing to overwrite a ledger")
+            Ledger.create(budget, privacy_unit=privacy_unit, source_name=source_name).save(handle.path)
+        return handle
+
+    def load(self) -> Ledger:
+        with self._lock:
+            return Ledger.load(self.path)
+
+    def _update(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        with self._lock:
+            ledger = Ledger.load(self.path)
+            entry = getattr(ledger, method)(**kwargs)
+            ledger.save(self.path)
+            return entry
+
+    def charge(self, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`Ledger.charge` under the file lock (raises before writing anything if over budget)."""
+        return self._update("charge", **kwargs)
+
+    def complete(self, charge_entry: dict[str, Any] | int, **kwargs: Any) -> dict[str, Any]:
+        return self._update("complete", charge_entry=charge_entry, **kwargs)
+
+    def record_postprocessing(self, **kwargs: Any) -> dict[str, Any]:
+        return self._update("record_postprocessing", **kwargs)
