@@ -1,0 +1,52 @@
+"""Helpers shared by the CLI commands: budget parsing, error exits, the console."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from dpsynth.accounting import InvalidBudgetError, PrivacyBudget
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Exit code for bad input / refused operations (Typer's own usage errors also use 2).
+EXIT_BAD_INPUT = 2
+#: Exit code when a ledger fails verification.
+EXIT_VERIFY_FAILED = 1
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``Error: message`` to stderr and exit with ``code``."""
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def parse_budget(epsilon: float, delta: float | None, *, require_delta_positive: bool = True) -> PrivacyBudget:
+    """A validated budget from CLI flags, exiting with a clear message when it is invalid.
+
+    On the command line delta must lie strictly inside (0, 1).
+    """
+    if delta is None:
+        fail("--delta is required")
+    if require_delta_positive and (math.isnan(delta) or not 0 < delta < 1):
+        fail(f"--delta must be strictly between 0 and 1, got {delta}")
+    try:
+        return PrivacyBudget(epsilon, delta)
+    except InvalidBudgetError as exc:
+        fail(f"invalid privacy budget: {exc}")
+
+
+def require_input_file(path: Path) -> Path:
+    """Exit with a clear message when ``path`` is missing, a directory, or empty."""
+    if not path.exists():
+        fail(f"input file {path} does not exist")
+    if path.is_dir():
+        fail(f"input {path} is a directory, not a file")
+    if path.stat().st_size == 0:
+        fail(f"input file {path} is empty")
+    return path

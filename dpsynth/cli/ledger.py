@@ -1,0 +1,178 @@
+"""``dpsynth ledger show | verify | recompute | compose`` -- the ledger inspection tool.
+
+Every command takes either a ledger (``*.ledger.json``) or the dataset it sits beside.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from dpsynth.accounting.inspect import PROFILE_DELTAS, compose_ledgers, load_checked, recompute, summarize, total_profile
+from dpsynth.accounting.ledger import Ledger
+from dpsynth.accounting.serialization import LedgerFormatError
+from dpsynth.accounting.verify import verify_text
+from dpsynth.cli.common import EXIT_VERIFY_FAILED, console, fail
+from dpsynth.release import ledger_path_for
+
+app = typer.Typer(help="Inspect, verify, recompute and compose privacy ledgers.", no_args_is_help=True)
+
+
+def _ledger_file(path: Path) -> Path:
+    ledger = ledger_path_for(path)
+    if not ledger.exists():
+        if path.exists() and ledger != path:
+            fail(f"{path} has no ledger beside it (expected {ledger})")
+        fail(f"ledger {ledger} does not exist")
+    return ledger
+
+
+def _load(path: Path) -> tuple[Ledger, bool, list[str]]:
+    file = _ledger_file(path)
+    try:
+        return load_checked(file)
+    except (json.JSONDecodeError, KeyError, TypeError, LedgerFormatError, UnicodeDecodeError) as exc:
+        fail(f"{file} is not a readable dpsynth ledger: {exc}", EXIT_VERIFY_FAILED)
+
+
+@app.command()
+def show(
+    path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
+) -> None:
+    """Summarise a ledger: total spend, budget, remaining, one row per entry."""
+    ledger, ok, problems = _load(path)
+    summary = summarize(ledger, verified=ok)
+    if not ok:
+        summary["verification_problems"] = problems
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    console.print(f"[bold]Ledger[/] {summary['ledger_id']}  source: {summary['source']}")
+    console.print(f"Privacy unit: {summary['privacy_unit']}  (neighbouring relation: {summary['neighbouring_relation']})")
+    console.print(
+        f"Spent: epsilon={summary['epsilon_spent']:.6g}, delta={summary['delta_spent']:.3g}   "
+        f"Budget: epsilon={summary['epsilon_budget']:g}, delta={summary['delta_budget']:.3g}   "
+        f"Remaining: epsilon={summary['epsilon_remaining']:.6g}, delta={summary['delta_remaining']:.3g}"
+    )
+    console.print(f"Composition across calls: {summary['composition_rule']}")
+    table = Table(show_header=True)
+    for col in ("seq", "kind", "operation", "mechanism", "epsilon", "delta", "accountant"):
+        table.add_column(col)
+    for row in summary["entries"]:
+        table.add_row(
+            str(row["seq"]), row["kind"], row.get("operation", f"completes #{row.get('completes')}"),
+            row.get("mechanism", ""), f"{row['epsilon']:.6g}" if "epsilon" in row else "",
+            f"{row['delta']:.3g}" if "delta" in row else "", row.get("accountant", ""),
+        )
+    console.print(table)
+    if not ok:
+        console.print("[bold red]WARNING: this ledger does NOT verify:[/] " + "; ".join(problems))
+
+
+@app.command()
+def verify(
+    path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Also check that this file is the ledger's source (needs the owner's source key)."),
+) -> None:
+    """Check the canonical form, hash chain, event whitelist and recomputed charges. Exit 0 if intact."""
+    file = _ledger_file(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"{file} is not UTF-8 text: {exc}", EXIT_VERIFY_FAILED)
+    report = verify_text(text)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    if not report.ok:
+        for problem in report.problems:
+            console.print(f"[red]FAIL[/] {problem}", highlight=False)
+        fail(f"ledger {file} failed verification ({len(report.problems)} problem(s))", EXIT_VERIFY_FAILED)
+    if source is not None:
+        from dpsynth.accounting.fingerprint import fingerprint_bytes, fingerprint_dataframe
+
+        ledger = Ledger.load(file)
+        candidates = {fingerprint_bytes(source.read_bytes())}
+        if source.suffix.lower() == ".csv":
+            import pandas as pd
+
+            candidates.add(fingerprint_dataframe(pd.read_csv(source)))
+        if not candidates & set(ledger.source_fingerprints()):
+            fail(f"{source} is not the source recorded in {file} (or the source key differs)", EXIT_VERIFY_FAILED)
+        console.print(f"source {source} matches the ledger's fingerprint")
+    console.print(f"[green]OK[/] {file}: hash chain intact, events whitelisted, charges recompute, spend within budget")
+
+
+@app.command("recompute")
+def recompute_cmd(
+    path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
+    accountant: Optional[str] = typer.Option(None, "--accountant", help="pld or rdp (default: the minimum of both)."),
+    delta: Optional[float] = typer.Option(None, "--delta", help="Report the total epsilon at this delta."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-derive epsilon from the stored events and print an epsilon-by-delta profile."""
+    if accountant is not None and accountant not in ("pld", "rdp"):
+        fail("--accountant must be pld or rdp")
+    if delta is not None and not 0 < delta < 1:
+        fail("--delta must be strictly between 0 and 1")
+    ledger, ok, problems = _load(path)
+    if not ok:
+        fail("the ledger does not verify, refusing to recompute from it: " + "; ".join(problems), EXIT_VERIFY_FAILED)
+    deltas = sorted(set(PROFILE_DELTAS) | ({delta} if delta else set()))
+    try:
+        entries = recompute(ledger, accountant, deltas)
+        totals = total_profile(ledger, deltas, accountant)
+    except Exception as exc:  # an accountant that does not support an event, etc.
+        fail(f"cannot recompute with accountant {accountant or 'min(pld, rdp)'}: {exc}")
+    result = {
+        "accountant": accountant or "min(pld, rdp)",
+        "entries": [
+            {"seq": e.seq, "operation": e.operation, "mechanism": e.mechanism, "recorded_epsilon": e.recorded_epsilon,
+             "delta": e.recorded_delta, "recomputed_epsilon": e.recomputed_epsilon, "profile": e.profile}
+            for e in entries
+        ],
+        "total_profile": totals,
+        "total_rule": "basic composition over charges, delta split evenly",
+    }
+    if delta is not None:
+        result["epsilon_at_delta"] = dict(totals)[delta]
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for e in entries:
+        console.print(f"#{e.seq} {e.operation} ({e.mechanism}): recorded epsilon={e.recorded_epsilon:.6g} at delta={e.recorded_delta:.3g}; "
+                      f"recomputed {result['accountant']}: {e.recomputed_epsilon:.6g}")
+    table = Table("delta", "total epsilon", title=f"epsilon-by-delta profile ({result['accountant']}; {result['total_rule']})")
+    for d, eps in totals:
+        table.add_row(f"{d:.0e}", f"{eps:.6g}")
+    console.print(table)
+    if delta is not None:
+        console.print(f"total epsilon at delta={delta:g}: {result['epsilon_at_delta']:.6g}")
+
+
+@app.command()
+def compose(
+    paths: List[Path] = typer.Argument(..., help="Ledgers (or datasets) of releases from the same source."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The total privacy spend of several releases from the same source (basic composition)."""
+    ledgers = []
+    for path in paths:
+        ledger, ok, problems = _load(path)
+        if not ok:
+            fail(f"{path} does not verify: " + "; ".join(problems), EXIT_VERIFY_FAILED)
+        ledgers.append(ledger)
+    try:
+        total = compose_ledgers(ledgers)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(total, indent=2))
+        return
+    console.print(f"{total['ledgers']} release(s): epsilon={total['epsilon_spent']:.6g}, delta={total['delta_spent']:.3g} ({total['rule']})")
+    for warning in total["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
