@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from dpsynth.text.mechanism import aggregate, candidate_mask, sample_tokens
+from dpsynth.text.mechanism import private_step, sample_tokens
 
 
 def entropy_generator(device: torch.device | str = "cpu") -> torch.Generator:
@@ -185,8 +185,9 @@ def _decode_chunk(
     for step in range(settings.max_new_tokens):
         n_active = active.shape[0]
         public = logits[:n_active]
-        aggregated = aggregate(logits[n_active:], public, settings.clip, settings.divisor, row_group=row_group)
-        mask = candidate_mask(public, settings.top_k, settings.clip, settings.divisor)
+        aggregated, mask = private_step(
+            logits[n_active:], public, row_group, settings.clip, settings.divisor, settings.top_k
+        )
         tokens = sample_tokens(aggregated, mask, settings.temperature, generator)
         generated[active, step] = tokens
         stopped = torch.isin(tokens, stop_ids)

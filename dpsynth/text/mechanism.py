@@ -160,3 +160,21 @@ def sample_tokens(
 def _check_clip(clip: float) -> None:
     if not (clip >= 0 and clip < float("inf")):
         raise ValueError(f"clip must be finite and >= 0, got {clip}")
+
+
+def private_step(
+    member_logits: torch.Tensor,
+    public_logits: torch.Tensor,
+    row_group: torch.Tensor,
+    clip: float,
+    divisor: float,
+    top_k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's sampling distribution parameters: ``(aggregated logits, candidate mask)``.
+
+    The aggregate uses the members (private) and the public logits; the mask uses ONLY the public
+    logits and public parameters -- ``member_logits`` is not passed to :func:`candidate_mask`.
+    """
+    aggregated = aggregate(member_logits, public_logits, clip, divisor, row_group=row_group)
+    mask = candidate_mask(public_logits, top_k, clip, divisor)
+    return aggregated, mask

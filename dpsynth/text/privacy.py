@@ -166,11 +166,17 @@ def calibrate_text_mechanism(
     """
     from dpsynth.accounting.calibration import exponential_epsilon_per_step
 
+    _check_positive("epsilon", epsilon)
     _check_positive("group_size", group_size)
     _check_positive("max_new_tokens", max_new_tokens)
     _check_positive("temperature", temperature)
     if int(group_size) != group_size or int(max_new_tokens) != max_new_tokens:
         raise ValueError("group_size and max_new_tokens must be integers")
+    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise ValueError(
+            f"DP text generation needs 0 < delta < 1 (got {delta!r}): the ledger's accountants "
+            "certify the T-fold composition through (epsilon, delta); use e.g. delta=1e-6"
+        )
     eps_step = exponential_epsilon_per_step(epsilon, delta, int(max_new_tokens))
     clip = clip_for_token_epsilon(eps_step, int(group_size), float(temperature))
     eps_tok = per_token_epsilon(clip, int(group_size), float(temperature))
