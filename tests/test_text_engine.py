@@ -1,0 +1,191 @@
+"""The batched KV-cached decoder against a naive full-recompute reference, on a tiny random model."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from dpsynth.text.engine import (
+    DecodeSettings,
+    GroupPrompts,
+    RowBatchDecoder,
+    chunk_groups,
+    decode_groups,
+    entropy_generator,
+)
+from dpsynth.text.mechanism import aggregate, candidate_mask
+from tests.tiny_model import build_tiny_model_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = build_tiny_model_dir(tmp_path_factory.mktemp("tiny_engine"))
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def _full_logits(model, ids: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(torch.tensor([ids])).logits[0, -1].float()
+
+
+def test_cached_left_padded_decoding_matches_full_recompute(tiny):
+    model, _ = tiny
+    rows = [[1, 5, 6, 7, 8, 9, 10, 11], [1, 20, 21], [1, 30, 31, 32, 33], [1, 40]]
+    seqs = [list(r) for r in rows]
+    decoder = RowBatchDecoder(model, pad_token_id=0)
+    with torch.inference_mode():
+        logits = decoder.prefill(rows)
+        for i, seq in enumerate(seqs):
+            assert torch.allclose(logits[i].float(), _full_logits(model, seq), atol=1e-4)
+        for step in range(3):
+            tokens = torch.tensor([50 + step + 7 * i for i in range(len(seqs))])
+            for seq, token in zip(seqs, tokens.tolist()):
+                seq.append(token)
+            logits = decoder.step(tokens)
+            for i, seq in enumerate(seqs):
+                assert torch.allclose(logits[i].float(), _full_logits(model, seq), atol=1e-4), (step, i)
+        # prune rows 0 and 2 (as when their groups finish) and keep decoding the others
+        keep = [3, 1]
+        decoder.select_rows(torch.tensor(keep))
+        seqs = [seqs[i] for i in keep]
+        for step in range(2):
+            tokens = torch.tensor([90 + step, 91 + step])
+            for seq, token in zip(seqs, tokens.tolist()):
+                seq.append(token)
+            logits = decoder.step(tokens)
+            for i, seq in enumerate(seqs):
+                assert torch.allclose(logits[i].float(), _full_logits(model, seq), atol=1e-4)
+
+
+def _reference_decode(model, groups, settings):
+    """Naive loop: one group at a time, full recompute every step, explicit formulas, argmax.
+
+    With a tiny temperature the engine's softmax sampling is an argmax, so outputs must agree.
+    """
+    outputs = []
+    for group in groups:
+        public = list(group.public_ids)
+        members = [list(m) for m in group.member_ids]
+        generated = []
+        for _ in range(settings.max_new_tokens):
+            pub = _full_logits(model, public)
+            if members:
+                mem = torch.stack([_full_logits(model, m) for m in members])
+                agg = pub + (mem - pub).clamp(-settings.clip, settings.clip).sum(0) / settings.divisor
+            else:
+                agg = pub
+            mask = candidate_mask(pub, settings.top_k, settings.clip, settings.divisor)
+            token = int(agg.masked_fill(~mask, float("-inf")).argmax())
+            if token in settings.stop_token_ids:
+                break
+            generated.append(token)
+            public.append(token)
+            for m in members:
+                m.append(token)
+        outputs.append(generated)
+    return outputs
+
+
+def _groups(tokenizer):
+    def ids(text):
+        return [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    public = ids("Write a short text.")
+    return [
+        GroupPrompts(public, [ids("The patient was discharged."), ids("Great coffee and quiet place to work.")]),
+        GroupPrompts(public, []),  # empty group: public prompt only
+        GroupPrompts(ids("Write a review."), [ids("I would not recommend this hotel.")] * 3),
+        GroupPrompts(public, [ids("Call your doctor if the fever returns or you feel short of breath.")]),
+    ]
+
+
+@pytest.mark.parametrize("max_rows", [64, 3])
+def test_batched_engine_equals_naive_reference_with_early_stops_and_chunking(tiny, max_rows):
+    model, tokenizer = tiny
+    groups = _groups(tokenizer)
+    base = DecodeSettings(
+        max_new_tokens=10, clip=2.0, divisor=2, temperature=1e-6, top_k=20, stop_token_ids=(), pad_token_id=0,
+        max_rows=max_rows,
+    )
+    free = _reference_decode(model, groups, base)
+    assert all(len(out) == 10 for out in free)
+    # make group 0 stop early (at its 4th token), which must drop it from the batch mid-way
+    stop = free[0][3]
+    settings = DecodeSettings(**{**base.__dict__, "stop_token_ids": (stop,)})
+    expected = _reference_decode(model, groups, settings)
+    assert len(expected[0]) == 3 and any(len(e) > 3 for e in expected)
+    got = decode_groups(model, groups, settings, generator=entropy_generator(), progress=False)
+    assert got == expected
+    assert all(stop not in out for out in got)
+
+
+def test_private_examples_change_the_output_distribution(tiny):
+    """Sanity: with a large clip the members steer generation away from the public prompt's argmax."""
+    model, tokenizer = tiny
+    groups = _groups(tokenizer)
+    settings = DecodeSettings(
+        max_new_tokens=6, clip=50.0, divisor=1, temperature=1e-6, top_k=400, stop_token_ids=(), pad_token_id=0
+    )
+    with_members = decode_groups(model, groups, settings, generator=entropy_generator(), progress=False)
+    public_only = [GroupPrompts(g.public_ids, []) for g in groups]
+    without = decode_groups(model, public_only, settings, generator=entropy_generator(), progress=False)
+    assert with_members[1] == without[1]  # the empty group is unaffected
+    assert with_members[0] != without[0]
+
+
+def test_sampling_noise_comes_from_the_generator(tiny):
+    model, tokenizer = tiny
+    groups = _groups(tokenizer)
+    settings = DecodeSettings(
+        max_new_tokens=8, clip=1.0, divisor=2, temperature=1.0, top_k=0, stop_token_ids=(), pad_token_id=0
+    )
+
+    def seeded(seed):
+        g = torch.Generator()
+        g.manual_seed(seed)
+        return g
+
+    a = decode_groups(model, groups, settings, generator=seeded(7), progress=False)
+    b = decode_groups(model, groups, settings, generator=seeded(7), progress=False)
+    assert a == b
+    # default: fresh OS entropy on every call -> different samples (400-token vocabulary, 32 draws)
+    c = decode_groups(model, groups, settings, progress=False)
+    d = decode_groups(model, groups, settings, progress=False)
+    assert c != d
+    assert all(len(x) == 8 for x in c)
+
+
+def test_chunk_groups_respects_row_budget_and_keeps_oversized_groups_alone():
+    groups = [GroupPrompts([1], [[1]] * n) for n in [2, 2, 10, 0, 1, 3]]
+    chunks = chunk_groups(groups, max_rows=6)
+    assert [i for c in chunks for i in c] == list(range(6))
+    for chunk in chunks:
+        rows = sum(groups[i].rows for i in chunk)
+        assert rows <= 6 or len(chunk) == 1
+    assert [2] in chunks
+
+
+def test_aggregate_used_by_engine_is_the_documented_formula():
+    public = torch.randn(2, 30)
+    members = torch.randn(5, 30) * 5
+    row_group = torch.tensor([0, 0, 1, 1, 1])
+    agg = aggregate(members, public, 0.4, 4, row_group=row_group)
+    expected0 = public[0] + (members[:2] - public[0]).clamp(-0.4, 0.4).sum(0) / 4
+    assert torch.allclose(agg[0], expected0, atol=1e-6)
+
+
+def test_settings_validation():
+    with pytest.raises(ValueError):
+        DecodeSettings(max_new_tokens=0, clip=1.0, divisor=2, temperature=1.0, top_k=5, stop_token_ids=(), pad_token_id=0)
+    with pytest.raises(ValueError):
+        DecodeSettings(max_new_tokens=3, clip=1.0, divisor=0, temperature=1.0, top_k=5, stop_token_ids=(), pad_token_id=0)
+    with pytest.raises(ValueError):
+        DecodeSettings(max_new_tokens=3, clip=1.0, divisor=2, temperature=0.0, top_k=5, stop_token_ids=(), pad_token_id=0)
