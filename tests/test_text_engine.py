@@ -25,10 +25,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def tiny(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster, and immune to CPU contention
     path = build_tiny_model_dir(tmp_path_factory.mktemp("tiny_engine"))
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return model, tokenizer
+    yield model, tokenizer
+    torch.set_num_threads(threads)
 
 
 def _full_logits(model, ids: list[int]) -> torch.Tensor:

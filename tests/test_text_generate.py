@@ -1,0 +1,215 @@
+"""``dpsynth.text.generate`` end to end on a tiny random model: ledger, labels, refusals, release."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget, compute_charge
+from dpsynth.accounting.verify import verify_text
+from dpsynth.release import OutputExistsError
+from dpsynth.text import TooFewTextsError, generate
+from dpsynth.text.privacy import PRIVACY_UNIT, calibrate_text_mechanism
+from tests.test_text_privacy import cks_epsilon
+from tests.tiny_model import build_tiny_model_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TEXTS = [
+    f"Visit {i}: the patient was discharged home with instructions to rest and drink fluids."
+    for i in range(24)
+]
+
+
+@pytest.fixture(autouse=True)
+def _source_key_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster, and immune to CPU contention
+    path = build_tiny_model_dir(tmp_path_factory.mktemp("tiny_generate"))
+    yield AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    torch.set_num_threads(threads)
+
+
+def _small(**kw):
+    base = dict(epsilon=3.0, delta=1e-6, group_size=4, max_new_tokens=8, num_texts=3, progress=False)
+    base.update(kw)
+    return base
+
+
+def test_generate_returns_texts_and_a_ledger_whose_epsilon_matches_independent_computation(tiny):
+    result = generate(TEXTS, model=tiny, **_small())
+    assert len(result.texts) == 3 and all(isinstance(t, str) for t in result.texts)
+    assert result.labels is None
+    ledger = result.ledger
+    charge = ledger.charges()[0]
+    assert charge["privacy_unit"] == PRIVACY_UNIT == ledger.privacy_unit
+    assert charge["neighbouring_relation"] == "add_or_remove_one"
+    assert charge["sampling"] == "partition"
+    assert charge["event"]["type"] == "SelfComposedDpEvent" and charge["event"]["count"] == 8
+    assert charge["event"]["event"]["type"] == "ExponentialMechanismDpEvent"
+    clip = charge["parameters"]["clip"]
+    assert clip == pytest.approx(calibrate_text_mechanism(3.0, 1e-6, 4, 8, 1.0).clip)
+    eps_tok = charge["event"]["event"]["epsilon"]
+    assert eps_tok == pytest.approx(2 * clip / (4 * 1.0))
+    rho = 8 * clip**2 / (2 * 4**2 * 1.0**2)
+    independent = cks_epsilon(rho, 1e-6)
+    assert independent <= ledger.epsilon_spent <= independent * 1.01
+    assert ledger.epsilon_spent <= 3.0
+    assert ledger.delta_spent == pytest.approx(1e-6)
+    kinds = [e["kind"] for e in ledger.entries]
+    assert kinds == ["charge", "completion"]
+    completion = ledger.entries[1]
+    assert completion["outputs"]["count"] == 3
+    # nothing derived from the data in the public record besides the keyed fingerprint
+    blob = json.dumps(ledger.to_dict())
+    assert "discharged" not in blob and '"n_texts"' not in blob and str(len(TEXTS)) + " texts" not in blob
+
+
+def test_number_of_outputs_is_public_not_derived_from_input_size(tiny):
+    small = generate(TEXTS[:4], model=tiny, **_small(num_texts=5))
+    large = generate(TEXTS * 3, model=tiny, **_small(num_texts=5))
+    assert len(small.texts) == len(large.texts) == 5
+    assert small.ledger.epsilon_spent == pytest.approx(large.ledger.epsilon_spent)
+
+
+def test_labels_use_the_public_label_set_and_per_label_counts(tiny):
+    labels = ["pos", "neg"] * 12
+    result = generate(TEXTS, labels=labels, label_set=["pos", "neg", "neutral"], model=tiny, **_small(num_texts=2))
+    assert result.labels == ["pos", "pos", "neg", "neg", "neutral", "neutral"]
+    mapped = generate(
+        TEXTS, labels=labels, label_set=["pos", "neg"], model=tiny, **_small(num_texts={"pos": 1, "neg": 3})
+    )
+    assert mapped.labels == ["pos", "neg", "neg", "neg"]
+    records = mapped.records()
+    assert records[0].keys() == {"text", "label"}
+    # one label set, one charge: labels compose in parallel
+    assert mapped.ledger.epsilon_spent == pytest.approx(result.ledger.epsilon_spent)
+
+
+def test_label_errors_are_clear(tiny):
+    with pytest.raises(ValueError, match="PUBLIC label set"):
+        generate(TEXTS, labels=["a"] * len(TEXTS), model=tiny, **_small())
+    with pytest.raises(ValueError, match="not in the declared label set"):
+        generate(TEXTS, labels=["a"] * 23 + ["zzz"], label_set=["a"], model=tiny, **_small())
+    with pytest.raises(ValueError, match="labels for"):
+        generate(TEXTS, labels=["a"] * 3, label_set=["a"], model=tiny, **_small())
+    with pytest.raises(ValueError, match="exactly the label set"):
+        generate(TEXTS, labels=["a"] * 24, label_set=["a"], model=tiny, **_small(num_texts={"b": 1}))
+
+
+def test_too_few_texts_is_refused_with_a_clear_message_before_loading_or_charging():
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    with pytest.raises(TooFewTextsError, match="too few texts: 3 given.*group_size=4"):
+        generate(TEXTS[:3], model="/nonexistent/model", ledger=ledger, **_small())
+    with pytest.raises(TooFewTextsError, match="no texts"):
+        generate([], model="/nonexistent/model", **_small())
+    assert ledger.entries == []
+
+
+class ExplodingTexts:
+    """A sized text collection that fails the test if any record is read."""
+
+    def __len__(self) -> int:
+        return 100
+
+    def __iter__(self):
+        raise AssertionError("a private text was read")
+
+    def __getitem__(self, index):
+        raise AssertionError("a private text was read")
+
+
+class NoCallTokenizer:
+    """Delegates to a real tokenizer but fails if asked to tokenize anything."""
+
+    def __init__(self, inner):
+        object.__setattr__(self, "_inner", inner)
+
+    def __getattr__(self, name):
+        if name in {"encode", "batch_encode_plus", "encode_plus", "apply_chat_template", "tokenize"}:
+            raise AssertionError(f"tokenizer.{name} was used")
+        return getattr(self._inner, name)
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the tokenizer was called")
+
+
+def test_budget_exceeded_is_refused_before_any_text_is_read_or_tokenized(tiny):
+    model, tokenizer = tiny
+    ledger = Ledger.create(PrivacyBudget(1.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    before = ledger.to_dict()
+    with pytest.raises(BudgetExceededError, match="nothing was read"):
+        generate(ExplodingTexts(), model=(model, NoCallTokenizer(tokenizer)), ledger=ledger, **_small(epsilon=2.0))
+    assert ledger.to_dict() == before
+
+
+def test_second_call_on_a_shared_ledger_is_refused_when_the_budget_is_spent(tiny):
+    ledger = Ledger.create(PrivacyBudget(4.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    generate(TEXTS, model=tiny, ledger=ledger, **_small(epsilon=3.0))
+    spent = ledger.epsilon_spent
+    with pytest.raises(BudgetExceededError):
+        generate(ExplodingTexts(), model=tiny, ledger=ledger, **_small(epsilon=3.0))
+    assert ledger.epsilon_spent == spent
+
+
+@pytest.mark.parametrize("epsilon", [0, -1.0, float("nan"), float("inf")])
+def test_invalid_budget_is_refused(tiny, epsilon):
+    with pytest.raises(InvalidBudgetError):
+        generate(ExplodingTexts(), model=tiny, **_small(epsilon=epsilon))
+
+
+def test_bad_parameters_are_refused_before_data_access(tiny):
+    for kwargs in [dict(delta=0.0), dict(group_size=0), dict(max_new_tokens=0), dict(temperature=0.0),
+                   dict(top_k=0), dict(num_texts=0), dict(seed="x")]:
+        with pytest.raises(ValueError):
+            generate(ExplodingTexts(), model=tiny, **_small(**kwargs))
+    with pytest.raises(TypeError):
+        generate("just one string", model=tiny, **_small())
+    wrong_unit = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit="one row", source_name="x")
+    with pytest.raises(ValueError, match="privacy unit"):
+        generate(ExplodingTexts(), model=tiny, ledger=wrong_unit, **_small())
+
+
+def test_seed_does_not_seed_the_privacy_noise(tiny):
+    a = generate(TEXTS, model=tiny, seed=123, **_small(max_new_tokens=12, num_texts=4))
+    b = generate(TEXTS, model=tiny, seed=123, **_small(max_new_tokens=12, num_texts=4))
+    assert a.texts != b.texts
+    charge = a.ledger.charges()[0]
+    assert "123" not in json.dumps(charge["parameters"])
+
+
+def test_save_writes_jsonl_ledger_and_card_and_refuses_to_overwrite(tiny, tmp_path):
+    result = generate(TEXTS, labels=["x", "y"] * 12, label_set=["x", "y"], model=tiny, **_small(num_texts=2))
+    out = tmp_path / "synthetic.jsonl"
+    paths = result.save(out)
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == result.records() and len(lines) == 4
+    ledger_text = paths.ledger.read_text(encoding="utf-8")
+    assert verify_text(ledger_text).ok
+    import yaml
+
+    card = yaml.safe_load(paths.card.read_text(encoding="utf-8"))
+    assert card["privacy"]["epsilon"] == pytest.approx(result.ledger.epsilon_spent)
+    assert card["privacy"]["unit"] == PRIVACY_UNIT
+    assert card["generator_model"]["name"]
+    assert len(card["text_generation"]["prompt_template_sha256"]) == 64
+    assert card["filters"] == []
+    before = out.read_bytes()
+    with pytest.raises(OutputExistsError):
+        result.save(out)
+    assert out.read_bytes() == before
+    result.save(out, force=True)
+    recharged = compute_charge(
+        calibrate_text_mechanism(3.0, 1e-6, 4, 8, 1.0).event, 1e-6
+    ).epsilon
+    assert json.loads(ledger_text)["entries"][0]["charge"]["epsilon"] == pytest.approx(recharged)
