@@ -5,11 +5,13 @@ is stated next to it and :mod:`dpsynth.tabular.plan` charges it to the ledger be
 
 * :func:`dp_row_count` -- Gaussian mechanism on the row count (sensitivity 1):
   ``GaussianDpEvent(sigma)``.
-* :func:`dp_quantile` / :func:`dp_bounds` -- exponential mechanism over a **public** candidate
-  grid with utility ``-|#{x <= c} - q m|`` (``m`` = number of non-missing values). Adding or
-  removing a row moves ``#{x <= c}`` by at most 1 and ``q m`` by ``q <= 1`` in the same direction,
-  so the sensitivity is 1 and each quantile is one ``ExponentialMechanismDpEvent(epsilon)``.
-  Values outside the released bounds are clipped later, never revealed.
+* :func:`dp_bounds` -- a Gaussian histogram over **public** geometric bins (factor sqrt(2),
+  1e-3..1e12 in magnitude, both signs; year bins 1900-2100 for datetimes); the bounds are the
+  edges of the outermost bins whose noisy count clears a threshold (post-processing). One row is
+  in one bin: L2 sensitivity 1, one ``GaussianDpEvent(sigma)`` per column. (An exponential-
+  mechanism quantile over such a grid was tried first: with the many empty candidates below the
+  data its picks were close to uniform at small epsilon.) Values outside the released bounds are
+  clipped later, never revealed.
 * :func:`dp_categories` -- thresholded Gaussian histogram (partition selection): each distinct
   value's count + N(0, sigma^2) is kept iff it exceeds ``threshold`` **and** the true count is at
   least ``min_count`` (2 by default: a value seen once never survives). A row touches one value,
@@ -29,7 +31,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from dpsynth.tabular.methods.exponential import exponential_mechanism
 
 
 def dp_row_count(n: int, sigma: float, rng: np.random.Generator) -> int:
@@ -38,49 +39,54 @@ def dp_row_count(n: int, sigma: float, rng: np.random.Generator) -> int:
 
 
 def numeric_candidates() -> np.ndarray:
-    """The public candidate grid for numeric bounds: 0 and +-10^(k/16), k = -48..192 (1e-3..1e12)."""
-    mags = 10.0 ** (np.arange(-48, 193) / 16.0)
+    """The public bin edges for numeric bounds: 0 and +-2^(k/2), k = -20..80 (1e-3..1e12)."""
+    mags = 2.0 ** (np.arange(-20, 81) / 2.0)
     return np.concatenate([-mags[::-1], [0.0], mags])
 
 
 def datetime_candidates() -> np.ndarray:
-    """The public candidate grid for datetime bounds: month starts 1900-2100, in epoch seconds."""
-    stamps = pd.date_range("1900-01-01", "2100-01-01", freq="MS")
+    """The public bin edges for datetime bounds: year starts 1900-2100, in epoch seconds."""
+    stamps = pd.date_range("1900-01-01", "2100-01-01", freq="YS")
     return stamps.asi8.astype(np.float64) / 1e9
 
 
-def dp_quantile(
-    values: np.ndarray, q: float, candidates: np.ndarray, epsilon: float, rng: np.random.Generator
-) -> float:
-    """An epsilon-DP ``q``-quantile chosen from the public sorted ``candidates`` (EM, sensitivity 1)."""
-    if not 0.0 <= q <= 1.0:
-        raise ValueError("q must be in [0, 1]")
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    x = x[~np.isnan(x)]
-    ranks = np.searchsorted(x, candidates, side="right")
-    scores = -np.abs(ranks - q * x.size)
-    return float(candidates[exponential_mechanism(scores, epsilon, 1.0, rng)])
+def bounds_threshold(sigma: float, n_bins: int, false_bin_probability: float = 0.01) -> float:
+    """Noisy-count threshold above which a bin counts as occupied (post-processing choice).
+
+    An empty bin clears it with probability ``false_bin_probability / n_bins``, so a spurious far
+    bound appears with probability at most ``false_bin_probability``.
+    """
+    return float(sigma * norm.isf(false_bin_probability / max(n_bins, 1)))
 
 
 def dp_bounds(
     values: np.ndarray,
-    epsilon_per_quantile: float,
+    sigma: float,
     rng: np.random.Generator,
     candidates: np.ndarray | None = None,
-    q_low: float = 0.01,
-    q_high: float = 0.99,
 ) -> tuple[float, float]:
-    """DP (lower, upper) from two DP quantiles; two ``ExponentialMechanismDpEvent`` s.
+    """DP (lower, upper) from a Gaussian histogram over public bins; ``GaussianDpEvent(sigma)``.
 
-    If the two picks coincide or cross, the upper bound becomes the next larger candidate
-    (post-processing), so ``lower < upper`` always holds.
+    The bins are the intervals between consecutive public ``candidates`` (plus one below and one
+    above the grid); a row falls into one bin, so the histogram has L2 sensitivity 1. The bounds
+    are the outer edges of the lowest and highest bins whose noisy count clears
+    :func:`bounds_threshold` -- post-processing. If no bin clears it (too few rows for the
+    noise), the bin with the largest noisy count is used.
     """
     grid = numeric_candidates() if candidates is None else np.asarray(candidates, dtype=np.float64)
-    lo = dp_quantile(values, q_low, grid, epsilon_per_quantile, rng)
-    hi = dp_quantile(values, q_high, grid, epsilon_per_quantile, rng)
-    if hi < lo:
-        lo, hi = hi, lo
-    if hi == lo:
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    bins = np.searchsorted(grid, x, side="right")  # 0 .. len(grid)
+    counts = np.bincount(bins, minlength=len(grid) + 1).astype(np.float64)
+    noisy = counts + rng.normal(0.0, sigma, size=counts.shape)
+    occupied = np.flatnonzero(noisy > bounds_threshold(sigma, counts.size))
+    # Outer edges: bin b spans [grid[b-1], grid[b]); the open-ended bins map to the grid's ends.
+    if occupied.size == 0:
+        occupied = np.array([int(np.argmax(noisy))])
+    lo_bin, hi_bin = int(occupied[0]), int(occupied[-1])
+    lo = float(grid[max(lo_bin - 1, 0)])
+    hi = float(grid[min(hi_bin, len(grid) - 1)])
+    if hi <= lo:
         above = grid[grid > lo]
         hi = float(above[0]) if above.size else lo + 1.0
     return lo, hi

@@ -6,8 +6,7 @@ Split rule (public, documented, tested):
   a **domain stage** gets ``PREPROCESSING_FRACTION`` (10%) of epsilon and of delta; the method
   gets the rest. With complete metadata the method gets everything.
 * Inside the domain stage the share is split equally between the parts that are needed:
-  ``row_count`` (Gaussian), ``bounds`` (two exponential-mechanism quantiles per column, per-step
-  epsilon from :func:`exponential_epsilon_per_step` over all of them), ``categories`` (thresholded
+  ``row_count`` (Gaussian), ``bounds`` (one Gaussian histogram over public bins per column), ``categories`` (thresholded
   Gaussian histograms; see :mod:`dpsynth.tabular.dp_domain`).
 * The domain stage and the method are charged to the ledger as two entries (the method's
   calibration may depend on the DP row count); the up-front check refuses the whole call when
@@ -101,14 +100,10 @@ def plan_domain(schema: TableSchema, epsilon: float, delta: float) -> DomainPlan
         stages.append(acc.Stage("row_count", dp_event.GaussianDpEvent(sigma), delta_part))
         params["row_count"] = {"sigma": sigma}
     if "bounds" in parts:
-        count = 2 * len(bound_cols)
-        eps_q = float(acc.exponential_epsilon_per_step(eps_part, delta_part, count))
-        from dpsynth.accounting import ExponentialMechanismDpEvent
-
-        stages.append(
-            acc.Stage("bounds", dp_event.SelfComposedDpEvent(ExponentialMechanismDpEvent(eps_q), count), delta_part)
-        )
-        params["bounds"] = {"columns": bound_cols, "epsilon_per_quantile": eps_q, "quantiles": [0.01, 0.99]}
+        k = len(bound_cols)
+        sigma = float(acc.gaussian_noise_multiplier(eps_part, delta_part, count=k))
+        stages.append(acc.Stage("bounds", dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(sigma), k), delta_part))
+        params["bounds"] = {"columns": bound_cols, "sigma": sigma, "histogram": "public geometric bins"}
     if "categories" in parts:
         k = len(cat_cols)
         gauss_delta = delta_part / 2
