@@ -9,7 +9,8 @@ synthetic table (a DP output, so post-processing) or from public metadata, never
 Definitions
 -----------
 * **Discretisation**: each numeric column is cut into ``bins`` bins whose edges are quantiles of
-  the *synthetic* column (or given public edges); categorical columns keep their values (a value
+  the *synthetic* column, plus one cell below and one above the synthetic range (or given public
+  edges); categorical columns keep their values (a value
   seen only in the real data gets its own code, which counts fully towards the distance).
 * **k-way marginal TVD**: for a set of ``k`` columns, ``0.5 * sum |p - q|`` over the joint cells,
   where ``p``/``q`` are the empirical joint distributions of the discretised real / synthetic
@@ -32,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 
-DEFAULT_BINS = 10
+DEFAULT_BINS = 5
 MAX_CATEGORIES_FOR_CLASSIFICATION = 20
 
 
@@ -76,7 +77,10 @@ def public_bin_edges(
             edges[column] = np.array([0.0])
             continue
         quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-        edges[column] = np.unique(quantiles)
+        # Outer edges at the synthetic min / just above the max: real values outside the synthetic
+        # range land in their own cells instead of being merged into the extreme bins.
+        lo, hi = values.min(), np.nextafter(values.max(), np.inf)
+        edges[column] = np.unique(np.concatenate([[lo], quantiles, [hi]]))
     return edges
 
 
@@ -125,6 +129,19 @@ def _joint_distribution(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     return counts / counts.sum()
 
 
+def _tvd_over_subsets(
+    real_codes: np.ndarray, synth_codes: np.ndarray, sizes: Sequence[int], subsets: Sequence[tuple[int, ...]]
+) -> list[float]:
+    values = []
+    for subset in subsets:
+        idx = list(subset)
+        sub_sizes = [sizes[i] for i in idx]
+        p = _joint_distribution(real_codes[:, idx], sub_sizes)
+        q = _joint_distribution(synth_codes[:, idx], sub_sizes)
+        values.append(float(0.5 * np.abs(p - q).sum()))
+    return values
+
+
 def marginal_tvd(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -133,11 +150,17 @@ def marginal_tvd(
     public_edges: Mapping[str, Sequence[float]] | None = None,
     max_subsets: int = 2000,
     seed: int = 0,
+    sampling_floor: bool = True,
 ) -> dict[str, Any]:
     """Average and maximum TVD over all k-way marginals for each ``k`` in ``ways``.
 
     When a ``k`` has more than ``max_subsets`` column subsets, a fixed-seed random sample of
-    subsets is used (reported as ``subsets``). Returns ``{"1way": {"mean", "max", "subsets"}, ...,
+    subsets is used (reported as ``subsets``). With ``sampling_floor``, ``floor_mean`` is the
+    same average between two independent bootstrap resamples of the *real* table (one of the real
+    size, one of the synthetic size): roughly the distance a perfect generator would still show
+    from sampling noise alone (large for small tables and many cells);
+    ``excess_mean = mean - floor_mean``. Returns
+    ``{"1way": {"mean", "max", "subsets", "floor_mean", "excess_mean"}, ...,
     "per_marginal": {"1way": {"col": tvd}, ...}}``.
     """
     columns = check_same_columns(real, synthetic)
@@ -145,7 +168,11 @@ def marginal_tvd(
     edges = public_bin_edges(synthetic, bins=bins, public_edges=public_edges)
     real_codes, synth_codes, sizes = discretise(real, synthetic, edges)
     rng = np.random.default_rng(seed)
-    result: dict[str, Any] = {"per_marginal": {}}
+    # Two independent bootstrap samples of the real table (sizes of the real and synthetic tables)
+    # mimic comparing two independent samples of one distribution: the noise floor.
+    boot_real = real_codes[rng.integers(len(real_codes), size=len(real_codes))]
+    boot_synth = real_codes[rng.integers(len(real_codes), size=len(synth_codes))]
+    result: dict[str, Any] = {"per_marginal": {}, "bins": bins}
     for k in ways:
         if k > len(columns):
             continue
@@ -153,19 +180,14 @@ def marginal_tvd(
         if len(subsets) > max_subsets:
             chosen = rng.choice(len(subsets), size=max_subsets, replace=False)
             subsets = [subsets[i] for i in sorted(chosen)]
-        values = []
-        named: dict[str, float] = {}
-        for subset in subsets:
-            idx = list(subset)
-            sub_sizes = [sizes[i] for i in idx]
-            p = _joint_distribution(real_codes[:, idx], sub_sizes)
-            q = _joint_distribution(synth_codes[:, idx], sub_sizes)
-            tvd = float(0.5 * np.abs(p - q).sum())
-            values.append(tvd)
-            named[" x ".join(columns[i] for i in idx)] = tvd
-        result[f"{k}way"] = {"mean": float(np.mean(values)), "max": float(np.max(values)),
-                             "subsets": len(values)}
-        result["per_marginal"][f"{k}way"] = named
+        values = _tvd_over_subsets(real_codes, synth_codes, sizes, subsets)
+        entry = {"mean": float(np.mean(values)), "max": float(np.max(values)), "subsets": len(values)}
+        if sampling_floor:
+            floor = float(np.mean(_tvd_over_subsets(boot_real, boot_synth, sizes, subsets)))
+            entry.update(floor_mean=floor, excess_mean=entry["mean"] - floor)
+        result[f"{k}way"] = entry
+        result["per_marginal"][f"{k}way"] = {" x ".join(columns[i] for i in s): v
+                                             for s, v in zip(subsets, values)}
     return result
 
 
@@ -369,13 +391,13 @@ def sdmetrics_quality(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, 
     Metadata is inferred from dtypes (numeric -> numerical, else categorical). Returns the
     overall score and the per-property scores.
     """
-    from sdmetrics.reports.single_table import QualityReport
+    from sdmetrics.reports import QualityReport
 
     columns = check_same_columns(real, synthetic)
-    metadata = {"columns": {c: {"sdtype": "numerical" if is_numeric_column(real[c]) else "categorical"}
-                            for c in columns}}
+    metadata = {"tables": {"table": {"columns": {
+        c: {"sdtype": "numerical" if is_numeric_column(real[c]) else "categorical"} for c in columns}}}}
     report = QualityReport()
-    report.generate(real[columns], synthetic[columns], metadata, verbose=False)
+    report.generate({"table": real[columns]}, {"table": synthetic[columns]}, metadata, verbose=False)
     properties = report.get_properties()
     return {"overall": float(report.get_score()),
             "properties": {str(r["Property"]): float(r["Score"]) for _, r in properties.iterrows()}}

@@ -1,0 +1,229 @@
+"""File-level workflows behind ``dpsynth evaluate`` and ``dpsynth mix``.
+
+* :func:`evaluate_files` loads a released dataset (``X.csv`` or ``X.jsonl``), its ledger
+  (``X.ledger.json``) and card (``X.card.yaml``), runs :func:`dpsynth.evaluate.evaluate`, writes
+  the report as JSON (``X.eval.json``) and self-contained HTML (``X.eval.html``) and updates the
+  card's ``evals`` and ``release_decision``. Outputs are never overwritten without ``force`` and
+  the check happens before any work; every write is atomic (temp file + rename).
+* :func:`mix_files` writes a hybrid of real and synthetic records whose card records
+  ``synthetic_ratio`` and states that the real share has no DP protection.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dpsynth.evaluate import contamination as contam
+from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
+from dpsynth.evaluate.decision import DecisionThresholds
+from dpsynth.evaluate.io import EvaluationInputError, _records_from_json, load_table, load_texts, looks_like_text
+from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
+from dpsynth.evaluate.report import render_html
+
+
+@dataclass(frozen=True)
+class EvaluationOutputs:
+    """Where :func:`evaluate_files` wrote its outputs (``card`` is None when no card was written)."""
+
+    json: Path
+    html: Path
+    card: Path | None
+
+
+def default_output_paths(synthetic_path: str | Path) -> tuple[Path, Path]:
+    """``X.eval.json`` and ``X.eval.html`` beside the synthetic data ``X``."""
+    p = Path(synthetic_path)
+    return p.with_name(p.name + ".eval.json"), p.with_name(p.name + ".eval.html")
+
+
+def _check_writable(paths: list[Path], force: bool) -> None:
+    from dpsynth.release import OutputExistsError
+
+    for path in paths:
+        if not path.parent.exists():
+            raise FileNotFoundError(f"output folder {path.parent} does not exist")
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise OutputExistsError(f"refusing to overwrite existing output(s): {', '.join(existing)} "
+                                "(pass --force)")
+
+
+def _load_ledger(data_path: Path):
+    from dpsynth.accounting import Ledger
+    from dpsynth.release import release_paths
+
+    path = release_paths(data_path).ledger
+    return Ledger.load(path) if path.exists() else None
+
+
+def _embedder(choice: str):
+    from dpsynth.evaluate import text_metrics as txt
+
+    if choice == "hashing":
+        return txt.hashing_embedder(), "char-ngram-hashing"
+    if choice == "minilm":
+        return txt.minilm_embedder(), "all-MiniLM-L6-v2"
+    if choice == "auto":
+        return txt.default_embedder(prefer_minilm=True)
+    raise ValueError(f"unknown embedder {choice!r} (auto, minilm, hashing)")
+
+
+def evaluate_files(
+    synthetic_path: str | Path,
+    holdout_path: str | Path,
+    private_path: str | Path | None = None,
+    *,
+    target: str | None = None,
+    label_field: str | None = None,
+    text_field: str | None = None,
+    canaries_path: str | Path | None = None,
+    benchmark_path: str | Path | None = None,
+    json_path: str | Path | None = None,
+    html_path: str | Path | None = None,
+    update_card: bool = True,
+    force: bool = False,
+    embedder: str = "auto",
+    ablation_ratio: float | None = None,
+    thresholds: DecisionThresholds | None = None,
+    seed: int = 0,
+) -> tuple[EvaluationResult, EvaluationOutputs]:
+    """Evaluate a release on disk; see the module docstring for what is read and written."""
+    from dpsynth.card import build_card, read_card, update_card as card_update, write_card
+    from dpsynth.release import atomic_write_text, release_paths
+
+    synthetic_path = Path(synthetic_path)
+    default_json, default_html = default_output_paths(synthetic_path)
+    json_out, html_out = Path(json_path or default_json), Path(html_path or default_html)
+    _check_writable([json_out, html_out], force)
+    is_text = text_field is not None or label_field is not None or looks_like_text(synthetic_path)
+    if is_text and target:
+        raise EvaluationInputError("--target is for tables; use --label-field for texts")
+    if not is_text and label_field:
+        raise EvaluationInputError("--label-field is for text corpora; use --target for tables")
+    ledger = _load_ledger(synthetic_path)
+
+    if is_text:
+        field = text_field or "text"
+        synthetic, syn_labels = load_texts(synthetic_path, field, label_field)
+        holdout, hold_labels = load_texts(holdout_path, field, label_field)
+        private, priv_labels = (load_texts(private_path, field, label_field) if private_path else (None, None))
+        benchmark = load_texts(benchmark_path, field)[0] if benchmark_path else None
+        canaries = contam.load_canaries(canaries_path) if canaries_path else None
+        embed_fn, embed_name = _embedder(embedder)
+        result = evaluate(synthetic, holdout, private, synthetic_labels=syn_labels, holdout_labels=hold_labels,
+                          private_labels=priv_labels, ledger=ledger, canaries=canaries, benchmark=benchmark,
+                          thresholds=thresholds, embedder=embed_fn, embedder_name=embed_name, seed=seed)
+    else:
+        synthetic_df, holdout_df = load_table(synthetic_path), load_table(holdout_path)
+        private_df = load_table(private_path) if private_path else None
+        benchmark_df = load_table(benchmark_path) if benchmark_path else None
+        if canaries_path:
+            raise EvaluationInputError("--canaries applies to text corpora only")
+        result = evaluate(synthetic_df, holdout_df, private_df, target=target, ledger=ledger,
+                          benchmark=benchmark_df, ablation_ratio=ablation_ratio, thresholds=thresholds,
+                          seed=seed)
+
+    atomic_write_text(json_out, result.to_json() + "\n")
+    atomic_write_text(html_out, render_html(result.report, result.plots,
+                                            title=f"dpsynth evaluation: {synthetic_path.name}"))
+    card_path: Path | None = None
+    if update_card:
+        card_path = release_paths(synthetic_path).card
+        if card_path.exists():
+            previous = read_card(card_path)
+            history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
+                       if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
+            card_update(card_path, evals=card_evals(result.report, history), release_decision=result.decision)
+        elif ledger is not None:
+            write_card(card_path, build_card(ledger, evals=card_evals(result.report),
+                                             release_decision=result.decision))
+        else:
+            card_path = None
+    return result, EvaluationOutputs(json_out, html_out, card_path)
+
+
+def mix_files(
+    real_path: str | Path,
+    synthetic_path: str | Path,
+    ratio: float,
+    out_path: str | Path,
+    *,
+    force: bool = False,
+    seed: int | None = None,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Write ``real + synthetic`` at synthetic share ``ratio`` to ``out_path`` with a card.
+
+    Tables (CSV) and text corpora (``.jsonl``/``.json``/``.txt``) are supported; both inputs must
+    be of the same kind. The synthetic ledger, when present, is copied beside the output (it
+    covers the synthetic share only) and the card says so.
+    """
+    from dpsynth.card import build_card, card_text
+    from dpsynth.release import atomic_write, atomic_write_text, check_release_writable, write_release
+
+    ratio = validate_ratio(ratio)
+    real_path, synthetic_path, out_path = Path(real_path), Path(synthetic_path), Path(out_path)
+    paths = check_release_writable(out_path, force)
+    text_mode = looks_like_text(synthetic_path)
+    if text_mode != looks_like_text(real_path):
+        raise EvaluationInputError("real and synthetic inputs must both be tables or both be text corpora")
+    if text_mode:
+        def read(path: Path) -> list[Any]:
+            if path.suffix.lower() == ".txt":
+                return load_texts(path)[0]
+            records = _records_from_json(path)
+            if not records:
+                raise EvaluationInputError(f"{path} contains no records")
+            return records
+
+        real, synthetic = read(real_path), read(synthetic_path)
+        hybrid = mix_records(real, synthetic, ratio, seed=seed, replace=replace)
+        n_real, n_total = len(real), len(hybrid)
+
+        def write_data(tmp: Path) -> None:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for record in hybrid:
+                    if out_path.suffix.lower() == ".txt":
+                        line = record.get("text", "") if isinstance(record, dict) else str(record)
+                        fh.write(" ".join(str(line).split()) + "\n")
+                    else:
+                        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        real_df, synthetic_df = load_table(real_path), load_table(synthetic_path)
+        hybrid_df = mix_frames(real_df, synthetic_df, ratio, seed=seed, replace=replace)
+        n_real, n_total = len(real_df), len(hybrid_df)
+
+        def write_data(tmp: Path) -> None:
+            hybrid_df.to_csv(tmp, index=False)
+
+    n_synth = n_total - n_real
+    actual_ratio = n_synth / n_total if n_total else 0.0
+    mix_info = {"synthetic_ratio": actual_ratio, "requested_ratio": ratio, "real_records": n_real,
+                "synthetic_records": n_synth, "contains_real_records": True,
+                "privacy_scope": "the DP guarantee in the ledger covers only the synthetic share; the "
+                                 "real records are included verbatim and are NOT protected",
+                "synthetic_source": synthetic_path.name, "real_source": real_path.name}
+    ledger = _load_ledger(synthetic_path)
+    if ledger is not None:
+        card = build_card(ledger, synthetic_ratio=actual_ratio,
+                          source_real_data={"name": real_path.name, "included_verbatim": True},
+                          release_decision=None, extra={"mix": mix_info})
+        write_release(out_path, write_data, ledger, card, force=force)
+    else:
+        card = {"schema": "dpsynth-card/1", "synthetic_ratio": actual_ratio,
+                "source_real_data": {"name": real_path.name, "included_verbatim": True},
+                "privacy": None, "release_decision": None, "mix": mix_info,
+                "evals": {"real_holdout": None, "temporal_holdout": None, "contamination_scan": None,
+                          "diversity_metrics": None}}
+        atomic_write(paths.data, write_data)
+        atomic_write_text(paths.card, card_text(card))
+    if not math.isclose(actual_ratio, ratio, abs_tol=1.0 / max(n_total, 1)):
+        mix_info["note"] = "ratio rounded to whole records"
+    return {"data": paths.data, "card": paths.card, "ledger": paths.ledger if ledger is not None else None,
+            **mix_info}
