@@ -1,7 +1,198 @@
-"""``dpsynth text ...`` commands (filled in by the text work)."""
+"""``dpsynth text synth``: DP synthetic texts from a JSONL or CSV file.
+
+Writes ``OUT.jsonl`` (one ``{"text": ...}`` object per line, plus ``"label"`` when labelled),
+``OUT.jsonl.ledger.json`` and ``OUT.jsonl.card.yaml``.  Privacy unit: one input text (record);
+the release is (epsilon, delta)-DP under adding or removing one record (see ``docs/text.md``).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
 
+from dpsynth.cli.common import console, fail, parse_budget, require_input_file
+
 app = typer.Typer(help="DP synthetic text by private LLM inference.", no_args_is_help=True)
+
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+CSV_SUFFIXES = {".csv"}
+
+
+class InputFormatError(ValueError):
+    """The input file cannot be read as the expected records."""
+
+
+def _field_value(value: object, field: str, where: str) -> str:
+    if value is None:
+        raise InputFormatError(f"{where}: field {field!r} is null")
+    if isinstance(value, (dict, list)):
+        raise InputFormatError(f"{where}: field {field!r} is not a string")
+    return value if isinstance(value, str) else str(value)
+
+
+def read_jsonl_records(path: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str] | None]:
+    """Texts (and labels) from a JSON-lines file; clear errors naming the line."""
+    texts: list[str] = []
+    labels: list[str] | None = [] if label_field else None
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFormatError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise InputFormatError(f"{where}: expected a JSON object per line")
+            for field in [text_field] + ([label_field] if label_field else []):
+                if field not in record:
+                    raise InputFormatError(
+                        f"{where}: missing field {field!r} (fields present: {', '.join(map(repr, record))})"
+                    )
+            texts.append(_field_value(record[text_field], text_field, where))
+            if labels is not None and label_field:
+                labels.append(_field_value(record[label_field], label_field, where))
+    if not texts:
+        raise InputFormatError(f"{path} contains no records")
+    return texts, labels
+
+
+def read_csv_records(path: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str] | None]:
+    """Texts (and labels) from a CSV file with a header row; clear errors naming the row."""
+    texts: list[str] = []
+    labels: list[str] | None = [] if label_field else None
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, strict=True)
+            header = reader.fieldnames or []
+            for field in [text_field] + ([label_field] if label_field else []):
+                if field not in header:
+                    raise InputFormatError(
+                        f"{path}: no column {field!r} (columns: {', '.join(map(repr, header)) or 'none'})"
+                    )
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row:
+                    raise InputFormatError(f"{where}: more fields than the header has")
+                texts.append(_field_value(row[text_field], text_field, where))
+                if labels is not None and label_field:
+                    labels.append(_field_value(row[label_field], label_field, where))
+    except csv.Error as exc:
+        raise InputFormatError(f"{path}: malformed CSV ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    if not texts:
+        raise InputFormatError(f"{path} contains no records")
+    return texts, labels
+
+
+def read_text_records(path: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str] | None]:
+    """Dispatch on the file suffix (.jsonl/.ndjson/.json or .csv)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in JSONL_SUFFIXES:
+            return read_jsonl_records(path, text_field, label_field)
+        if suffix in CSV_SUFFIXES:
+            return read_csv_records(path, text_field, label_field)
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    raise InputFormatError(f"{path}: unsupported input format {suffix or '(no suffix)'!r}; use .jsonl or .csv")
+
+
+def _parse_label_set(labels: str | None) -> list[str] | None:
+    if labels is None:
+        return None
+    values = [v.strip() for v in labels.split(",") if v.strip()]
+    if not values:
+        fail("--labels is empty")
+    return values
+
+
+@app.command("synth")
+def synth(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Private texts: .jsonl (one object per line) or .csv."),
+    text_field: str = typer.Option(..., "--text-field", help="Field/column holding the text."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .jsonl (ledger and card are written beside it)."),
+    epsilon: float = typer.Option(..., "--epsilon", help="Privacy budget epsilon of this release."),
+    delta: float = typer.Option(1e-6, "--delta", help="Privacy budget delta (0 < delta < 1)."),
+    label_field: Optional[str] = typer.Option(None, "--label-field", help="Field/column holding a label."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="PUBLIC label set, comma-separated (required with --label-field)."
+    ),
+    model: Optional[str] = typer.Option(None, "--model", help="Local model folder, .gguf file or cached hub id."),
+    group_size: int = typer.Option(8, "--group-size", help="B: texts per group (public divisor)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="T: maximum tokens per synthetic text."),
+    num_texts: int = typer.Option(10, "--num-texts", help="Synthetic texts to generate (per label when labelled)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    top_k: int = typer.Option(50, "--top-k", help="Top-k+ candidate set size (from public logits)."),
+    instruction: Optional[str] = typer.Option(None, "--instruction", help="Public task description for the prompt."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Non-private choices only (decoding order)."),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
+    from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
+    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.text import TooFewTextsError, generate
+
+    budget = parse_budget(epsilon, delta)
+    if label_field and labels is None:
+        fail("--label-field needs --labels a,b,c: the label set is public metadata and is never read from the data")
+    if labels is not None and not label_field:
+        fail("--labels was given without --label-field")
+    label_set = _parse_label_set(labels)
+    try:
+        check_release_writable(output, force)
+    except (OutputExistsError, FileNotFoundError) as exc:
+        fail(str(exc))
+    require_input_file(input_path)
+    try:
+        texts, text_labels = read_text_records(input_path, text_field, label_field)
+    except (InputFormatError, OSError) as exc:
+        fail(str(exc))
+
+    from dpsynth.text.models import ModelLoadError, ModelNotFoundError
+
+    try:
+        result = generate(
+            texts,
+            epsilon=budget.epsilon,
+            delta=budget.delta,
+            labels=text_labels,
+            label_set=label_set,
+            num_texts=num_texts,
+            model=model,
+            instruction=instruction,
+            group_size=group_size,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+            source_name=input_path.name,
+            device=device,
+            progress=not quiet,
+        )
+    except (TooFewTextsError, InvalidBudgetError, BudgetExceededError, ModelNotFoundError, ModelLoadError) as exc:
+        fail(str(exc))
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    try:
+        paths = result.save(output, force=force)
+    except (OutputExistsError, FileNotFoundError) as exc:
+        fail(str(exc))
+    ledger = result.ledger
+    console.print(
+        f"Privacy spent: epsilon={ledger.epsilon_spent:.6g}, delta={ledger.delta_spent:.3g} "
+        f"(unit: one text; add-or-remove-one; budget epsilon={budget.epsilon:g}, delta={budget.delta:g})",
+        highlight=False,
+    )
+    console.print(
+        f"Wrote {len(result.texts)} synthetic texts to {paths.data}\n  ledger: {paths.ledger}\n  card:   {paths.card}",
+        highlight=False,
+    )
