@@ -114,6 +114,27 @@ _FAST_ACCOUNTANTS: dict[str, AccountantFactory] = {
 }
 
 
+def pure_dp_epsilon(event: dp_event.DpEvent) -> float | None:
+    """Basic composition of a tree made only of pure-DP events, or ``None`` if it has another kind.
+
+    Valid at every delta (including 0): ``ExponentialMechanismDpEvent(e)`` and ``PureDpEvent(e)``
+    are ``e``-DP, ``LaplaceDpEvent(b)`` is ``1/b``-DP, ``NoOpDpEvent`` is 0.
+    """
+    if isinstance(event, dp_event.NoOpDpEvent):
+        return 0.0
+    if isinstance(event, (ExponentialMechanismDpEvent, PureDpEvent)):
+        return float(event.epsilon)
+    if isinstance(event, dp_event.LaplaceDpEvent):
+        return math.inf if event.noise_multiplier == 0 else 1.0 / event.noise_multiplier
+    if isinstance(event, dp_event.SelfComposedDpEvent):
+        inner = pure_dp_epsilon(event.event)
+        return None if inner is None else inner * event.count
+    if isinstance(event, dp_event.ComposedDpEvent):
+        parts = [pure_dp_epsilon(e) for e in event.events]
+        return None if any(p is None for p in parts) else float(sum(parts))
+    return None
+
+
 def _epsilon_of(accountant: privacy_accountant.PrivacyAccountant, delta: float) -> float:
     if isinstance(accountant, DpsynthRdpAccountant):
         eps = accountant.checked_epsilon(delta)
@@ -133,6 +154,9 @@ def epsilon_by_accountant(
 ) -> dict[str, float]:
     """Epsilon at ``delta`` from every accountant that supports ``event``.
 
+    Accountants: ``pld`` and ``rdp`` (dp-accounting, extended), and ``pure`` (basic composition,
+    only for trees of pure-DP events; the one that works at delta = 0).
+
     Args:
         event: the privacy event (add-or-remove-one relation).
         delta: target delta in [0, 1).
@@ -145,17 +169,21 @@ def epsilon_by_accountant(
     if not (0.0 <= delta < 1.0) or math.isnan(delta):
         raise ValueError(f"delta must be in [0, 1), got {delta!r}")
     table = _FAST_ACCOUNTANTS if fast else ACCOUNTANTS
-    names = list(accountants) if accountants is not None else list(table)
-    unknown = [n for n in names if n not in table]
+    names = list(accountants) if accountants is not None else [*table, "pure"]
+    unknown = [n for n in names if n not in table and n != "pure"]
     if unknown:
-        raise ValueError(f"unknown accountant(s) {unknown}; choose from {sorted(table)}")
+        raise ValueError(f"unknown accountant(s) {unknown}; choose from {sorted([*table, 'pure'])}")
     out: dict[str, float] = {}
+    if "pure" in names:
+        pure = pure_dp_epsilon(event)
+        if pure is not None:
+            out["pure"] = pure
     # RDP first: it is cheap and tells whether the PLD is worth (and safe) building.
-    for name in sorted(names, key=lambda n: n != "rdp"):
+    for name in sorted((n for n in names if n != "pure"), key=lambda n: n != "rdp"):
         accountant = table[name]()
         if not accountant.supports(event):
             continue
-        if name == "pld" and out.get("rdp", 0.0) > PLD_SKIP_ABOVE_RDP_EPSILON:
+        if name == "pld" and delta > 0 and out.get("rdp", 0.0) > PLD_SKIP_ABOVE_RDP_EPSILON:
             continue
         accountant.compose(event)
         out[name] = _epsilon_of(accountant, delta)

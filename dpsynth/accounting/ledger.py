@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import uuid
 from datetime import datetime, timezone
@@ -292,6 +293,12 @@ class Ledger:
         if not (0 <= delta < 1):
             raise ValueError(f"delta must be in [0, 1), got {delta!r}")
         charge = compute_charge(event, delta, stages)
+        if not math.isfinite(charge.epsilon):
+            raise BudgetExceededError(
+                f"{operation} has an unbounded privacy loss (epsilon=inf at delta={delta:g}); refused, nothing was read",
+                (charge.epsilon, charge.delta),
+                self.remaining,
+            )
 
         spent_eps = [e["charge"]["epsilon"] for e in self._charge_entries()]
         spent_dlt = [e["charge"]["delta"] for e in self._charge_entries()]
@@ -329,7 +336,8 @@ class Ledger:
             "charge": {
                 "epsilon": charge.epsilon,
                 "delta": charge.delta,
-                "by_accountant": charge.by_accountant,
+                # bounds that are infinite at this delta (e.g. RDP at delta=0) are not stored
+                "by_accountant": {k: v for k, v in charge.by_accountant.items() if math.isfinite(v)},
                 "accountant": charge.accountant,
             },
             "cumulative": {"epsilon": float(total_eps), "delta": float(total_dlt), "rule": COMPOSITION_RULE},
@@ -408,7 +416,5 @@ def _float_down(x: Fraction) -> float:
     """The largest float <= x."""
     f = float(x)
     if Fraction(f) > x:
-        import math
-
         f = math.nextafter(f, -math.inf)
     return f

@@ -47,8 +47,8 @@ def verify_text(text: str) -> VerificationReport:
     """Verify a ledger file's text, byte for byte."""
     report = VerificationReport()
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, ValueError) as exc:
         report.fail(f"not valid JSON: {exc}")
         return report
     if not isinstance(doc, dict):
@@ -65,6 +65,10 @@ def verify_text(text: str) -> VerificationReport:
     return report
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name} in a ledger")
+
+
 def verify_document(doc: dict[str, Any]) -> VerificationReport:
     """Verify a parsed ledger document (everything but the byte-level form)."""
     report = VerificationReport()
@@ -73,6 +77,13 @@ def verify_document(doc: dict[str, Any]) -> VerificationReport:
 
 
 def _verify_into(doc: dict[str, Any], report: VerificationReport) -> None:
+    try:
+        _verify_fields(doc, report)
+    except Exception as exc:  # any malformed field is a failed verification, never a crash
+        report.fail(f"malformed ledger: {type(exc).__name__}: {exc}")
+
+
+def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
     required = ("schema", "ledger_id", "created", "budget", "source", "entries", "header_hash", "head_hash")
     missing = [k for k in required if k not in doc]
     if missing:

@@ -1,0 +1,95 @@
+"""`dpsynth ledger show | verify | recompute | compose` on real ledger files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dp_accounting import dp_event
+from typer.testing import CliRunner
+
+from dpsynth.accounting import ExponentialMechanismDpEvent, Ledger, PrivacyBudget, compute_charge
+from dpsynth.cli import app
+from dpsynth.release import release_paths
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def dataset(tmp_path: Path) -> Path:
+    data = tmp_path / "out.csv"
+    data.write_text("a,b\n1,2\n")
+    ledger = Ledger.create(PrivacyBudget(3.0, 1e-5), privacy_unit="one row", source_name="in.csv")
+    e = ledger.charge(operation="tabular.synthesize", mechanism="gaussian", event=dp_event.GaussianDpEvent(3.0), delta=1e-6)
+    ledger.complete(e, source_fingerprint="hmac-sha256:ab")
+    ledger.charge(operation="text.generate", mechanism="em", delta=0.0,
+                  event=dp_event.SelfComposedDpEvent(ExponentialMechanismDpEvent(0.05), 10))
+    ledger.save(release_paths(data).ledger)
+    return data
+
+
+def test_show_json_has_required_keys(dataset: Path):
+    result = runner.invoke(app, ["ledger", "show", str(dataset), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    for key in ("epsilon_spent", "delta_spent", "epsilon_budget", "delta_budget", "entries"):
+        assert key in summary
+    expected = compute_charge(dp_event.GaussianDpEvent(3.0), 1e-6).epsilon + compute_charge(
+        dp_event.SelfComposedDpEvent(ExponentialMechanismDpEvent(0.05), 10), 0.0).epsilon
+    assert summary["epsilon_spent"] == pytest.approx(expected, rel=1e-12)
+    assert summary["delta_spent"] == pytest.approx(1e-6)
+    assert summary["verified"] is True
+    assert [e["kind"] for e in summary["entries"]] == ["charge", "completion", "charge"]
+
+
+def test_show_table_mentions_unit_and_totals(dataset: Path):
+    result = runner.invoke(app, ["ledger", "show", str(release_paths(dataset).ledger)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "one row" in result.output and "Remaining" in result.output and "gaussian" in result.output
+
+
+def test_verify_ok_and_tampered(dataset: Path):
+    assert runner.invoke(app, ["ledger", "verify", str(dataset)]).exit_code == 0
+    path = release_paths(dataset).ledger
+    text = path.read_text()
+    i = text.index('"noise_multiplier": 3.0') + len('"noise_multiplier": ')
+    path.write_text(text[:i] + "4" + text[i + 1 :])  # one edited byte
+    result = runner.invoke(app, ["ledger", "verify", str(dataset)])
+    assert result.exit_code != 0
+    assert "FAIL" in result.output
+
+
+def test_verify_missing_and_garbage(tmp_path: Path):
+    assert runner.invoke(app, ["ledger", "verify", str(tmp_path / "nope.csv")]).exit_code != 0
+    bad = tmp_path / "x.ledger.json"
+    bad.write_text("{not json")
+    result = runner.invoke(app, ["ledger", "verify", str(bad)])
+    assert result.exit_code != 0
+
+
+def test_recompute_profile(dataset: Path):
+    result = runner.invoke(app, ["ledger", "recompute", str(dataset), "--accountant", "rdp", "--delta", "1e-5", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["entries"][0]["recomputed_epsilon"] == pytest.approx(
+        compute_charge(dp_event.GaussianDpEvent(3.0), 1e-6).by_accountant["rdp"])
+    profile = out["total_profile"]
+    eps = [e for _, e in profile]
+    assert eps == sorted(eps, reverse=True)  # epsilon decreases as delta grows
+    assert "epsilon_at_delta" in out
+    assert runner.invoke(app, ["ledger", "recompute", str(dataset), "--accountant", "prv"]).exit_code != 0
+
+
+def test_compose_counts_a_continued_ledger_once(dataset: Path, tmp_path: Path):
+    first = Ledger.load(release_paths(dataset).ledger)
+    other = Ledger.create(PrivacyBudget(1.0, 1e-5), privacy_unit="one row", source_name="in.csv")
+    other.charge(operation="x", mechanism="m", event=dp_event.ZCDpEvent(0.01), delta=1e-7)
+    other_path = tmp_path / "other.ledger.json"
+    other.save(other_path)
+    result = runner.invoke(app, ["ledger", "compose", str(dataset), str(other_path), str(dataset), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["ledgers"] == 2
+    assert out["epsilon_spent"] == pytest.approx(first.epsilon_spent + other.epsilon_spent)
+    assert out["delta_spent"] == pytest.approx(first.delta_spent + other.delta_spent)
