@@ -6,7 +6,7 @@ charged by the ledger, which is at most the (epsilon, delta) the plan was calibr
 Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper):
 
 1. Measure every 1-way marginal with Gaussian noise (sigma_1 = sqrt(3 d / (2 rho)); d releases).
-2. Fit a model on the 1-way measurements (post-processing), then build a maximum spanning tree
+2. Form the independent model of the 1-way measurements (post-processing), then build a maximum spanning tree
    over the columns with d - 1 exponential-mechanism picks (each epsilon_em-bounded-range with
    ``(d - 1) epsilon_em^2 / 8 = rho / 3``). The score of a candidate pair is the L1 distance
    between its true 2-way marginal and the 1-way model's estimate; adding/removing a row moves it
@@ -31,7 +31,7 @@ from dp_accounting import dp_event
 from tqdm.auto import tqdm
 
 from dpsynth.tabular.methods._calibrate import domain_from_plan, domain_parameters, fit_rho
-from dpsynth.tabular.methods._pgm import PgmModel, estimate, marginal, measure, model_marginal
+from dpsynth.tabular.methods._pgm import PgmModel, estimate, marginal, measure
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 from dpsynth.tabular.methods.exponential import exponential_mechanism
 
@@ -99,8 +99,7 @@ class MSTMethod:
         bar.update(1)
         edges: list[tuple[str, str]] = []
         if len(cols) > 1:
-            base = estimate(domain, one_way, iters=self.iters)
-            edges = select_tree(codes, domain, base, p["epsilon_selection_per_step"], rng)
+            edges = select_tree(codes, domain, one_way, p["epsilon_selection_per_step"], rng)
         bar.update(1)
         two_way = [measure(codes, domain, e, p["sigma_2way"], rng) for e in edges]
         model = estimate(domain, one_way + two_way, iters=self.iters)
@@ -110,14 +109,34 @@ class MSTMethod:
         return PgmModel(domain=domain, model=model, cliques=cliques)
 
 
-def select_tree(codes: np.ndarray, domain: EncodedDomain, base_model, eps_em: float, rng: np.random.Generator) -> list[tuple[str, str]]:
-    """Private maximum spanning tree: d - 1 exponential-mechanism picks of L1-error-weighted edges."""
+def independent_estimate(one_way: list) -> tuple[float, dict[str, np.ndarray]]:
+    """Total and per-column probabilities from the noisy 1-way measurements (post-processing).
+
+    The total is the inverse-variance average of the noisy sums (all have the same sigma, so the
+    plain mean); each column's probabilities are its clipped, normalised noisy counts. This is the
+    independent model MST scores its candidate edges against, computed without a PGM fit.
+    """
+    total = max(float(np.mean([np.sum(m.noisy_measurement) for m in one_way])), 1.0)
+    probs = {}
+    for m in one_way:
+        p = np.clip(np.asarray(m.noisy_measurement, dtype=np.float64), 0.0, None)
+        probs[m.clique[0]] = p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
+    return total, probs
+
+
+def select_tree(codes: np.ndarray, domain: EncodedDomain, one_way: list, eps_em: float, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """Private maximum spanning tree: d - 1 exponential-mechanism picks of L1-error-weighted edges.
+
+    Scores are ``||x_ab - x_hat_ab||_1`` against the independent model of the noisy 1-way
+    measurements (sensitivity 1 under add/remove-one: ``x_ab`` changes by one in one cell).
+    """
     cols = list(domain.columns)
+    total, probs = independent_estimate(one_way)
     weights: dict[tuple[str, str], float] = {}
     for i, a in enumerate(cols):
         for b in cols[i + 1 :]:
             x = marginal(codes, domain, (a, b))
-            xhat = model_marginal(base_model, (a, b))
+            xhat = total * np.outer(probs[a], probs[b]).ravel()
             weights[(a, b)] = float(np.abs(x - xhat).sum())
     component = {c: c for c in cols}
 
