@@ -1,0 +1,143 @@
+"""``dpsynth text synth``: input checks, overwrite protection, outputs, on a tiny random model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dpsynth.accounting.verify import verify_text
+from dpsynth.cli import app
+from tests.tiny_model import build_tiny_model_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _source_key_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield build_tiny_model_dir(tmp_path_factory.mktemp("tiny_cli"))
+    torch.set_num_threads(threads)
+
+
+def _write_jsonl(path, n=12, labelled=False):
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            record = {"body": f"Review {i}: great coffee, friendly staff, quiet place to work.", "id": i}
+            if labelled:
+                record["stars"] = 1 + i % 2
+            fh.write(json.dumps(record) + "\n")
+    return path
+
+
+def _synth(model_dir, *args):
+    base = ["text", "synth", *map(str, args), "--model", str(model_dir), "--group-size", "3",
+            "--max-new-tokens", "6", "--quiet"]
+    return runner.invoke(app, base)
+
+
+def test_jsonl_to_release_with_ledger_card_and_privacy_printed(model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    out = tmp_path / "out.jsonl"
+    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3")
+    assert result.exit_code == 0, result.output
+    assert "Privacy spent: epsilon=" in result.output and "delta=1e-06" in result.output
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 3 and all(set(r) == {"text"} for r in records)
+    ledger_doc = json.loads((tmp_path / "out.jsonl.ledger.json").read_text(encoding="utf-8"))
+    assert verify_text((tmp_path / "out.jsonl.ledger.json").read_text(encoding="utf-8")).ok
+    assert ledger_doc["entries"][0]["charge"]["epsilon"] <= 2.0
+    assert ledger_doc["source"]["name"] == "in.jsonl"
+    assert (tmp_path / "out.jsonl.card.yaml").exists()
+
+    # a second run must not overwrite anything without --force
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("out.jsonl")}
+    again = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3")
+    assert again.exit_code == 2
+    assert "refusing to overwrite" in again.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("out.jsonl")} == before
+    forced = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3", "--force")
+    assert forced.exit_code == 0, forced.output
+
+
+def test_csv_with_public_label_set(model_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "stars"])
+        for i in range(10):
+            writer.writerow([f"Line {i}, with a comma and \"quotes\".", "pos" if i % 2 else "neg"])
+    out = tmp_path / "out.jsonl"
+    result = _synth(model_dir, src, "--text-field", "review", "--label-field", "stars", "--labels", "pos,neg,mixed",
+                    "-o", out, "--epsilon", "4", "--num-texts", "2")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["label"] for r in records] == ["pos", "pos", "neg", "neg", "mixed", "mixed"]
+
+
+@pytest.mark.parametrize(
+    "content,suffix,extra,message",
+    [
+        (None, ".jsonl", [], "does not exist"),
+        ("", ".jsonl", [], "is empty"),
+        ("\n\n", ".jsonl", [], "contains no records"),
+        ('{"body": "ok"}\n{"body": broken\n', ".jsonl", [], ":2: not valid JSON"),
+        ('["not", "an", "object"]\n', ".jsonl", [], "expected a JSON object"),
+        ('{"other": "x"}\n', ".jsonl", [], "missing field 'body'"),
+        ('{"body": null}\n', ".jsonl", [], "is null"),
+        ("other,col\nx,y\n", ".csv", [], "no column 'body'"),
+        ("body\nx,extra\n", ".csv", [], "more fields than the header"),
+        ("body\n", ".csv", [], "contains no records"),
+        ("body\tx\n", ".tsv", [], "unsupported input format"),
+        ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y"], "needs --labels"),
+        ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y", "--labels", "b"], "not in the declared label set"),
+        ('{"body": "x"}\n' * 2, ".jsonl", [], "too few texts: 2 given"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_writes_nothing(model_dir, tmp_path, content, suffix, extra, message):
+    src = tmp_path / f"in{suffix}"
+    if content is not None:
+        src.write_bytes(content.encode("utf-8"))
+    out = tmp_path / "out.jsonl"
+    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "3", *extra)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not any(p.name.startswith("out.jsonl") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("epsilon,delta", [("0", "1e-6"), ("nan", "1e-6"), ("inf", "1e-6"), ("-1", "1e-6"),
+                                           ("3", "0"), ("3", "1")])
+def test_bad_budget_is_refused(model_dir, tmp_path, epsilon, delta):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "o.jsonl", "--epsilon", epsilon,
+                    "--delta", delta)
+    assert result.exit_code == 2, result.output
+    assert "epsilon" in result.output or "delta" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_missing_output_folder_is_refused_before_work(model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "nope" / "o.jsonl", "--epsilon", "3")
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = runner.invoke(app, ["text", "synth", str(src), "--text-field", "body", "-o", str(tmp_path / "o.jsonl"),
+                                 "--epsilon", "3", "--model", str(tmp_path / "no_model_here"), "--group-size", "3"])
+    assert result.exit_code == 2
+    assert "Error" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
