@@ -193,8 +193,8 @@ def _decode_chunk(
         stopped = torch.isin(tokens, stop_ids)
         keep = ~stopped
         n_keep = int(keep.sum())  # the only per-step host sync: one integer
-        if progress is not None:
-            progress.update(n_active - n_keep if step < settings.max_new_tokens - 1 else n_active)
+        if progress is not None:  # token slots: sampled now + skipped by groups that stopped
+            progress.update(n_active + (n_active - n_keep) * (settings.max_new_tokens - 1 - step))
         if n_keep == 0 or step == settings.max_new_tokens - 1:
             break
         if n_keep < n_active:
@@ -236,7 +236,9 @@ def decode_groups(
     if generator is None:
         generator = entropy_generator(device)
     results: list[list[int]] = [[] for _ in groups]
-    bar = tqdm(total=len(groups), desc="DP text generation", unit="text", disable=not progress)
+    bar = tqdm(
+        total=len(groups) * settings.max_new_tokens, desc="DP text generation", unit="tok", disable=not progress
+    )
     try:
         with torch.inference_mode():
             for chunk in chunk_groups(groups, settings.max_rows):
