@@ -92,6 +92,17 @@ def _cp_epsilon(tp: int, n_pos: int, fp: int, n_neg: int, delta: float, alpha: f
     return max(0.0, math.log((tpr_lo - delta) / fpr_hi))
 
 
+def _cp_epsilons(tp: np.ndarray, n_pos: int, fp: np.ndarray, n_neg: int, delta: float, alpha: float) -> np.ndarray:
+    """Vectorised :func:`_cp_epsilon` over arrays of counts."""
+    tp, fp = np.asarray(tp), np.asarray(fp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr_lo = np.where(tp > 0, stats.beta.ppf(alpha / 2, np.maximum(tp, 1), n_pos - tp + 1), 0.0)
+        fpr_hi = np.where(fp < n_neg, stats.beta.ppf(1 - alpha / 2, fp + 1, np.maximum(n_neg - fp, 1)), 1.0)
+        eps = np.log(np.maximum(tpr_lo - delta, 0.0) / fpr_hi)
+    eps = np.where(np.isfinite(eps), eps, 0.0)
+    return np.maximum(eps, 0.0)
+
+
 def _rule_counts(a: np.ndarray, b: np.ndarray, threshold: float, direction: int) -> tuple[int, int]:
     """(true positives, false positives) of ``direction * score >= direction * threshold``."""
     return int(np.sum(direction * a >= direction * threshold)), int(np.sum(direction * b >= direction * threshold))
@@ -113,13 +124,20 @@ def epsilon_lb_clopper_pearson(
     if a_sel.size == 0 or b_sel.size == 0:
         return {"epsilon_lb": 0.0, "threshold": None, "direction": None}
     best = (0.0, None, 1)
-    for threshold in np.unique(np.concatenate([a_sel, b_sel])):
-        for direction in (1, -1):
-            # direction -1 means the rule "score <= t" flags members (an attack that is backwards).
-            tp, fp = _rule_counts(a_sel, b_sel, threshold, direction)
-            eps = _cp_epsilon(tp, a_sel.size, fp, b_sel.size, delta, alpha)
-            if eps > best[0]:
-                best = (eps, float(threshold), direction)
+    thresholds = np.unique(np.concatenate([a_sel, b_sel]))
+    a_sorted, b_sorted = np.sort(a_sel), np.sort(b_sel)
+    for direction in (1, -1):
+        # direction -1 means the rule "score <= t" flags members (an attack that is backwards).
+        if direction == 1:
+            tp = a_sel.size - np.searchsorted(a_sorted, thresholds, side="left")
+            fp = b_sel.size - np.searchsorted(b_sorted, thresholds, side="left")
+        else:
+            tp = np.searchsorted(a_sorted, thresholds, side="right")
+            fp = np.searchsorted(b_sorted, thresholds, side="right")
+        eps = _cp_epsilons(tp, a_sel.size, fp, b_sel.size, delta, alpha)
+        i = int(np.argmax(eps))
+        if eps[i] > best[0]:
+            best = (float(eps[i]), float(thresholds[i]), direction)
     if best[1] is None:
         return {"epsilon_lb": 0.0, "threshold": None, "direction": None}
     tp, fp = _rule_counts(a_test, b_test, best[1], best[2])

@@ -128,7 +128,7 @@ def ngram_novelty(synthetic: Sequence[str], reference: Sequence[str], n: int = 4
     return float(sum(g not in ref_grams for g in syn_grams) / len(syn_grams))
 
 
-def hashing_embedder(n_features: int = 2 ** 12) -> Embedder:
+def hashing_embedder(n_features: int = 2 ** 10) -> Embedder:
     """A cheap, deterministic, offline embedding: L2-normalised character 3-5-gram hashing counts."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
@@ -282,17 +282,16 @@ def text_classifier_tstr(
             "macro_f1": float(f1_score(y_test, predictions, average="macro"))}
 
 
-def pca_project(x: np.ndarray, dims: int) -> np.ndarray:
-    """Coordinates of ``x`` on its top ``dims`` principal components (via the smaller Gram matrix)."""
+def pca_project(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """Coordinates of ``x`` on its top ``dims`` principal components (randomized SVD, fixed seed)."""
+    from sklearn.utils.extmath import randomized_svd
+
     centred = np.asarray(x, float) - np.asarray(x, float).mean(0)
     dims = min(dims, *centred.shape)
-    if centred.shape[0] <= centred.shape[1]:
-        values, vectors = np.linalg.eigh(centred @ centred.T)
-        top = np.argsort(values)[::-1][:dims]
-        return vectors[:, top] * np.sqrt(np.maximum(values[top], 0.0))
-    values, vectors = np.linalg.eigh(centred.T @ centred)
-    top = np.argsort(values)[::-1][:dims]
-    return centred @ vectors[:, top]
+    if dims < 1 or not np.any(centred):
+        return np.zeros((len(centred), max(dims, 0)))
+    u, sigma, _ = randomized_svd(centred, n_components=dims, n_iter=4, random_state=seed)
+    return u * sigma
 
 
 def project_2d(*blocks: np.ndarray) -> list[np.ndarray]:

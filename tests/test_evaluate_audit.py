@@ -1,0 +1,186 @@
+"""Membership-inference audits: statistics, validity of the epsilon lower bound, and the end-to-end
+property that the audit catches non-private generators and passes DP ones."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpsynth.evaluate import audit, contamination as contam, evaluate
+
+WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
+         "nurse ward night morning gave took rest slept").split()
+
+
+def corpus(n, seed):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, 12)) for _ in range(n)]
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_auc_and_tpr_known_values():
+    assert audit.roc_auc([2, 3, 4], [0, 1]) == 1.0
+    assert audit.roc_auc([0, 1], [2, 3]) == 0.0
+    assert audit.roc_auc([1, 1], [1, 1]) == 0.5
+    assert audit.tpr_at_fpr([5, 6, 0.5], np.arange(100) / 100, 0.01) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        audit.roc_auc([], [1])
+    with pytest.raises(ValueError):
+        audit.roc_auc([np.nan], [1])
+
+
+def test_clopper_pearson_closed_forms():
+    lo, hi = audit.clopper_pearson(0, 10, 0.05)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.05 ** (1 / 10))
+    lo, hi = audit.clopper_pearson(10, 10, 0.05)
+    assert hi == 1.0 and lo == pytest.approx(0.05 ** (1 / 10))
+
+
+def randomized_response_scores(epsilon, n, seed):
+    """Scores of an optimal attack on epsilon-DP randomized response (plus tie-breaking jitter)."""
+    rng = np.random.default_rng(seed)
+    p = math.exp(epsilon) / (1 + math.exp(epsilon))
+    members = (rng.random(n) < p) + 0.01 * rng.random(n)
+    others = (rng.random(n) < 1 - p) + 0.01 * rng.random(n)
+    return members, others
+
+
+def test_epsilon_lower_bound_is_valid_and_reasonably_tight_for_randomized_response():
+    violations = 0
+    for seed in range(40):
+        members, others = randomized_response_scores(1.0, 400, seed)
+        violations += audit.summarise_attack(members, others, delta=0.0, seed=seed)["epsilon_lb"] > 1.0
+    assert violations <= 5  # 95% confidence: about 2 expected out of 40, never many
+    members, others = randomized_response_scores(1.0, 5000, 123)
+    assert 0.7 < audit.summarise_attack(members, others, delta=0.0)["epsilon_lb"] <= 1.0
+
+
+def test_epsilon_lower_bound_catches_an_overclaimed_mechanism():
+    members, others = randomized_response_scores(3.0, 1000, 7)  # really epsilon = 3, claimed 1
+    result = audit.summarise_attack(members, others, delta=1e-5)
+    assert result["epsilon_lb"] > 1.0
+    assert result["epsilon_lb_one_run"]["epsilon_lb"] > 1.0
+    assert result["epsilon_lb_clopper_pearson"]["epsilon_lb"] > 1.0
+
+
+def test_no_signal_gives_no_privacy_loss():
+    rng = np.random.default_rng(0)
+    result = audit.summarise_attack(rng.random(300), rng.random(300), delta=1e-5)
+    assert abs(result["auc"] - 0.5) < 0.1 and result["epsilon_lb"] < 0.5
+
+
+def test_bad_audit_parameters_are_refused():
+    with pytest.raises(ValueError, match="delta"):
+        audit.summarise_attack([1.0], [0.0], delta=float("nan"))
+    with pytest.raises(ValueError, match="alpha"):
+        audit.summarise_attack([1.0], [0.0], delta=0.0, alpha=0.0)
+
+
+# ----------------------------------------------------------------------------- text audit
+
+
+@pytest.fixture(scope="module")
+def planted():
+    private = corpus(300, 0)
+    canaries = contam.make_canaries(private, 200, seed=1, prefix_words=5, repetitions=1)
+    return private, canaries, contam.plant_canaries(private, canaries, seed=2)
+
+
+def test_text_canary_audit_catches_a_copying_generator(planted):
+    _, canaries, planted_corpus = planted
+    result = audit.text_canary_audit(planted_corpus, canaries, delta=1e-5)  # generator = copy (eps = inf)
+    assert result["auc"] > 0.95
+    assert result["tpr_at_fpr_0.01"] > 0.9
+    assert result["epsilon_lb"] > 2.0  # refutes any claim of epsilon <= 2
+
+
+def test_text_canary_audit_passes_a_generator_that_never_sees_the_private_data(planted):
+    _, canaries, _ = planted
+    independent = corpus(300, 99)  # output independent of the input: 0-DP, so any claim holds
+    result = audit.text_canary_audit(independent, canaries, delta=1e-5)
+    assert abs(result["auc"] - 0.5) < 0.15
+    assert result["epsilon_lb"] <= 1.0
+
+
+def test_text_audit_needs_both_roles(planted):
+    _, canaries, planted_corpus = planted
+    with pytest.raises(ValueError, match="both"):
+        audit.text_canary_audit(planted_corpus, [c for c in canaries if c.member], delta=1e-5)
+
+
+def test_evaluate_rejects_leaky_text_and_ships_clean_text(planted):
+    private, canaries, planted_corpus = planted
+    holdout = corpus(200, 5)
+    leaky = evaluate(list(planted_corpus), holdout, planted_corpus, canaries=canaries,
+                     ledger_epsilon=1.0, ledger_delta=1e-5)
+    assert leaky.decision == "reject"
+    reasons = " ".join(leaky.report["release_decision"]["reasons"])
+    assert "canaries leaked" in reasons and "exceeds the ledger epsilon" in reasons
+    assert leaky.report["privacy_audit"]["reads_private_data"] is True
+    assert leaky.report["diversity"]["reads_private_data"] is False
+    clean = evaluate(corpus(300, 42), holdout, planted_corpus, canaries=canaries,
+                     ledger_epsilon=1.0, ledger_delta=1e-5)
+    assert clean.report["privacy_audit"]["epsilon_lb"] <= 1.0
+    assert clean.report["contamination"]["canaries"]["leaked_members"] == 0
+    assert clean.decision == "ship", clean.report["release_decision"]["reasons"]
+
+
+# ----------------------------------------------------------------------------- table audit
+
+
+def population(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return pd.DataFrame({"x": x, "y": 2 * x + rng.normal(size=n), "z": rng.uniform(0, 10, n),
+                         "c": rng.choice(["a", "b", "c"], n), "label": np.where(x > 0, "pos", "neg")})
+
+
+def test_tabular_audit_catches_a_copying_generator():
+    real = population(400, 0)
+    member_mask = np.random.default_rng(1).random(len(real)) < 0.5  # random membership
+    private, holdout = real[member_mask], real[~member_mask]
+    result = audit.tabular_membership_audit(private.copy(), private, holdout, delta=1e-5)
+    assert result["attacks"]["dcr"]["auc"] > 0.95
+    assert result["epsilon_lb"] > 2.0
+
+
+def test_tabular_audit_passes_an_output_independent_of_the_data():
+    real = population(400, 0)
+    member_mask = np.random.default_rng(1).random(len(real)) < 0.5
+    private, holdout = real[member_mask], real[~member_mask]
+    fresh = population(300, 77)  # same distribution, no private rows used
+    result = audit.tabular_membership_audit(fresh, private, holdout.iloc[:100], delta=1e-5,
+                                            reference=holdout.iloc[100:])
+    assert set(result["attacks"]) == {"dcr", "density_ratio"}
+    assert result["max_auc"] < 0.7
+    assert result["epsilon_lb"] <= 1.0
+
+
+def _metadata():
+    return {"columns": {"x": {"type": "numerical", "lower": -4, "upper": 4},
+                        "y": {"type": "numerical", "lower": -10, "upper": 10},
+                        "z": {"type": "numerical", "lower": 0, "upper": 10},
+                        "c": {"type": "categorical", "categories": ["a", "b", "c"]},
+                        "label": {"type": "categorical", "categories": ["neg", "pos"]}}}
+
+
+def test_audit_passes_dpsynth_tabular_at_the_tested_epsilon_and_catches_a_copy():
+    tabular = pytest.importorskip("dpsynth.tabular")
+    real = population(600, 3)
+    member_mask = np.random.default_rng(4).random(len(real)) < 0.5
+    private, holdout = real[member_mask].reset_index(drop=True), real[~member_mask].reset_index(drop=True)
+    result = tabular.synthesize(private, epsilon=1.0, delta=1e-5, method="independent", rows=300,
+                                metadata=_metadata(), seed=0, progress=False)
+    epsilon = result.ledger.epsilon_spent
+    dp = evaluate(result.data, holdout, private, target="label", ledger=result.ledger, run_sdmetrics=False)
+    assert dp.report["privacy_audit"]["epsilon_lb"] <= epsilon
+    assert not any("exceeds the ledger epsilon" in r for r in dp.report["release_decision"]["reasons"])
+    copy = evaluate(private.copy(), holdout, private, target="label", ledger_epsilon=epsilon,
+                    ledger_delta=1e-5, run_sdmetrics=False)
+    assert copy.report["privacy_audit"]["epsilon_lb"] > epsilon
+    assert copy.decision == "reject"
