@@ -1,0 +1,221 @@
+"""``dpsynth evaluate`` / ``dpsynth mix`` round trips: report files, card updates, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dpsynth.accounting import Ledger, PrivacyBudget, PureDpEvent
+from dpsynth.card import build_card, read_card
+from dpsynth.cli import app
+from dpsynth.release import write_release
+
+runner = CliRunner()
+WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
+         "nurse ward night morning gave took rest slept").split()
+
+
+def population(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return pd.DataFrame({"x": x.round(4), "z": rng.uniform(0, 10, n).round(4),
+                         "c": rng.choice(["a", "b", "c"], n), "label": np.where(x > 0, "pos", "neg")})
+
+
+def make_ledger(epsilon=1.0, source="test"):
+    ledger = Ledger.create(PrivacyBudget(epsilon, 1e-5), privacy_unit="row", source_name=source)
+    entry = ledger.charge(operation="test.synthesize", mechanism="pure", delta=0.0, event=PureDpEvent(epsilon))
+    ledger.complete(entry)
+    return ledger
+
+
+def release_table(path, frame, epsilon=1.0):
+    ledger = make_ledger(epsilon)
+    write_release(path, lambda tmp: frame.to_csv(tmp, index=False), ledger, build_card(ledger))
+    return path
+
+
+def release_texts(path, records, epsilon=1.0):
+    ledger = make_ledger(epsilon)
+
+    def write(tmp):
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    write_release(path, write, ledger, build_card(ledger))
+    return path
+
+
+@pytest.fixture()
+def table_files(tmp_path):
+    real = population(400, 0)
+    mask = np.random.default_rng(1).random(len(real)) < 0.5
+    real[mask].to_csv(tmp_path / "private.csv", index=False)
+    real[~mask].to_csv(tmp_path / "holdout.csv", index=False)
+    return tmp_path, real[mask]
+
+
+def test_evaluate_table_round_trip_updates_card_and_refuses_overwrite(table_files):
+    folder, _ = table_files
+    synth = release_table(folder / "synth.csv", population(300, 7))
+    args = ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+            "--private", str(folder / "private.csv"), "--target", "label"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "release_decision" in result.output
+    report = json.loads((folder / "synth.csv.eval.json").read_text())
+    assert report["kind"] == "table"
+    assert report["privacy_audit"]["reads_private_data"] is True
+    assert report["privacy_audit"]["epsilon_lb"] <= 1.0
+    assert report["release_decision"]["decision"] in ("ship", "regenerate")
+    card = read_card(folder / "synth.csv.card.yaml")
+    assert card["release_decision"] == report["release_decision"]["decision"]
+    assert card["evals"]["privacy_audit"]["reads_private_data"] is True
+    assert card["evals"]["real_holdout"]["reads_private_data"] is True
+    assert card["evals"]["real_holdout"]["tstr"]["tstr"] == pytest.approx(report["utility"]["tstr"]["tstr"])
+    assert card["privacy"]["epsilon"] == pytest.approx(1.0)  # the ledger-derived block is untouched
+    html = (folder / "synth.csv.eval.html").read_text()
+    assert "<svg" in html and "not for publication" in html
+    assert "src=\"http" not in html and "href=\"http" not in html and "<script" not in html
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+    assert runner.invoke(app, args + ["--force"]).exit_code == 0
+
+
+def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
+    folder, private = table_files
+    synth = release_table(folder / "copy.csv", private)
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                 "--private", str(folder / "private.csv"), "--target", "label"])
+    assert result.exit_code == 0, result.output
+    card = read_card(folder / "copy.csv.card.yaml")
+    assert card["release_decision"] == "reject"
+    assert any("exceeds the ledger epsilon" in r for r in card["evals"]["release_decision_reasons"])
+
+
+def test_evaluate_without_ledger_rejects_and_writes_no_card(table_files):
+    folder, _ = table_files
+    population(200, 9).to_csv(folder / "bare.csv", index=False)
+    result = runner.invoke(app, ["evaluate", str(folder / "bare.csv"), "--real-holdout",
+                                 str(folder / "holdout.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["release_decision"]["decision"] == "reject"
+    assert not (folder / "bare.csv.card.yaml").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--target", "nope"], "target column 'nope' not found"),
+    (["--target", "label", "--label-field", "y"], "not both"),
+])
+def test_evaluate_bad_arguments_are_clear_errors(table_files, extra, message):
+    folder, _ = table_files
+    synth = release_table(folder / "s.csv", population(100, 3))
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv")] + extra)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (folder / "s.csv.eval.json").exists()
+
+
+def test_evaluate_bad_input_files(table_files):
+    folder, _ = table_files
+    synth = release_table(folder / "s.csv", population(100, 3))
+    missing = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "missing.csv")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (folder / "other.csv").write_text("a,b\n1,2\n")
+    mismatch = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "other.csv")])
+    assert mismatch.exit_code == 2 and "column mismatch" in mismatch.output
+    (folder / "bad.csv").write_text('x,z,c,label\n1,2,"unterminated\n')
+    bad = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "bad.csv")])
+    assert bad.exit_code == 2 and "cannot parse" in bad.output
+
+
+def corpus(n, seed, label_words=False):
+    rng = np.random.default_rng(seed)
+    records = []
+    for _ in range(n):
+        label = str(rng.choice(["pos", "neg"]))
+        vocab = WORDS[:12] if (label == "pos" or not label_words) else WORDS[10:]
+        records.append({"text": " ".join(rng.choice(vocab, 12)), "label": label})
+    return records
+
+
+def test_evaluate_texts_tracks_diversity_across_rounds(tmp_path):
+    holdout = tmp_path / "holdout.jsonl"
+    holdout.write_text("".join(json.dumps(r) + "\n" for r in corpus(120, 0, True)))
+    synth = release_texts(tmp_path / "synth.jsonl", corpus(120, 1, True))
+    args = ["evaluate", str(synth), "--real-holdout", str(holdout), "--label-field", "label",
+            "--embedder", "hashing"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads((tmp_path / "synth.jsonl.eval.json").read_text())
+    assert report["kind"] == "text"
+    assert report["diversity"]["reads_private_data"] is False
+    assert report["distribution_shift"]["reads_private_data"] is True
+    assert report["utility"]["tstr"]["tstr"] > 0.8
+    assert runner.invoke(app, args + ["--force"]).exit_code == 0
+    card = yaml.safe_load((tmp_path / "synth.jsonl.card.yaml").read_text())
+    history = card["evals"]["diversity_metrics"]["history"]
+    assert len(history) == 2 and history[0]["self_bleu"] == pytest.approx(report["diversity"]["self_bleu"])
+
+
+def test_evaluate_texts_missing_field_is_clear(tmp_path):
+    holdout = tmp_path / "holdout.jsonl"
+    holdout.write_text(json.dumps({"body": "x"}) + "\n")
+    synth = release_texts(tmp_path / "s.jsonl", corpus(10, 1))
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(holdout), "--embedder", "hashing"])
+    assert result.exit_code == 2 and "no 'text' field" in result.output
+
+
+# ----------------------------------------------------------------------------- mix
+
+
+def test_mix_writes_hybrid_with_ratio_in_card(tmp_path):
+    real = population(100, 0)
+    real.to_csv(tmp_path / "real.csv", index=False)
+    synth = release_table(tmp_path / "synth.csv", population(300, 5))
+    out = tmp_path / "hybrid.csv"
+    result = runner.invoke(app, ["mix", str(tmp_path / "real.csv"), str(synth), "--ratio", "0.25",
+                                 "-o", str(out), "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    hybrid = pd.read_csv(out)
+    assert len(hybrid) == 133  # 100 real + round(0.25 / 0.75 * 100) synthetic
+    merged = hybrid.merge(real.round(4), how="inner")
+    assert len(merged) == 100  # every real row kept
+    card = read_card(tmp_path / "hybrid.csv.card.yaml")
+    assert card["synthetic_ratio"] == pytest.approx(33 / 133)
+    assert card["mix"]["contains_real_records"] is True
+    assert (tmp_path / "hybrid.csv.ledger.json").exists()
+    refused = runner.invoke(app, ["mix", str(tmp_path / "real.csv"), str(synth), "--ratio", "0.25", "-o", str(out)])
+    assert refused.exit_code == 2 and "refusing to overwrite" in refused.output
+
+
+@pytest.mark.parametrize("ratio, message", [("1.0", "ratio must be in [0, 1)"), ("nan", "ratio must be in"),
+                                            ("0.9", "need 900 synthetic records")])
+def test_mix_bad_ratio_or_too_few_records(tmp_path, ratio, message):
+    population(100, 0).to_csv(tmp_path / "real.csv", index=False)
+    population(50, 1).to_csv(tmp_path / "synth.csv", index=False)
+    result = runner.invoke(app, ["mix", str(tmp_path / "real.csv"), str(tmp_path / "synth.csv"),
+                                 "--ratio", ratio, "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_mix_texts_jsonl(tmp_path):
+    real = tmp_path / "real.jsonl"
+    real.write_text("".join(json.dumps(r) + "\n" for r in corpus(40, 0)))
+    synth = tmp_path / "synth.jsonl"
+    synth.write_text("".join(json.dumps(r) + "\n" for r in corpus(40, 1)))
+    out = tmp_path / "mixed.jsonl"
+    result = runner.invoke(app, ["mix", str(real), str(synth), "--ratio", "0.5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 80 and all("text" in r for r in lines)
+    card = read_card(tmp_path / "mixed.jsonl.card.yaml")
+    assert card["synthetic_ratio"] == pytest.approx(0.5) and card["privacy"] is None
