@@ -204,7 +204,7 @@ def run_utility(args: argparse.Namespace) -> None:
     from _text_data import balanced_split
     from _text_eval import MiniLMEmbedder, evaluate
 
-    import dpsynth.text.generate as text_generate
+    from dpsynth.text import generate as dp_generate
 
     torch.set_num_threads(args.threads)
     loaded = _load_model()
@@ -245,7 +245,7 @@ def run_utility(args: argparse.Namespace) -> None:
 
     for epsilon in args.epsilons:
         start = time.perf_counter()
-        result = text_generate.generate(
+        result = dp_generate(
             split.train_texts,
             epsilon=epsilon,
             delta=DELTA,
