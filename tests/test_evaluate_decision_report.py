@@ -1,0 +1,143 @@
+"""Release-decision rules, the offline HTML report, and the mixing helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpsynth.evaluate import DecisionThresholds, decide
+from dpsynth.evaluate.mix import mix_frames, mix_records, synthetic_count, validate_ratio
+from dpsynth.evaluate.report import bar_chart_svg, render_html, scatter_svg
+
+
+def good_report(**overrides):
+    report = {
+        "kind": "table",
+        "privacy_audit": {"epsilon_lb": 0.2},
+        "contamination": {"exact_overlap_private": {"rate": 0.0}, "exact_overlap_holdout": {"rate": 0.0}},
+        "utility": {"tstr": {"tstr": 0.9, "trtr": 0.95, "ratio": 0.95},
+                    "ablation": {"gain_dev": 0.01, "gain_holdout": 0.01}},
+        "fidelity": {"marginals": {"3way": {"mean": 0.2, "excess_mean": 0.05}}},
+    }
+    for path, value in overrides.items():
+        node = report
+        keys = path.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return report
+
+
+def test_good_evidence_ships():
+    out = decide(good_report(), ledger_epsilon=1.0)
+    assert out["decision"] == "ship" and out["reasons"] == []
+    assert out["thresholds"]["min_utility_ratio"] == DecisionThresholds().min_utility_ratio
+
+
+@pytest.mark.parametrize("epsilon", [None, math.inf])
+def test_no_finite_privacy_claim_rejects(epsilon):
+    assert decide(good_report(), ledger_epsilon=epsilon)["decision"] == "reject"
+
+
+def test_audit_above_ledger_epsilon_rejects():
+    out = decide(good_report(**{"privacy_audit.epsilon_lb": 1.5}), ledger_epsilon=1.0)
+    assert out["decision"] == "reject" and "exceeds the ledger epsilon" in out["reasons"][0]
+    assert decide(good_report(**{"privacy_audit.epsilon_lb": 0.99}), 1.0)["decision"] == "ship"
+
+
+def test_gain_that_vanishes_on_the_holdout_rejects():
+    out = decide(good_report(**{"utility.ablation.gain_dev": 0.05, "utility.ablation.gain_holdout": -0.01}), 1.0)
+    assert out["decision"] == "reject" and "vanishes on the holdout" in " ".join(out["reasons"])
+    # no gain anywhere is not a "vanishing" gain
+    flat = decide(good_report(**{"utility.ablation.gain_dev": 0.0, "utility.ablation.gain_holdout": 0.0}), 1.0)
+    assert flat["decision"] == "ship"
+
+
+def test_copies_and_canaries_reject_tables_relative_to_holdout_baseline():
+    leak = good_report(**{"contamination.canaries": {"leaked_members": 2}})
+    assert decide(leak, 1.0)["decision"] == "reject"
+    # 3% exact matches with private rows but 2.5% with the holdout: small categorical domains, not copying
+    natural = good_report(**{"contamination.exact_overlap_private.rate": 0.03,
+                             "contamination.exact_overlap_holdout.rate": 0.025})
+    assert decide(natural, 1.0)["decision"] == "ship"
+    copying = good_report(**{"contamination.exact_overlap_private.rate": 0.5})
+    assert decide(copying, 1.0)["decision"] == "reject"
+
+
+def test_poor_utility_or_collapse_regenerates():
+    assert decide(good_report(**{"utility.tstr.ratio": 0.5}), 1.0)["decision"] == "regenerate"
+    assert decide(good_report(**{"fidelity.marginals.3way.excess_mean": 0.4}), 1.0)["decision"] == "regenerate"
+    text = {"kind": "text", "privacy_audit": {"epsilon_lb": 0.0}, "diversity": {"self_bleu": 0.99},
+            "distribution_shift": {"embedding_coverage": 0.9, "mauve": 0.9}}
+    out = decide(text, 1.0)
+    assert out["decision"] == "regenerate" and "self_bleu" in out["reasons"][0]
+    text["diversity"]["self_bleu"] = 0.3
+    text["distribution_shift"]["embedding_coverage"] = 0.05
+    assert decide(text, 1.0)["decision"] == "regenerate"
+    custom = DecisionThresholds(min_coverage=0.01)
+    assert decide(text, 1.0, custom)["decision"] == "ship"
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_html_report_is_self_contained_and_escaped():
+    report = good_report()
+    report["release_decision"] = decide(report, 1.0)
+    report["notice"] = "do not publish"
+    report["fidelity"]["reads_private_data"] = True
+    report["fidelity"]["sources"] = ["real_holdout"]
+    plots = {"marginals": {"<script>alert(1)</script>": {"labels": ["a", "b"], "real": [0.5, 0.5],
+                                                         "synthetic": [0.9, 0.1]}},
+             "embedding_2d": {"real": [[0, 0], [1, 1]], "synthetic": [[0.5, 0.5]], "coverage": 0.5}}
+    page = render_html(report, plots)
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<svg") == 2
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "ship" in page and "not for publication" in page
+
+
+def test_svg_bars_scale_to_values():
+    svg = bar_chart_svg("col", ["a", "b"], [1.0, 0.0], [0.5, 0.5], height=220)
+    heights = [float(h) for h in __import__("re").findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"', svg)]
+    assert heights[:4] == [150.0, 75.0, 0.0, 75.0]
+    assert scatter_svg("s", [[0, 0]], [[1, 1]]).count("<circle") == 2
+
+
+# ----------------------------------------------------------------------------- mixing
+
+
+def test_mix_ratio_arithmetic_and_validation():
+    assert synthetic_count(100, 0.5) == 100
+    assert synthetic_count(100, 0.0) == 0
+    assert synthetic_count(90, 0.25) == 30
+    for bad in (1.0, -0.1, float("nan"), "x"):
+        with pytest.raises(ValueError):
+            validate_ratio(bad)
+
+
+def test_mix_frames_keeps_all_real_rows_and_marks_sources():
+    real = pd.DataFrame({"a": range(10), "b": list("abcdefghij")})
+    synth = pd.DataFrame({"b": list("z" * 30), "a": range(100, 130)})
+    hybrid = mix_frames(real, synth, 0.75, seed=0, source_column="source")
+    assert len(hybrid) == 40 and list(hybrid.columns) == ["a", "b", "source"]
+    assert (hybrid["source"] == "real").sum() == 10
+    assert set(hybrid.loc[hybrid.source == "real", "a"]) == set(range(10))
+    assert hybrid.loc[hybrid.source == "synthetic", "a"].is_unique  # without replacement
+    with pytest.raises(ValueError, match="column mismatch"):
+        mix_frames(real, synth.rename(columns={"a": "q"}), 0.5)
+    with pytest.raises(ValueError, match="need 90"):
+        mix_frames(real, synth, 0.9)
+    assert len(mix_frames(real, synth, 0.9, replace=True)) == 100
+
+
+def test_mix_records_is_seeded():
+    real, synth = [f"r{i}" for i in range(20)], [f"s{i}" for i in range(20)]
+    a = mix_records(real, synth, 0.5, seed=3)
+    assert a == mix_records(real, synth, 0.5, seed=3)
+    assert sorted(x for x in a if x.startswith("r")) == sorted(real)
+    assert np.sum([x.startswith("s") for x in a]) == 20
