@@ -60,6 +60,11 @@ Calibration: ``eps_tok = exponential_epsilon_per_step(epsilon, delta, T)`` (larg
 value whose ``T``-fold composition fits the budget), then ``C = eps_tok * B * tau / 2``
 (rounded down so the recorded event never exceeds the calibrated one).
 
+Floating point: the proof is for exact arithmetic.  Rows of one batched forward are
+mathematically independent, but float rounding of a row's logits may depend (~1e-6) on the batch
+it ran in (padding length, chunk composition), which other groups' data influence; like the
+floating-point caveat of every sampled DP mechanism, this is not covered by the bound.
+
 What is NOT released: the number of texts, group sizes, text lengths, which texts share a group.
 The generation stops at a public ``T``; outputs count ``sum_l G_l`` is public.  One bit about the
 input size is observable to the *caller* only: a call with fewer texts than one group (``n < B``)
