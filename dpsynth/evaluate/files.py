@@ -91,6 +91,7 @@ def evaluate_files(
     embedder: str = "auto",
     ablation_ratio: float | None = None,
     thresholds: DecisionThresholds | None = None,
+    run_sdmetrics: bool = True,
     seed: int = 0,
 ) -> tuple[EvaluationResult, EvaluationOutputs]:
     """Evaluate a release on disk; see the module docstring for what is read and written."""
@@ -127,7 +128,7 @@ def evaluate_files(
             raise EvaluationInputError("--canaries applies to text corpora only")
         result = evaluate(synthetic_df, holdout_df, private_df, target=target, ledger=ledger,
                           benchmark=benchmark_df, ablation_ratio=ablation_ratio, thresholds=thresholds,
-                          seed=seed)
+                          run_sdmetrics=run_sdmetrics, seed=seed)
 
     atomic_write_text(json_out, result.to_json() + "\n")
     atomic_write_text(html_out, render_html(result.report, result.plots,
