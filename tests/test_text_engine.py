@@ -11,6 +11,7 @@ from dpsynth.text.engine import (
     DecodeSettings,
     GroupPrompts,
     RowBatchDecoder,
+    ShardedRowDecoder,
     chunk_groups,
     decode_groups,
     entropy_generator,
@@ -39,11 +40,15 @@ def _full_logits(model, ids: list[int]) -> torch.Tensor:
         return model(torch.tensor([ids])).logits[0, -1].float()
 
 
-def test_cached_left_padded_decoding_matches_full_recompute(tiny):
+@pytest.mark.parametrize("shard_rows", [None, 1, 3])
+def test_cached_left_padded_decoding_matches_full_recompute(tiny, shard_rows):
     model, _ = tiny
     rows = [[1, 5, 6, 7, 8, 9, 10, 11], [1, 20, 21], [1, 30, 31, 32, 33], [1, 40]]
     seqs = [list(r) for r in rows]
-    decoder = RowBatchDecoder(model, pad_token_id=0)
+    if shard_rows is None:
+        decoder = RowBatchDecoder(model, pad_token_id=0)
+    else:
+        decoder = ShardedRowDecoder(model, pad_token_id=0, shard_rows=shard_rows)
     with torch.inference_mode():
         logits = decoder.prefill(rows)
         for i, seq in enumerate(seqs):
@@ -56,7 +61,7 @@ def test_cached_left_padded_decoding_matches_full_recompute(tiny):
             for i, seq in enumerate(seqs):
                 assert torch.allclose(logits[i].float(), _full_logits(model, seq), atol=1e-4), (step, i)
         # prune rows 0 and 2 (as when their groups finish) and keep decoding the others
-        keep = [3, 1]
+        keep = [1, 3]
         decoder.select_rows(torch.tensor(keep))
         seqs = [seqs[i] for i in keep]
         for step in range(2):
@@ -110,7 +115,7 @@ def _groups(tokenizer):
     ]
 
 
-@pytest.mark.parametrize("max_rows", [64, 3])
+@pytest.mark.parametrize("max_rows", [64, 3, 2])
 def test_batched_engine_equals_naive_reference_with_early_stops_and_chunking(tiny, max_rows):
     model, tokenizer = tiny
     groups = _groups(tokenizer)
@@ -192,3 +197,15 @@ def test_settings_validation():
         DecodeSettings(max_new_tokens=3, clip=1.0, divisor=0, temperature=1.0, top_k=5, stop_token_ids=(), pad_token_id=0)
     with pytest.raises(ValueError):
         DecodeSettings(max_new_tokens=3, clip=1.0, divisor=2, temperature=0.0, top_k=5, stop_token_ids=(), pad_token_id=0)
+
+
+def test_sharded_decoder_refuses_unordered_selection(tiny):
+    model, _ = tiny
+    decoder = ShardedRowDecoder(model, pad_token_id=0, shard_rows=2)
+    with torch.inference_mode():
+        decoder.prefill([[1, 2], [1, 3], [1, 4]])
+        with pytest.raises(ValueError, match="increasing"):
+            decoder.select_rows(torch.tensor([2, 0]))
+        decoder.select_rows(torch.tensor([2]))
+        assert decoder.sizes == [1]
+        assert decoder.step(torch.tensor([5])).shape[0] == 1

@@ -7,8 +7,10 @@ prefill fills a ``DynamicCache``, and every step is a single ``(R, 1)`` forward.
 the candidate set and sampling (:mod:`dpsynth.text.mechanism`) run on the model's device; only
 the ``G`` sampled token ids come back to the host each step (to detect end-of-sequence).  Groups
 that emit a stop token are dropped from the batch and their rows pruned from the KV cache.
-Groups are processed in chunks of at most ``max_rows`` rows to bound memory (a group larger
-than ``max_rows`` runs alone).
+Groups are processed in chunks of at most ``max_rows`` rows to bound memory; a group larger
+than ``max_rows`` runs alone, its rows split into forward shards of at most ``max_rows`` rows
+(each with its own cache).  KV-cache memory is proportional to the rows of a chunk, i.e. to
+the number of private texts in it: choose ``num_texts`` around ``n / B``.
 
 Randomness: :func:`entropy_generator` seeds a ``torch.Generator`` from ``os.urandom``; its seed
 is never stored or returned.  This sampling is the privacy noise of the mechanism, so it must
@@ -148,6 +150,57 @@ class RowBatchDecoder:
         self.next_position = self.next_position.index_select(0, indices)
 
 
+class ShardedRowDecoder:
+    """:class:`RowBatchDecoder` over consecutive shards of at most ``shard_rows`` rows.
+
+    Same interface; each shard has its own padding and KV cache and runs as its own forward, so
+    the activation memory of one forward is bounded even when one group has more member rows
+    than ``shard_rows``. Logits are concatenated in row order.
+    """
+
+    def __init__(self, model: Any, pad_token_id: int, shard_rows: int) -> None:
+        if shard_rows < 1:
+            raise ValueError("shard_rows must be >= 1")
+        self.model = model
+        self.pad_token_id = int(pad_token_id)
+        self.shard_rows = int(shard_rows)
+        self.shards: list[RowBatchDecoder] = []
+        self.sizes: list[int] = []
+
+    def prefill(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Prefill every shard; returns ``(R, V)`` logits in row order."""
+        self.shards, self.sizes, outputs = [], [], []
+        for start in range(0, len(rows), self.shard_rows):
+            part = rows[start:start + self.shard_rows]
+            decoder = RowBatchDecoder(self.model, self.pad_token_id)
+            outputs.append(decoder.prefill(part))
+            self.shards.append(decoder)
+            self.sizes.append(len(part))
+        return torch.cat(outputs, dim=0)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token per row (``(R,)``) and return the next ``(R, V)`` logits."""
+        parts = torch.split(tokens, self.sizes)
+        return torch.cat([shard.step(part) for shard, part in zip(self.shards, parts)], dim=0)
+
+    def select_rows(self, indices: torch.Tensor) -> None:
+        """Keep rows ``indices`` (strictly increasing); shards left empty are dropped."""
+        indices = indices.to("cpu")
+        if indices.numel() > 1 and not bool((indices[1:] > indices[:-1]).all()):
+            raise ValueError("select_rows needs strictly increasing row indices")
+        shards, sizes, start = [], [], 0
+        for shard, size in zip(self.shards, self.sizes):
+            local = indices[(indices >= start) & (indices < start + size)] - start
+            start += size
+            if local.numel() == 0:
+                continue
+            if local.numel() < size:
+                shard.select_rows(local)
+            shards.append(shard)
+            sizes.append(int(local.numel()))
+        self.shards, self.sizes = shards, sizes
+
+
 def chunk_groups(groups: Sequence[GroupPrompts], max_rows: int) -> list[list[int]]:
     """Indices of groups per chunk: consecutive groups while their rows fit in ``max_rows``."""
     chunks: list[list[int]] = []
@@ -172,7 +225,7 @@ def _decode_chunk(
     progress: Any,
 ) -> list[list[int]]:
     device = model_device(model)
-    decoder = RowBatchDecoder(model, settings.pad_token_id)
+    decoder = ShardedRowDecoder(model, settings.pad_token_id, settings.max_rows)
     n_groups = len(groups)
     rows = [g.public_ids for g in groups] + [m for g in groups for m in g.member_ids]
     row_group = torch.tensor(
