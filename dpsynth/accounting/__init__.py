@@ -22,7 +22,7 @@ from dpsynth.accounting.calibration import (
     gaussian_noise_multiplier,
     zcdp_rho,
 )
-from dpsynth.accounting.events import ExponentialMechanismDpEvent, PureDpEvent
+from dpsynth.accounting.events import ApproxDpEvent, ExponentialMechanismDpEvent, PureDpEvent
 from dpsynth.accounting.fingerprint import fingerprint_bytes, fingerprint_dataframe, fingerprint_texts
 from dpsynth.accounting.ledger import Ledger
 from dpsynth.accounting.ledger_file import LedgerFile
@@ -31,6 +31,7 @@ from dpsynth.accounting.verify import VerificationReport, verify_text
 
 __all__ = [
     "AccountingError",
+    "ApproxDpEvent",
     "BudgetExceededError",
     "CalibrationError",
     "Charge",

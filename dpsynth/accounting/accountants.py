@@ -27,7 +27,7 @@ from dp_accounting.pld import pld_privacy_accountant, privacy_loss_distribution
 from dp_accounting.pld.common import DifferentialPrivacyParameters
 from dp_accounting.rdp import rdp_privacy_accountant
 
-from dpsynth.accounting.events import ExponentialMechanismDpEvent, PureDpEvent
+from dpsynth.accounting.events import ApproxDpEvent, ExponentialMechanismDpEvent, PureDpEvent
 
 ADD_OR_REMOVE_ONE = privacy_accountant.NeighboringRelation.ADD_OR_REMOVE_ONE
 
@@ -66,9 +66,9 @@ class DpsynthRdpAccountant(rdp_privacy_accountant.RdpAccountant):
     def _maybe_compose(self, event: dp_event.DpEvent, count: int, do_compose: bool):  # type: ignore[override]
         if isinstance(event, ExponentialMechanismDpEvent):
             return super()._maybe_compose(dp_event.ZCDpEvent(event.epsilon**2 / 8.0), count, do_compose)
-        if isinstance(event, PureDpEvent):
+        if isinstance(event, PureDpEvent) or (isinstance(event, ApproxDpEvent) and event.delta == 0):
             return super()._maybe_compose(dp_event.ZCDpEvent(event.epsilon**2 / 2.0), count, do_compose)
-        return super()._maybe_compose(event, count, do_compose)
+        return super()._maybe_compose(event, count, do_compose)  # ApproxDpEvent(delta>0): unsupported
 
     def checked_epsilon(self, target_delta: float) -> float:
         """``get_epsilon`` that treats negative RDP values as an error instead of zero."""
@@ -79,21 +79,22 @@ class DpsynthRdpAccountant(rdp_privacy_accountant.RdpAccountant):
 
 
 class DpsynthPldAccountant(pld_privacy_accountant.PLDAccountant):
-    """PLD accountant that also understands bounded-range and pure-DP events.
+    """PLD accountant that also understands bounded-range, pure-DP and (epsilon, delta) black boxes.
 
-    Both are composed as the worst-case PLD of a pure ``eps``-DP mechanism
-    (``from_privacy_parameters``), which is valid for any ``eps``-DP mechanism; an
-    ``eps``-bounded-range mechanism is ``eps``-DP.
+    All are composed as the worst-case PLD of an ``(eps, delta)``-DP mechanism
+    (``from_privacy_parameters``), which is valid for any such mechanism; an ``eps``-bounded-range
+    mechanism is ``eps``-DP.
     """
 
     def __init__(self, value_discretization_interval: float = PLD_DISCRETIZATION) -> None:
         super().__init__(ADD_OR_REMOVE_ONE, value_discretization_interval=value_discretization_interval)
 
     def _maybe_compose(self, event: dp_event.DpEvent, count: int, do_compose: bool):  # type: ignore[override]
-        if isinstance(event, (ExponentialMechanismDpEvent, PureDpEvent)):
-            if do_compose and event.epsilon > 0 and count > 0:
+        if isinstance(event, (ExponentialMechanismDpEvent, PureDpEvent, ApproxDpEvent)):
+            event_delta = float(getattr(event, "delta", 0.0))
+            if do_compose and (event.epsilon > 0 or event_delta > 0) and count > 0:
                 single = privacy_loss_distribution.from_privacy_parameters(
-                    DifferentialPrivacyParameters(event.epsilon, 0.0),
+                    DifferentialPrivacyParameters(event.epsilon, event_delta),
                     value_discretization_interval=self._value_discretization_interval,
                 )
                 self._pld = self._pld.compose(single.self_compose(count) if count > 1 else single)
@@ -114,24 +115,30 @@ _FAST_ACCOUNTANTS: dict[str, AccountantFactory] = {
 }
 
 
-def pure_dp_epsilon(event: dp_event.DpEvent) -> float | None:
-    """Basic composition of a tree made only of pure-DP events, or ``None`` if it has another kind.
+def basic_composition(event: dp_event.DpEvent) -> tuple[float, float] | None:
+    """``(sum of epsilons, sum of deltas)`` of a tree of pure / approximate DP black boxes.
 
-    Valid at every delta (including 0): ``ExponentialMechanismDpEvent(e)`` and ``PureDpEvent(e)``
-    are ``e``-DP, ``LaplaceDpEvent(b)`` is ``1/b``-DP, ``NoOpDpEvent`` is 0.
+    ``None`` when the tree holds any other kind of event. ``ExponentialMechanismDpEvent(e)`` and
+    ``PureDpEvent(e)`` are ``(e, 0)``-DP, ``ApproxDpEvent(e, d)`` is ``(e, d)``-DP,
+    ``LaplaceDpEvent(b)`` is ``(1/b, 0)``-DP, ``NoOpDpEvent`` is ``(0, 0)``. By basic composition the
+    tree is ``(sum e, sum d)``-DP, valid at every delta >= ``sum d`` (including delta = 0 for pure trees).
     """
     if isinstance(event, dp_event.NoOpDpEvent):
-        return 0.0
+        return 0.0, 0.0
     if isinstance(event, (ExponentialMechanismDpEvent, PureDpEvent)):
-        return float(event.epsilon)
+        return float(event.epsilon), 0.0
+    if isinstance(event, ApproxDpEvent):
+        return float(event.epsilon), float(event.delta)
     if isinstance(event, dp_event.LaplaceDpEvent):
-        return math.inf if event.noise_multiplier == 0 else 1.0 / event.noise_multiplier
+        return (math.inf if event.noise_multiplier == 0 else 1.0 / event.noise_multiplier), 0.0
     if isinstance(event, dp_event.SelfComposedDpEvent):
-        inner = pure_dp_epsilon(event.event)
-        return None if inner is None else inner * event.count
+        inner = basic_composition(event.event)
+        return None if inner is None else (inner[0] * event.count, inner[1] * event.count)
     if isinstance(event, dp_event.ComposedDpEvent):
-        parts = [pure_dp_epsilon(e) for e in event.events]
-        return None if any(p is None for p in parts) else float(sum(parts))
+        parts = [basic_composition(e) for e in event.events]
+        if any(p is None for p in parts):
+            return None
+        return float(sum(p[0] for p in parts)), float(sum(p[1] for p in parts))
     return None
 
 
@@ -154,8 +161,8 @@ def epsilon_by_accountant(
 ) -> dict[str, float]:
     """Epsilon at ``delta`` from every accountant that supports ``event``.
 
-    Accountants: ``pld`` and ``rdp`` (dp-accounting, extended), and ``pure`` (basic composition,
-    only for trees of pure-DP events; the one that works at delta = 0).
+    Accountants: ``pld`` and ``rdp`` (dp-accounting, extended), and ``basic`` (basic composition,
+    only for trees of pure / approximate DP black boxes; see :func:`basic_composition`).
 
     Args:
         event: the privacy event (add-or-remove-one relation).
@@ -169,17 +176,17 @@ def epsilon_by_accountant(
     if not (0.0 <= delta < 1.0) or math.isnan(delta):
         raise ValueError(f"delta must be in [0, 1), got {delta!r}")
     table = _FAST_ACCOUNTANTS if fast else ACCOUNTANTS
-    names = list(accountants) if accountants is not None else [*table, "pure"]
-    unknown = [n for n in names if n not in table and n != "pure"]
+    names = list(accountants) if accountants is not None else [*table, "basic"]
+    unknown = [n for n in names if n not in table and n != "basic"]
     if unknown:
-        raise ValueError(f"unknown accountant(s) {unknown}; choose from {sorted([*table, 'pure'])}")
+        raise ValueError(f"unknown accountant(s) {unknown}; choose from {sorted([*table, 'basic'])}")
     out: dict[str, float] = {}
-    if "pure" in names:
-        pure = pure_dp_epsilon(event)
-        if pure is not None:
-            out["pure"] = pure
+    if "basic" in names:
+        basic = basic_composition(event)
+        if basic is not None and basic[1] <= delta:
+            out["basic"] = basic[0]
     # RDP first: it is cheap and tells whether the PLD is worth (and safe) building.
-    for name in sorted((n for n in names if n != "pure"), key=lambda n: n != "rdp"):
+    for name in sorted((n for n in names if n != "basic"), key=lambda n: n != "rdp"):
         accountant = table[name]()
         if not accountant.supports(event):
             continue
@@ -207,10 +214,10 @@ class Stage:
 class Charge:
     """The privacy charge of one call: the smallest valid epsilon at ``delta``.
 
-    ``by_accountant`` holds every bound that was computed (``pld``, ``rdp`` on the whole composed
-    event; ``basic`` = the sum of the stages' own charges when the call has stages, valid by basic
-    composition because the stage deltas add up to at most ``delta``). ``accountant`` names the one
-    that gave the minimum.
+    ``by_accountant`` holds every bound that was computed (``pld``, ``rdp``, ``basic`` on the whole
+    composed event; ``stages`` = the sum of the stages' own charges when the call has stages, valid
+    by basic composition because the stage deltas add up to at most ``delta``). ``accountant`` names
+    the one that gave the minimum.
     """
 
     epsilon: float
@@ -231,7 +238,7 @@ def compute_charge(
     *,
     fast: bool = False,
 ) -> Charge:
-    """The charge of ``event`` at ``delta``: the minimum over PLD, RDP and (with stages) basic.
+    """The charge of ``event`` at ``delta``: the minimum over PLD, RDP, basic and (with stages) stages.
 
     When ``stages`` are given, ``event`` must equal :func:`composed_event` of them and their deltas
     must add up to at most ``delta``.
@@ -242,10 +249,10 @@ def compute_charge(
             raise ValueError("the stages do not compose to the charged event")
         if sum(s.delta for s in stages) > delta * (1 + 1e-12):
             raise ValueError("the stage deltas add up to more than the call's delta")
-        basic = 0.0
+        total = 0.0
         for s in stages:
-            basic += min(epsilon_by_accountant(s.event, s.delta, fast=fast).values())
-        by["basic"] = basic
+            total += min(epsilon_by_accountant(s.event, s.delta, fast=fast).values())
+        by["stages"] = total
     by = dict(sorted(by.items()))
     name = min(by, key=lambda k: by[k])
     return Charge(epsilon=by[name], delta=float(delta), by_accountant=by, accountant=name)

@@ -45,6 +45,20 @@ class PureDpEvent(dp_event.DpEvent):
     epsilon: float
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class ApproxDpEvent(dp_event.DpEvent):
+    """A black-box ``(epsilon, delta)``-DP mechanism.
+
+    Accounting: the worst-case privacy loss distribution of an ``(epsilon, delta)``-DP mechanism
+    (Kairouz, Oh & Viswanath 2015; ``from_privacy_parameters``) for PLD, which gives optimal
+    composition of such mechanisms. RDP cannot represent ``delta > 0`` and refuses it (with
+    ``delta == 0`` it is treated as :class:`PureDpEvent`).
+    """
+
+    epsilon: float
+    delta: float
+
+
 #: Every event class a ledger may contain, by class name. Deserialisation goes through this
 #: whitelist only; nothing else is ever instantiated from a file.
 EVENT_TYPES: dict[str, type[dp_event.DpEvent]] = {
@@ -60,5 +74,6 @@ EVENT_TYPES: dict[str, type[dp_event.DpEvent]] = {
         dp_event.PoissonSampledDpEvent,
         ExponentialMechanismDpEvent,
         PureDpEvent,
+        ApproxDpEvent,
     )
 }

@@ -101,6 +101,10 @@ def _value_from_json(value: Any) -> Any:
     return value
 
 
+def field_names(event: dp_event.DpEvent) -> set[str]:
+    return {f.name for f in attr.fields(type(event))}
+
+
 def _check_field_types(event: dp_event.DpEvent) -> None:
     for field in attr.fields(type(event)):
         value = getattr(event, field.name)
@@ -116,5 +120,9 @@ def _check_field_types(event: dp_event.DpEvent) -> None:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
         ):
             raise LedgerFormatError(f"{type(event).__name__}.{field.name} must be a finite number >= 0")
+    if field_names(event) >= {"delta"} and not (
+        isinstance(event.delta, (int, float)) and not isinstance(event.delta, bool) and 0 <= event.delta < 1
+    ):
+        raise LedgerFormatError(f"{type(event).__name__}.delta must be in [0, 1)")
     if isinstance(event, dp_event.PoissonSampledDpEvent) and not 0 <= event.sampling_probability <= 1:
         raise LedgerFormatError("PoissonSampledDpEvent.sampling_probability must be in [0, 1]")

@@ -110,13 +110,13 @@ def verify(
 @app.command("recompute")
 def recompute_cmd(
     path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
-    accountant: Optional[str] = typer.Option(None, "--accountant", help="pld, rdp or pure (default: the minimum over all that apply)."),
+    accountant: Optional[str] = typer.Option(None, "--accountant", help="pld, rdp or basic (default: the minimum over all that apply)."),
     delta: Optional[float] = typer.Option(None, "--delta", help="Report the total epsilon at this delta."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-derive epsilon from the stored events and print an epsilon-by-delta profile."""
-    if accountant is not None and accountant not in ("pld", "rdp", "pure"):
-        fail("--accountant must be pld, rdp or pure")
+    if accountant is not None and accountant not in ("pld", "rdp", "basic"):
+        fail("--accountant must be pld, rdp or basic")
     if delta is not None and not 0 < delta < 1:
         fail("--delta must be strictly between 0 and 1")
     ledger, ok, problems = _load(path)
