@@ -206,6 +206,8 @@ def generate(
         InvalidBudgetError / ValueError: bad budget or parameter (nothing read).
         TooFewTextsError: fewer texts than ``group_size`` (nothing generated or charged).
         BudgetExceededError: the ledger cannot afford the call (no text read or tokenized).
+        TypeError: a text is not a string. This is found while reading the texts, i.e. after the
+            charge; the charge stays in the ledger (conservative: data was accessed).
     """
     from dpsynth.text.models import load_causal_lm
 
