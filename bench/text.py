@@ -16,7 +16,7 @@ Two parts, both on the default model (SmolLM2-135M-Instruct from the ``llm-smoll
     ``M`` texts per label are generated from ``B * M`` private texts per label at each epsilon
     (through :func:`dpsynth.text.generate`, with its ledger), at epsilon = 0 (public prompt
     only: no private text is read) and without privacy (fixed groups of B texts, mean of the
-    unclipped logits, plain top-k sampling). Each set trains TF-IDF + logistic regression and
+    unclipped logits, plain top-k sampling; ``bench/_text_nonprivate.py``). Each set trains TF-IDF + logistic regression and
     MiniLM-embedding + logistic regression, tested on real held-out reviews. Real-data rows
     (M and B*M real texts per label) give the reference.
 
@@ -146,36 +146,28 @@ def run_throughput(args: argparse.Namespace) -> None:
 
 
 def _nonprivate_texts(loaded, split_texts, split_labels, labels, per_label, B, T, seed) -> tuple[list, list]:
-    """Non-private reference: fixed groups of exactly B texts, mean of unclipped member logits,
-    top-k sampling on that mean (the public prompt is not used)."""
-    from _text_naive import naive_decode_group
+    """Non-private reference: fixed groups of exactly B texts, mean of the unclipped member
+    logits, top-k sampling on that mean (``bench/_text_nonprivate.py``)."""
+    from _text_nonprivate import nonprivate_decode
 
     encoder = _encoder(loaded)
-    rng = np.random.default_rng(seed)
-    stop = (loaded.tokenizer.eos_token_id,)
-    out_texts, out_labels = [], []
-    with torch.inference_mode():
-        for label in labels:
-            pool = [t for t, lab in zip(split_texts, split_labels) if lab == label]
-            for g in range(per_label):
-                members = encoder.private_ids(pool[g * B : (g + 1) * B], label)
-                ids = naive_decode_group(
-                    loaded.model,
-                    encoder.public_ids(label),
-                    members,
-                    clip=0.0,
-                    divisor=B,
-                    temperature=TEMPERATURE,
-                    top_k=TOP_K,
-                    max_new_tokens=T,
-                    pad_token_id=loaded.tokenizer.pad_token_id,
-                    stop_token_ids=stop,
-                    rng=rng,
-                    nonprivate=True,
-                )
-                out_texts.append(loaded.tokenizer.decode(ids, skip_special_tokens=True).strip())
-                out_labels.append(label)
-    return out_texts, out_labels
+    groups, out_labels = [], []
+    for label in labels:
+        pool = [t for t, lab in zip(split_texts, split_labels) if lab == label]
+        for g in range(per_label):
+            groups.append(encoder.private_ids(pool[g * B : (g + 1) * B], label))
+            out_labels.append(label)
+    decoded = nonprivate_decode(
+        loaded.model,
+        groups,
+        temperature=TEMPERATURE,
+        top_k=TOP_K,
+        max_new_tokens=T,
+        pad_token_id=loaded.tokenizer.pad_token_id,
+        stop_token_id=loaded.tokenizer.eos_token_id,
+        seed=seed,
+    )
+    return [loaded.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in decoded], out_labels
 
 
 def _public_only_texts(loaded, labels, per_label, T) -> tuple[list, list]:
