@@ -273,3 +273,14 @@ def test_gguf_path_is_dequantised_once_and_cached(
     ids = first.tokenizer("Great coffee", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(direct(ids).logits[0, -1], _next_token_logits(second))
+
+
+def test_corrupt_gguf_fails_clearly_and_caches_nothing(tmp_path: Path) -> None:
+    """The real GGUF loader on a broken file: a ModelLoadError naming the file, no cache."""
+    gguf = tmp_path / "broken.gguf"
+    gguf.write_bytes(b"GGUF" + b"\x00" * 64)
+    cache_root = tmp_path / "cache"
+    with pytest.raises(ModelLoadError, match="broken.gguf"):
+        load_causal_lm(gguf, device="cpu", cache_dir=cache_root)
+    leftovers = [p.name for p in cache_root.iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []
