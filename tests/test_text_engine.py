@@ -9,6 +9,7 @@ import torch
 
 from dpsynth.text.engine import (
     DecodeSettings,
+    common_prefix_length,
     GroupPrompts,
     RowBatchDecoder,
     ShardedRowDecoder,
@@ -40,10 +41,11 @@ def _full_logits(model, ids: list[int]) -> torch.Tensor:
         return model(torch.tensor([ids])).logits[0, -1].float()
 
 
-@pytest.mark.parametrize("shard_rows", [None, 1, 3])
-def test_cached_left_padded_decoding_matches_full_recompute(tiny, shard_rows):
+@pytest.mark.parametrize("shard_rows,shared_prefix", [(None, 0), (None, 12), (1, 12), (3, 0), (3, 12)])
+def test_cached_left_padded_decoding_matches_full_recompute(tiny, shard_rows, shared_prefix):
     model, _ = tiny
-    rows = [[1, 5, 6, 7, 8, 9, 10, 11], [1, 20, 21], [1, 30, 31, 32, 33], [1, 40]]
+    prefix = [1] + list(range(100, 100 + shared_prefix))
+    rows = [prefix + r for r in ([5, 6, 7, 8, 9, 10, 11], [20, 21], [30, 31, 32, 33], [40])]
     seqs = [list(r) for r in rows]
     if shard_rows is None:
         decoder = RowBatchDecoder(model, pad_token_id=0)
@@ -103,15 +105,17 @@ def _reference_decode(model, groups, settings):
 
 
 def _groups(tokenizer):
-    def ids(text):
-        return [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Realistic prompts (chat template, shared instruction prefix) of different lengths."""
+    from dpsynth.text.prompts import PromptEncoder, PromptTemplate
 
-    public = ids("Write a short text.")
+    encoder = PromptEncoder(tokenizer, PromptTemplate(), max_example_tokens=24)
     return [
-        GroupPrompts(public, [ids("The patient was discharged."), ids("Great coffee and quiet place to work.")]),
-        GroupPrompts(public, []),  # empty group: public prompt only
-        GroupPrompts(ids("Write a review."), [ids("I would not recommend this hotel.")] * 3),
-        GroupPrompts(public, [ids("Call your doctor if the fever returns or you feel short of breath.")]),
+        GroupPrompts(encoder.public_ids(None), encoder.private_ids(
+            ["The patient was discharged.", "Great coffee and quiet place to work."], None)),
+        GroupPrompts(encoder.public_ids(None), []),  # empty group: public prompt only
+        GroupPrompts(encoder.public_ids("neg"), encoder.private_ids(["I would not recommend this hotel."] * 3, "neg")),
+        GroupPrompts(encoder.public_ids(None), encoder.private_ids(
+            ["Call your doctor if the fever returns or you feel short of breath."], None)),
     ]
 
 
@@ -209,3 +213,10 @@ def test_sharded_decoder_refuses_unordered_selection(tiny):
         decoder.select_rows(torch.tensor([2]))
         assert decoder.sizes == [1]
         assert decoder.step(torch.tensor([5])).shape[0] == 1
+
+
+def test_common_prefix_length_leaves_every_row_a_token():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4]]) == 2
+    assert common_prefix_length([[1, 2], [1, 2, 3]]) == 1
+    assert common_prefix_length([[7], [7]]) == 0
+    assert common_prefix_length([[1, 2, 3], [2, 2, 3]]) == 0

@@ -82,6 +82,16 @@ class GroupPrompts:
         return 1 + len(self.member_ids)
 
 
+def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common token prefix of ``rows``, leaving each row >= 1 own token."""
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    length = 0
+    while length < limit and all(r[length] == first[length] for r in rows):
+        length += 1
+    return length
+
+
 class RowBatchDecoder:
     """Incremental decoding of a left-padded batch of rows with a kept KV cache.
 
@@ -113,23 +123,38 @@ class RowBatchDecoder:
         self.cache = out.past_key_values
         return out.logits[:, -1, :]
 
-    def prefill(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Left-pad ``rows``, run the prompts, keep the cache; returns ``(R, V)`` logits."""
+    def prefill(self, rows: Sequence[Sequence[int]], share_prefix: bool = True) -> torch.Tensor:
+        """Run the prompts ``rows`` and keep the cache; returns ``(R, V)`` next-token logits.
+
+        With ``share_prefix`` the longest token prefix common to all rows (the chat template,
+        system prompt and instruction) is run once and its cache repeated for every row; the rest
+        of each row is left-padded after it (padding in the middle is masked out, position ids
+        continue from the prefix), which gives the same logits as running each row alone.
+        """
         from transformers import DynamicCache
 
         if not rows or any(len(r) == 0 for r in rows):
             raise ValueError("every row needs at least one prompt token")
-        length = max(len(r) for r in rows)
+        shared = common_prefix_length(rows) if share_prefix and len(rows) > 1 else 0
+        self.cache = DynamicCache()
+        if shared > 0:
+            prefix = torch.as_tensor([list(rows[0][:shared])], dtype=torch.long, device=self.device)
+            self.attention_mask = torch.ones_like(prefix)
+            self._forward(prefix, torch.arange(shared, device=self.device).unsqueeze(0))
+            self.cache.batch_repeat_interleave(len(rows))
+        rest = [list(r[shared:]) for r in rows]
+        length = max(len(r) for r in rest)
         ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, length - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
+        for i, row in enumerate(rest):
+            ids[i, length - len(row):] = torch.as_tensor(row, dtype=torch.long)
             mask[i, length - len(row):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        position_ids = (mask.cumsum(-1) - 1).clamp_(min=0)
-        self.attention_mask = mask
+        position_ids = shared + (mask.cumsum(-1) - 1).clamp_(min=0)
+        self.attention_mask = torch.cat(
+            [torch.ones((len(rows), shared), dtype=mask.dtype, device=self.device), mask], dim=1
+        )
         self.next_position = position_ids[:, -1:] + 1
-        self.cache = DynamicCache()
         return self._forward(ids, position_ids)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
