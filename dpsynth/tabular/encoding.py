@@ -91,7 +91,7 @@ class ColumnEncoder:
             bad = parsed.isna().to_numpy() & ~missing
             if bad.any():
                 raise ValueError(f"column {s.name!r}: {int(bad.sum())} value(s) are not booleans")
-            codes = np.where(missing, 0, parsed.fillna(False).astype(bool).to_numpy()).astype(np.int64)
+            codes = np.array([1 if v is True else 0 for v in parsed], dtype=np.int64)
         elif s.type in ("numerical", "datetime"):
             values = _to_seconds(series) if s.type == "datetime" else pd.to_numeric(series, errors="coerce")
             values = np.asarray(values, dtype=np.float64)

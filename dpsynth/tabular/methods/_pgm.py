@@ -125,15 +125,26 @@ class PgmModel:
         cliques = [tuple(c) for c in self.model.cliques] + [tuple(c) for c in self.cliques]
         return cliques or [(c,) for c in self.domain.columns]
 
-    def junction_marginals(self) -> dict[Clique, np.ndarray]:
-        """Normalised marginals (numpy, axes in clique order) of the junction tree's maximal cliques."""
+    def _junction(self):
+        """(junction tree, elimination order, CliqueVector of normalised max-clique marginals).
+
+        When the estimator already holds every maximal clique's marginal (always for MST's tree,
+        often for AIM) they are used directly; otherwise one round of message passing computes them.
+        """
         dom = mbi_domain(self.domain)
-        cliques = self._model_cliques()
-        jtree, _ = junction_tree.make_junction_tree(dom, cliques)
-        potentials = self.model.potentials.expand(list(jtree.nodes))
+        jtree, elimination_order = junction_tree.make_junction_tree(dom, self._model_cliques())
+        nodes = [tuple(cl) for cl in jtree.nodes]
+        if all(self.model.marginals.supports(cl) for cl in nodes):
+            return jtree, elimination_order, self.model.marginals
+        potentials = self.model.potentials.expand(nodes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             marginals = marginal_oracles.message_passing_stable(potentials, 1.0)
+        return jtree, elimination_order, marginals
+
+    def junction_marginals(self) -> dict[Clique, np.ndarray]:
+        """Normalised marginals (numpy, axes in clique order) of the junction tree's maximal cliques."""
+        jtree, _, marginals = self._junction()
         out = {}
         for cl in jtree.nodes:
             arr = np.clip(np.asarray(marginals.project(tuple(cl)).datavector(flatten=False), dtype=np.float64), 0, None)
@@ -176,14 +187,8 @@ class PgmModel:
         out = np.zeros((n, d), dtype=np.int64)
         if n == 0:
             return out
-        dom = mbi_domain(self.domain)
-        cliques = self._model_cliques()
-        jtree, elimination_order = junction_tree.make_junction_tree(dom, cliques)
+        jtree, elimination_order, marginals = self._junction()
         jt_cliques = [set(cl) for cl in jtree.nodes]
-        potentials = self.model.potentials.expand(list(jtree.nodes))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            marginals = marginal_oracles.message_passing_stable(potentials, 1.0)
         # Columns not in any clique are independent; they still appear in the elimination order
         # only if they were in a clique, so add the rest at the end.
         order = list(elimination_order[::-1])
@@ -193,7 +198,7 @@ class PgmModel:
         for col in order:
             containing = [cl for cl in jt_cliques if col in cl]
             parents = tuple(p for p in used if any(p in cl for cl in containing))
-            if col in marginals.domain.attributes:
+            if marginals.supports(parents + (col,)):
                 marg = np.asarray(
                     marginals.project(parents + (col,)).datavector(flatten=False), dtype=np.float64
                 )

@@ -12,7 +12,7 @@ Algorithm (follows the paper / reference ``aim.py``, with work caps so CPU runs 
 
 * Workload: all marginals of up to ``max_order`` (default 3) columns whose table has at most
   ``max_cells`` cells; candidates are its downward closure, weighted by overlap with the workload.
-* ``T = min(16 d, max_rounds)`` nominal rounds: sigma = sqrt(T / (2 * 0.9 rho)) and selection
+* ``T = max(min(16 d, max_rounds), 2 d)`` nominal rounds: sigma = sqrt(T / (2 * 0.9 rho)) and selection
   epsilon = sqrt(8 * 0.1 rho / T). All 1-way marginals are measured first.
 * Each round: keep candidates whose junction tree would stay within
   ``max_model_size * rho_used / rho`` MB; pick one with the exponential mechanism on
@@ -111,6 +111,12 @@ class AimModel(PgmModel):
     rho_spent: float = 0.0
 
 
+def nominal_rounds(d: int, max_rounds: int) -> int:
+    """AIM's nominal round count ``T``: 16 d as in the paper, capped by ``max_rounds`` for speed,
+    but at least 2 d so the initial 1-way measurements (d of T shares) take at most half the budget."""
+    return int(max(min(16 * d, max_rounds), 2 * d, 1))
+
+
 class AIMMethod:
     """The AIM method (see module docstring)."""
 
@@ -142,7 +148,7 @@ class AIMMethod:
             delta=float(delta),
             parameters={
                 "rho": rho,
-                "rounds": int(min(16 * d, self.max_rounds)),
+                "rounds": nominal_rounds(d, self.max_rounds),
                 "max_order": self.max_order,
                 "max_cells": self.max_cells,
                 "max_model_size_mb": self.max_model_size,
