@@ -109,10 +109,11 @@ def evaluate_command(
         result, outputs = evaluate_files(
             synthetic, real_holdout, private, target=target, label_field=label_field, text_field=text_field,
             canaries_path=canaries, benchmark_path=benchmark, json_path=json_out, html_path=html_out,
-            update_card=not no_card, force=force, embedder=embedder, ablation_ratio=ratio, seed=seed)
+            update_card=not no_card, force=force, embedder=embedder, ablation_ratio=ratio, seed=seed,
+            progress=not as_json)
     except OutputExistsError as exc:
         fail(str(exc))
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         fail(str(exc))
     if as_json:
         typer.echo(result.to_json())
@@ -139,7 +140,7 @@ def mix_command(
         info = mix_files(real, synthetic, ratio, out, force=force, seed=seed, replace=replace)
     except OutputExistsError as exc:
         fail(str(exc))
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         fail(str(exc))
     console.print(f"wrote {info['data']} ({info['real_records']} real + {info['synthetic_records']} synthetic, "
                   f"synthetic_ratio={info['synthetic_ratio']:.4g}); card: {info['card']}", highlight=False)

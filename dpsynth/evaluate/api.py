@@ -114,6 +114,7 @@ def _evaluate_table(
     audit_size: int,
     run_sdmetrics: bool,
     seed: int,
+    step: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     columns = tab.check_same_columns(holdout, synthetic)
     synthetic = synthetic[columns]
@@ -135,6 +136,7 @@ def _evaluate_table(
     if run_sdmetrics:
         fidelity["sdmetrics_quality"] = tab.sdmetrics_quality(holdout, synthetic)
     report["fidelity"] = fidelity
+    step("fidelity")
 
     utility: dict[str, Any] = {}
     if target is not None:
@@ -143,6 +145,7 @@ def _evaluate_table(
             ratio = 0.5 if ablation_ratio is None else ablation_ratio
             utility["ablation"] = tab.augmentation_ablation(private, synthetic, holdout, target, ratio, seed)
     report["utility"] = _section(True, real_sources + (["private"] if private is not None else []), **utility)
+    step("utility")
 
     contamination: dict[str, Any] = {"exact_overlap_holdout": contam.exact_row_overlap(synthetic, holdout)}
     sources = list(real_sources)
@@ -153,6 +156,7 @@ def _evaluate_table(
         contamination["benchmark_exact"] = contam.exact_row_overlap(synthetic, benchmark[columns])
         sources.append("benchmark")
     report["contamination"] = _section(True, sources, **contamination)
+    step("contamination")
 
     if private is not None:
         n_ref = len(holdout) // 2 if len(holdout) >= 40 else 0
@@ -165,6 +169,7 @@ def _evaluate_table(
         audit = audit_mod.tabular_membership_audit(synthetic, members, non_members, delta,
                                                    reference=reference, seed=seed)
         report["privacy_audit"] = _section(True, ["private", "real_holdout"], **audit)
+    step("privacy_audit")
     plots = {"marginals": tab.marginal_histograms(holdout, synthetic)}
     return report, plots
 
@@ -186,6 +191,7 @@ def _evaluate_text(
     embedder: Callable[[Sequence[str]], np.ndarray] | None,
     embedder_name: str,
     seed: int,
+    step: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     if len(synthetic) == 0 or len(holdout) == 0:
         raise ValueError("the synthetic and holdout corpora must be non-empty")
@@ -194,6 +200,7 @@ def _evaluate_text(
     diversity = {"self_bleu": txt.self_bleu(synthetic, seed=seed) if len(synthetic) > 1 else None,
                  "distinct_1": txt.distinct_n(synthetic, 1), "distinct_2": txt.distinct_n(synthetic, 2)}
     report["diversity"] = _section(False, [], **diversity)
+    step("diversity")
 
     embed = embedder or txt.hashing_embedder()
     syn_sample = _sample_list(synthetic, MAX_EMBED, rng)
@@ -204,6 +211,7 @@ def _evaluate_text(
                              if len(hold_emb) > 1 else None,
                              **{k: v for k, v in txt.mauve_score(hold_emb, syn_emb, seed=seed).items()
                                 if k in ("mauve", "mauve_distance")}}
+    step("embeddings")
     reference = private if private is not None else holdout
     for n in (2, 4):
         try:
@@ -224,6 +232,7 @@ def _evaluate_text(
                          ratio=tstr["accuracy"] / trtr["accuracy"] if trtr["accuracy"] > 0 else None)
         utility["tstr"] = entry
     report["utility"] = _section(True, ["real_holdout"] + (["private"] if private is not None else []), **utility)
+    step("utility")
 
     contamination: dict[str, Any] = {}
     sources: list[str] = []
@@ -239,6 +248,7 @@ def _evaluate_text(
         contamination["benchmark_near"] = contam.near_duplicates(synthetic, benchmark)
         sources.append("benchmark")
     report["contamination"] = _section(bool(sources), sources, **contamination)
+    step("contamination")
 
     if canaries and any(c.member for c in canaries) and any(not c.member for c in canaries):
         audit = audit_mod.text_canary_audit(synthetic, canaries, delta, seed=seed)
@@ -249,6 +259,7 @@ def _evaluate_text(
                                             _sample_list(holdout, n, rng), delta, seed=seed)
         report["privacy_audit"] = _section(True, ["private", "real_holdout"], **audit)
 
+    step("privacy_audit")
     n_plot = min(300, len(syn_emb), len(hold_emb))
     hold_2d, syn_2d = txt.project_2d(hold_emb[:n_plot], syn_emb[:n_plot])
     plots = {"embedding_2d": {"real": hold_2d.tolist(), "synthetic": syn_2d.tolist(),
@@ -280,6 +291,7 @@ def evaluate(
     audit_size: int = DEFAULT_AUDIT_SIZE,
     run_sdmetrics: bool = True,
     seed: int = 0,
+    progress: bool = False,
 ) -> EvaluationResult:
     """Evaluate a synthetic table (DataFrame) or text corpus (list of str) against real data.
 
@@ -293,15 +305,23 @@ def evaluate(
     text audit and the canary scan. Returns an :class:`EvaluationResult` whose ``report`` has a
     ``release_decision`` from :func:`dpsynth.evaluate.decision.decide`.
     """
+    from tqdm.auto import tqdm
+
     if audit_size < 2:
         raise ValueError("audit_size must be >= 2")
     epsilon, delta = _ledger_numbers(ledger, ledger_epsilon, ledger_delta)
+    bar = tqdm(total=4 if isinstance(synthetic, pd.DataFrame) else 5, desc="dpsynth evaluate", unit="step", disable=not progress)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(1)
+
     if isinstance(synthetic, pd.DataFrame):
         if not isinstance(real_holdout, pd.DataFrame) or (private is not None and not isinstance(private, pd.DataFrame)):
             raise TypeError("a synthetic table must be compared with real tables")
         report, plots = _evaluate_table(synthetic, real_holdout, private, target,
                                         benchmark if isinstance(benchmark, pd.DataFrame) else None,
-                                        ablation_ratio, delta, audit_size, run_sdmetrics, seed)
+                                        ablation_ratio, delta, audit_size, run_sdmetrics, seed, step)
     else:
         if isinstance(synthetic, str) or isinstance(real_holdout, (str, pd.DataFrame)):
             raise TypeError("a synthetic corpus must be a list of texts compared with a list of real texts")
@@ -310,7 +330,8 @@ def evaluate(
                                        list(private) if private is not None else None,
                                        synthetic_labels, holdout_labels, private_labels, canaries,
                                        list(benchmark) if benchmark is not None else None,
-                                       delta, audit_size, embedder, name, seed)
+                                       delta, audit_size, embedder, name, seed, step)
+    bar.close()
     report["privacy_claim"] = {"ledger_epsilon": epsilon, "ledger_delta": delta,
                                "reads_private_data": False}
     report["release_decision"] = decide(report, epsilon, thresholds)

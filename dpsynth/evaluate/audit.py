@@ -163,12 +163,18 @@ def epsilon_lb_one_run(
     delta: float,
     alpha: float = DEFAULT_ALPHA,
     fractions: Sequence[float] = ONE_RUN_FRACTIONS,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Steinke-Nasr-Jagielski one-run lower bound, Bonferroni over ``fractions`` (see module doc)."""
+    """Steinke-Nasr-Jagielski one-run lower bound, Bonferroni over ``fractions`` (see module doc).
+
+    Ties between scores are broken by a seeded random permutation, so the guesses never depend
+    on which list a tied record came from.
+    """
     a, b = _as_scores(in_scores, "in_scores"), _as_scores(out_scores, "out_scores")
     scores = np.concatenate([a, b])
     member = np.concatenate([np.ones(a.size, bool), np.zeros(b.size, bool)])
-    order = np.argsort(scores, kind="stable")
+    shuffle = np.random.default_rng(seed).permutation(scores.size)
+    order = shuffle[np.argsort(scores[shuffle], kind="stable")]
     m = scores.size
     level = alpha / len(fractions)
     best: dict[str, Any] = {"epsilon_lb": 0.0, "guesses": 0, "correct": 0}
@@ -210,7 +216,7 @@ def summarise_attack(
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     cp = epsilon_lb_clopper_pearson(in_scores, out_scores, delta, alpha / 2, seed)
-    one_run = epsilon_lb_one_run(in_scores, out_scores, delta, alpha / 2)
+    one_run = epsilon_lb_one_run(in_scores, out_scores, delta, alpha / 2, seed=seed)
     return {
         "auc": roc_auc(in_scores, out_scores),
         **{f"tpr_at_fpr_{f:g}": tpr_at_fpr(in_scores, out_scores, f) for f in LOW_FPRS},

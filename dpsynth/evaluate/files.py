@@ -93,6 +93,7 @@ def evaluate_files(
     thresholds: DecisionThresholds | None = None,
     run_sdmetrics: bool = True,
     seed: int = 0,
+    progress: bool = False,
 ) -> tuple[EvaluationResult, EvaluationOutputs]:
     """Evaluate a release on disk; see the module docstring for what is read and written."""
     from dpsynth.card import build_card, read_card, update_card as card_update, write_card
@@ -119,7 +120,8 @@ def evaluate_files(
         embed_fn, embed_name = _embedder(embedder)
         result = evaluate(synthetic, holdout, private, synthetic_labels=syn_labels, holdout_labels=hold_labels,
                           private_labels=priv_labels, ledger=ledger, canaries=canaries, benchmark=benchmark,
-                          thresholds=thresholds, embedder=embed_fn, embedder_name=embed_name, seed=seed)
+                          thresholds=thresholds, embedder=embed_fn, embedder_name=embed_name, seed=seed,
+                          progress=progress)
     else:
         synthetic_df, holdout_df = load_table(synthetic_path), load_table(holdout_path)
         private_df = load_table(private_path) if private_path else None
@@ -128,7 +130,7 @@ def evaluate_files(
             raise EvaluationInputError("--canaries applies to text corpora only")
         result = evaluate(synthetic_df, holdout_df, private_df, target=target, ledger=ledger,
                           benchmark=benchmark_df, ablation_ratio=ablation_ratio, thresholds=thresholds,
-                          run_sdmetrics=run_sdmetrics, seed=seed)
+                          run_sdmetrics=run_sdmetrics, seed=seed, progress=progress)
 
     atomic_write_text(json_out, result.to_json() + "\n")
     atomic_write_text(html_out, render_html(result.report, result.plots,

@@ -313,6 +313,8 @@ def train_and_score(
             raise ValueError(f"the {name} table is empty")
     task = task or infer_task(test[target])
     x_train, x_test = train.drop(columns=[target]), test.drop(columns=[target])
+    if x_train.shape[1] == 0:
+        raise ValueError(f"no feature columns besides the target {target!r}")
     y_train, y_test = _prepare_target(train[target], task), _prepare_target(test[target], task)
     if task == "classification" and y_train.nunique() < 2:
         predictions = np.full(len(y_test), y_train.iloc[0], dtype=object)
