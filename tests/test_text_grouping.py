@@ -40,7 +40,7 @@ def test_adding_or_removing_one_text_changes_exactly_one_group_by_one_member():
 
 
 def test_partition_is_roughly_uniform_and_depends_on_the_secret_key():
-    key = fresh_key()
+    key = bytes(range(32))  # fixed key: the uniformity check is deterministic (not flaky)
     counts = Counter(keyed_group_index(t, 10, key) for t in TEXTS)
     chi = stats.chisquare([counts[i] for i in range(10)])
     assert chi.pvalue > 1e-4
