@@ -263,3 +263,14 @@ def test_save_writes_data_ledger_card_and_refuses_overwrite(tmp_path):
     assert len(pd.read_json(tmp_path / "synthetic.jsonl", lines=True)) == 300
     with pytest.raises(ValueError, match="format"):
         res.save(tmp_path / "synthetic.xlsx")
+
+
+def test_values_the_schema_refuses_fail_before_anything_is_spent():
+    df = make_table(100)
+    df.loc[3, "sex"] = None
+    meta = json.loads(json.dumps(META))
+    meta["columns"]["sex"]["nullable"] = False
+    ledger = Ledger.create(PrivacyBudget(1.0, 1e-6), privacy_unit="row", source_name="t")
+    with pytest.raises(ValueError, match="not nullable"):
+        synthesize(df, epsilon=1.0, method="independent", metadata=meta, ledger=ledger, progress=False)
+    assert ledger.entries == []

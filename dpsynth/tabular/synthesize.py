@@ -169,6 +169,7 @@ class Synthesizer:
                 (budget.epsilon, budget.delta),
                 (remaining_eps, remaining_delta),
             )
+        _precheck_columns(df, schema)  # fail on malformed values before anything is spent
         rng = np.random.default_rng(self.seed)
         fingerprint = acc.fingerprint_dataframe(df)
 
@@ -233,6 +234,17 @@ class Synthesizer:
         )
         assert self.schema_ is not None and self.method_ is not None
         return SynthesisResult(data=data, ledger=self.ledger, method=self.method_, schema=self.schema_)
+
+
+def _precheck_columns(df: pd.DataFrame, schema: TableSchema) -> None:
+    """Encode every column whose public domain is already complete, so that values the schema
+    refuses (missing in a non-nullable column, text in a numeric one) raise before any charge."""
+    from dpsynth.tabular.encoding import ColumnEncoder
+
+    for spec in schema.columns:
+        if spec.type == "id" or spec.needs_dp_bounds or spec.needs_dp_categories:
+            continue
+        ColumnEncoder.from_spec(spec).encode(df[spec.name])
 
 
 def release_domain(
