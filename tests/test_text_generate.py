@@ -213,3 +213,38 @@ def test_save_writes_jsonl_ledger_and_card_and_refuses_to_overwrite(tiny, tmp_pa
         calibrate_text_mechanism(3.0, 1e-6, 4, 8, 1.0).event, 1e-6
     ).epsilon
     assert json.loads(ledger_text)["entries"][0]["charge"]["epsilon"] == pytest.approx(recharged)
+
+
+@pytest.mark.parametrize("epsilon,tokens", [(3.0, 1), (8.0, 4)])
+def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_event(tiny, epsilon, tokens):
+    """Prompts -> model -> DClip aggregate -> Top-k+ -> softmax, for D and D + {x} in one group:
+    the first token's log-probabilities differ by at most the per-token epsilon the ledger composes."""
+    from dpsynth.text.engine import RowBatchDecoder
+    from dpsynth.text.mechanism import masked_log_probs, private_step
+    from dpsynth.text.prompts import PromptEncoder, PromptTemplate
+
+    model, tokenizer = tiny
+    plan = calibrate_text_mechanism(epsilon, 1e-6, 4, tokens, 1.0)
+    eps_tok = plan.event.event.epsilon
+    encoder = PromptEncoder(tokenizer, PromptTemplate(), max_example_tokens=32)
+    base = TEXTS[:4]
+    public = encoder.public_ids(None)
+    import torch
+
+    worst = 0.0
+    for extra in ["Great coffee, quick service!", "Call your doctor if the fever returns.", "zzz qqq 123 ???"]:
+        dists = []
+        for texts in (base, base + [extra]):
+            rows = [public] + encoder.private_ids(texts, None)
+            with torch.inference_mode():
+                logits = RowBatchDecoder(model, tokenizer.pad_token_id).prefill(rows).float()
+            group = torch.zeros(len(texts), dtype=torch.long)
+            aggregated, mask = private_step(logits[1:], logits[:1], group, plan.clip, 4, 50)
+            dists.append((masked_log_probs(aggregated, mask, 1.0)[0], mask[0]))
+        (lp, mask), (lp2, mask2) = dists
+        assert torch.equal(mask, mask2)
+        ratio = (lp - lp2)[mask]
+        assert ratio.abs().max() <= eps_tok + 1e-5
+        assert ratio.max() - ratio.min() <= eps_tok + 1e-5
+        worst = max(worst, float(ratio.max() - ratio.min()))
+    assert worst > 0.1 * eps_tok  # the private text does move the distribution
