@@ -120,7 +120,7 @@ class ExplodingTexts:
     """A sized text collection that fails the test if any record is read."""
 
     def __len__(self) -> int:
-        return 100
+        return 20
 
     def __iter__(self):
         raise AssertionError("a private text was read")
@@ -248,3 +248,15 @@ def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_even
         assert ratio.max() - ratio.min() <= eps_tok + 1e-5
         worst = max(worst, float(ratio.max() - ratio.min()))
     assert worst > 0.1 * eps_tok  # the private text does move the distribution
+
+
+def test_far_more_texts_than_groups_warns_about_compute(tiny):
+    from dpsynth.text.generate import LargeGroupsWarning
+
+    with pytest.warns(LargeGroupsWarning, match="num_texts around"):
+        generate(TEXTS, model=tiny, **_small(num_texts=1, max_new_tokens=2))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LargeGroupsWarning)
+        generate(TEXTS, model=tiny, **_small(num_texts=2, max_new_tokens=2))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,12 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_K = 50
 DEFAULT_MAX_EXAMPLE_TOKENS = 256
 OPERATION = "text.generate"
+#: warn when the texts exceed this many times the nominal capacity ``num_texts * group_size``
+LARGE_GROUP_FACTOR = 4
+
+
+class LargeGroupsWarning(UserWarning):
+    """Many more texts than ``num_texts * group_size``: groups will be large and slow."""
 
 
 class TooFewTextsError(ValueError):
@@ -244,6 +251,16 @@ def generate(
             "give more texts or lower group_size (nothing was generated or charged)"
         )
 
+    total_groups = sum(outputs.values())
+    if n_texts > LARGE_GROUP_FACTOR * total_groups * group_size:
+        # shown to the caller only (who holds the data); nothing of it enters the release
+        warnings.warn(
+            f"{n_texts} texts for {total_groups} output(s) of nominal group size {group_size}: every text is "
+            "one forward row per generated token, so groups this large are slow and memory-hungry; "
+            "num_texts around len(texts) / group_size uses the data in smaller, parallel groups",
+            LargeGroupsWarning,
+            stacklevel=2,
+        )
     plan = calibrate_text_mechanism(budget.epsilon, budget.delta, group_size, max_new_tokens, float(temperature))
     loaded = load_causal_lm(model, device)
     device_name = str(model_device(loaded.model))
