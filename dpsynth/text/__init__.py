@@ -4,6 +4,6 @@ Entry point: :func:`generate` -- privacy unit one text, add-or-remove-one relati
 :mod:`dpsynth.text.privacy` for the proof and ``docs/text.md`` for a guide.
 """
 
-from dpsynth.text.generate import TextSynthesisResult, TooFewTextsError, generate
+from dpsynth.text.generate import LargeGroupsWarning, TextSynthesisResult, TooFewTextsError, generate
 
-__all__ = ["TextSynthesisResult", "TooFewTextsError", "generate"]
+__all__ = ["LargeGroupsWarning", "TextSynthesisResult", "TooFewTextsError", "generate"]
