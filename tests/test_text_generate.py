@@ -260,3 +260,17 @@ def test_far_more_texts_than_groups_warns_about_compute(tiny):
     with warnings.catch_warnings():
         warnings.simplefilter("error", LargeGroupsWarning)
         generate(TEXTS, model=tiny, **_small(num_texts=2, max_new_tokens=2))
+
+
+def test_a_shared_ledger_file_is_charged_and_completed_on_disk(tiny, tmp_path):
+    from dpsynth.accounting import LedgerFile
+
+    path = tmp_path / "source.ledger.json"
+    shared = LedgerFile.create(path, PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="notes")
+    result = generate(TEXTS, model=tiny, ledger=shared, **_small(epsilon=3.0))
+    on_disk = shared.load()
+    assert [e["kind"] for e in on_disk.entries] == ["charge", "completion"]
+    assert on_disk.epsilon_spent == pytest.approx(result.ledger.epsilon_spent)
+    with pytest.raises(BudgetExceededError):
+        generate(ExplodingTexts(), model=tiny, ledger=shared, **_small(epsilon=3.0))
+    assert len(shared.load().entries) == 2

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dpsynth.accounting import Ledger, PrivacyBudget, fingerprint_texts
+from dpsynth.accounting import Ledger, LedgerFile, PrivacyBudget, fingerprint_texts
 from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, entropy_generator, model_device
 from dpsynth.text.grouping import fresh_key, partition_texts
 from dpsynth.text.privacy import (
@@ -172,7 +172,7 @@ def generate(
     top_k: int = DEFAULT_TOP_K,
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS,
     seed: int | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | LedgerFile | None = None,
     source_name: str = "texts",
     device: str | None = None,
     max_batch_rows: int | None = None,
@@ -202,8 +202,10 @@ def generate(
         max_example_tokens: each private text is truncated to this many tokens in its prompt.
         seed: controls non-private choices only (the order groups are decoded in). The sampling
             noise is drawn from OS entropy and cannot be seeded; the grouping key is also fresh.
-        ledger: an existing ledger to charge (privacy unit must be one text); default a new one
-            with budget (epsilon, delta).
+        ledger: an existing ledger to charge (privacy unit must be one text): a
+            :class:`~dpsynth.accounting.Ledger` (in memory) or a
+            :class:`~dpsynth.accounting.LedgerFile` (on disk, locked per update); default a new
+            in-memory ledger with budget (epsilon, delta).
         source_name: name of the source recorded in a new ledger.
         device: torch device (default CUDA when available, else CPU).
         max_batch_rows: rows per forward batch (default 64 on CPU, 1024 on CUDA).
@@ -234,11 +236,13 @@ def generate(
     public_labels = _public_label_set(labels, label_set)
     outputs = _outputs_per_label(num_texts, public_labels)
     template = PromptTemplate(instruction=instruction) if instruction is not None else PromptTemplate()
-    if ledger is not None and ledger.privacy_unit != PRIVACY_UNIT:
-        raise ValueError(
-            f"the ledger's privacy unit is {ledger.privacy_unit!r}, not {PRIVACY_UNIT!r}; "
-            "charges under different privacy units do not compose"
-        )
+    if ledger is not None:
+        unit = ledger.privacy_unit if isinstance(ledger, Ledger) else ledger.load().privacy_unit
+        if unit != PRIVACY_UNIT:
+            raise ValueError(
+                f"the ledger's privacy unit is {unit!r}, not {PRIVACY_UNIT!r}; "
+                "charges under different privacy units do not compose"
+            )
 
     n_texts = _sized("texts", texts)
     if labels is not None and _sized("labels", labels) != n_texts:
@@ -340,7 +344,7 @@ def generate(
     return TextSynthesisResult(
         texts=out_texts,
         labels=out_labels,
-        ledger=ledger,
+        ledger=ledger if isinstance(ledger, Ledger) else ledger.load(),
         plan=plan,
         generator_model=generator_model,
         decoding=decoding,
