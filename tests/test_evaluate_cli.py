@@ -15,6 +15,16 @@ from dpsynth.card import build_card, read_card
 from dpsynth.cli import app
 from dpsynth.release import write_release
 
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 runner = CliRunner()
 WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
          "nurse ward night morning gave took rest slept").split()

@@ -13,6 +13,15 @@ from dpsynth.evaluate.mix import mix_frames, mix_records, synthetic_count, valid
 from dpsynth.evaluate.report import bar_chart_svg, render_html, scatter_svg
 
 
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def good_report(**overrides):
     report = {
         "kind": "table",

@@ -282,9 +282,9 @@ def _feature_pipeline(features: pd.DataFrame, task: str, seed: int):
         transformers.append(("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric))
     if categorical:
         transformers.append(("cat", OneHotEncoder(handle_unknown="ignore"), categorical))
-    model = (RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
+    model = (RandomForestClassifier(n_estimators=50, random_state=seed, n_jobs=1)
              if task == "classification"
-             else RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1))
+             else RandomForestRegressor(n_estimators=50, random_state=seed, n_jobs=1))
     return Pipeline([("prep", ColumnTransformer(transformers)), ("model", model)])
 
 
