@@ -19,6 +19,7 @@ never be seeded from a user-provided seed.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class RowBatchDecoder:
         self.model = model
         self.pad_token_id = int(pad_token_id)
         self.device = model_device(model)
+        self.keeps_last_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.cache: Any = None
         self.attention_mask: torch.Tensor | None = None
         self.next_position: torch.Tensor | None = None
@@ -116,10 +118,9 @@ class RowBatchDecoder:
             past_key_values=self.cache,
             use_cache=True,
         )
-        try:
-            out = self.model(**kwargs, logits_to_keep=1)
-        except TypeError:  # models without logits_to_keep
-            out = self.model(**kwargs)
+        if self.keeps_last_logits:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(**kwargs)
         self.cache = out.past_key_values
         return out.logits[:, -1, :]
 
