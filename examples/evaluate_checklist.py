@@ -59,9 +59,10 @@ def load_public_table() -> pd.DataFrame:
 
 
 def public_metadata() -> dict:
-    columns = {name: {"type": "numerical", "lower": lo, "upper": hi, "bins": 16}
+    # The documentation also states "Missing Attribute Values: None" (public), hence nullable: false.
+    columns = {name: {"type": "numerical", "lower": lo, "upper": hi, "bins": 16, "nullable": False}
                for name, (lo, hi) in PUBLIC_RANGES.items()}
-    columns["diagnosis"] = {"type": "categorical", "categories": ["benign", "malignant"]}
+    columns["diagnosis"] = {"type": "categorical", "categories": ["benign", "malignant"], "nullable": False}
     return {"columns": columns}
 
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("[4] evaluating the DP release against the real holdout ...")
     evaluation, outputs = evaluate_files(synth_path, holdout_path, private_path, target="diagnosis",
-                                         force=args.force, seed=args.seed)
+                                         force=args.force, seed=args.seed, progress=True)
     _print_summary("DP release", evaluation.report)
     print(f"      report: {outputs.json}, {outputs.html}; card updated: {outputs.card}")
 

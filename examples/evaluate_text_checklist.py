@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("evaluate_text_checklist_out"))
     parser.add_argument("--epsilon", type=float, default=4.0)
-    parser.add_argument("--texts-per-label", type=int, default=8)
+    parser.add_argument("--texts-per-label", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[3] generating DP synthetic tickets (epsilon={args.epsilon}) ...")
     result = generate([r["text"] for r in planted], labels=[r["label"] for r in planted], label_set=LABELS,
                       epsilon=args.epsilon, delta=1e-6, num_texts=args.texts_per_label,
-                      instruction="Write a short customer-support ticket.", max_new_tokens=40,
+                      instruction="Write a short customer-support ticket.", max_new_tokens=32,
                       seed=args.seed, source_name="toy-tickets")
     synth_path = args.out / "synthetic.jsonl"
     result.save(synth_path, force=args.force)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print("[4] evaluating ...")
     evaluation, outputs = evaluate_files(synth_path, args.out / "holdout.jsonl", args.out / "private.jsonl",
                                          label_field="label", canaries_path=args.out / "canaries.json",
-                                         force=args.force, seed=args.seed)
+                                         force=args.force, seed=args.seed, progress=True)
     _summary("DP release", evaluation.report)
     print(f"    report: {outputs.json}, {outputs.html}; card: {outputs.card}")
 

@@ -92,7 +92,7 @@ def _private_tag(block: Mapping[str, Any]) -> str:
         return (f' <span style="background:#fde2e2;color:#a00;padding:1px 6px;border-radius:3px;'
                 f'font-size:11px">reads real data ({_esc(sources)}) - not for publication</span>')
     return (' <span style="background:#e2f5e2;color:#060;padding:1px 6px;border-radius:3px;'
-            'font-size:11px">synthetic only - publishable</span>')
+            'font-size:11px">no real records read - publishable</span>')
 
 
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
