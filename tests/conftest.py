@@ -32,5 +32,7 @@ def _torch_threads():
     except ImportError:  # pragma: no cover
         yield
         return
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # one thread: the test models are tiny, and on a busy 2-core machine more threads were up to
+    # 30x slower (tests that need more set it themselves)
+    torch.set_num_threads(1)
     yield

@@ -47,7 +47,13 @@ def test_exponential_epsilon_per_step():
     assert compute_charge(event(e0 * 1.01), 1e-6).epsilon > 3.0
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_exponential_calibration_at_delta_zero_is_pure_composition():
+    # at delta = 0 only basic composition of the pure-DP steps certifies the call
+    e0 = exponential_epsilon_per_step(2.0, 0.0, 10)
+    assert e0 == pytest.approx(0.2, rel=1e-3) and e0 * 10 <= 2.0
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True])
 def test_calibration_rejects_bad_targets(bad):
     with pytest.raises(ValueError):
         gaussian_noise_multiplier(bad, 1e-5)

@@ -24,9 +24,9 @@ class CalibrationError(ValueError):
 
 
 def _check_target(epsilon: float, delta: float) -> None:
-    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+    if isinstance(epsilon, bool) or not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"target epsilon must be a finite number > 0, got {epsilon!r}")
-    if not (isinstance(delta, (int, float)) and 0 <= delta < 1):
+    if isinstance(delta, bool) or not (isinstance(delta, (int, float)) and 0 <= delta < 1):
         raise ValueError(f"target delta must be in [0, 1), got {delta!r}")
 
 
