@@ -88,6 +88,9 @@ def test_evaluate_table_round_trip_updates_card_and_refuses_overwrite(table_file
     assert card["evals"]["real_holdout"]["reads_private_data"] is True
     assert card["evals"]["real_holdout"]["tstr"]["tstr"] == pytest.approx(report["utility"]["tstr"]["tstr"])
     assert card["privacy"]["epsilon"] == pytest.approx(1.0)  # the ledger-derived block is untouched
+    rounds = card["evals"]["diversity_metrics"]["history"]
+    assert len(rounds) == 1 and rounds[0]["private"]["tvd_3way_mean"] == pytest.approx(
+        report["fidelity"]["marginals"]["3way"]["mean"])
     html = (folder / "synth.csv.eval.html").read_text()
     assert "<svg" in html and "not for publication" in html
     assert "src=\"http" not in html and "href=\"http" not in html and "<script" not in html
@@ -171,7 +174,10 @@ def test_evaluate_texts_tracks_diversity_across_rounds(tmp_path):
     assert runner.invoke(app, args + ["--force"]).exit_code == 0
     card = yaml.safe_load((tmp_path / "synth.jsonl.card.yaml").read_text())
     history = card["evals"]["diversity_metrics"]["history"]
-    assert len(history) == 2 and history[0]["self_bleu"] == pytest.approx(report["diversity"]["self_bleu"])
+    assert len(history) == 2
+    assert history[0]["publishable"]["self_bleu"] == pytest.approx(report["diversity"]["self_bleu"])
+    assert history[0]["private"]["mauve"] == pytest.approx(report["distribution_shift"]["mauve"])
+    assert history[0]["reads_private_data"] is True
 
 
 def test_evaluate_texts_missing_field_is_clear(tmp_path):

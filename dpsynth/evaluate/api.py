@@ -19,7 +19,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -340,20 +339,38 @@ def evaluate(
     return EvaluationResult(report=_json_safe(report), plots=plots)
 
 
+def round_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """One generation round's diversity / shift headline numbers, for tracking across rounds.
+
+    ``publishable`` holds synthetic-only numbers (self-BLEU, distinct-n); ``private`` holds
+    numbers computed against real data (coverage, MAUVE, novelty; for tables the per-column and
+    k-way marginal distances), which are not DP.
+    """
+    diversity = report.get("diversity") or {}
+    shift = report.get("distribution_shift") or {}
+    fidelity = report.get("fidelity") or {}
+    publishable = {k: diversity[k] for k in ("self_bleu", "distinct_1", "distinct_2") if k in diversity}
+    private = {k: shift[k] for k in ("embedding_coverage", "mauve", "novelty_2gram", "novelty_4gram") if k in shift}
+    columns = fidelity.get("columns") or {}
+    if columns:
+        private["column_tvd_mean"] = float(np.mean([c["tvd"] for c in columns.values()]))
+        ks = [c["ks"] for c in columns.values() if "ks" in c]
+        if ks:
+            private["column_ks_mean"] = float(np.mean(ks))
+    for k, block in (fidelity.get("marginals") or {}).items():
+        if isinstance(block, Mapping) and "mean" in block:
+            private[f"tvd_{k}_mean"] = block["mean"]
+    return {"evaluated_at": report.get("evaluated_at"), "kind": report.get("kind"),
+            "publishable": publishable, "private": private, "reads_private_data": bool(private)}
+
+
 def card_evals(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Compact ``evals`` for the card: headline numbers with their ``reads_private_data`` flags.
 
     ``diversity_metrics`` keeps a ``history`` of earlier rounds (pass the card's previous list) so
-    diversity can be tracked across generation rounds.
+    diversity and distribution shift can be tracked across generation rounds (see
+    :func:`round_summary`).
     """
-    def pick(section: str, keys: Sequence[str]) -> dict[str, Any] | None:
-        block = report.get(section)
-        if not isinstance(block, Mapping):
-            return None
-        out = {k: block[k] for k in keys if k in block}
-        out["reads_private_data"] = block.get("reads_private_data", True)
-        return out
-
     fidelity = report.get("fidelity") or {}
     utility = report.get("utility") or {}
     real_holdout = {
@@ -365,15 +382,14 @@ def card_evals(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] |
                                if k not in ("sources",)} or None,
         "reads_private_data": True,
     }
-    latest = {**(pick("diversity", ("self_bleu", "distinct_1", "distinct_2")) or {}),
-              "evaluated_at": report.get("evaluated_at")}
-    rounds = list(history or []) + ([latest] if report.get("kind") == "text" else [])
+    latest = round_summary(report)
+    rounds = list(history or []) + [latest]
     audit = report.get("privacy_audit")
     return {
         "real_holdout": real_holdout,
         "contamination_scan": {k: v for k, v in (report.get("contamination") or {}).items()
                                if k != "sources"} or None,
-        "diversity_metrics": {"latest": latest if report.get("kind") == "text" else None, "history": rounds},
+        "diversity_metrics": {"latest": latest, "history": rounds},
         "privacy_audit": None if audit is None else {
             k: audit.get(k) for k in ("auc", "max_auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1", "epsilon_lb",
                                       "confidence", "attack", "reads_private_data") if k in audit},

@@ -17,7 +17,6 @@ filter the release (a filter that consults private data is itself a mechanism).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence

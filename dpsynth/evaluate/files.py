@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
