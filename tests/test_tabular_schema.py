@@ -239,3 +239,18 @@ def test_dp_bounds_for_datetimes_use_year_edges():
     lo, hi = dp_domain.dp_bounds(_to_seconds(stamps), 5.0, rng, candidates=dp_domain.datetime_candidates())
     assert pd.Timestamp(lo, unit="s") == pd.Timestamp("2015-01-01")
     assert pd.Timestamp(hi, unit="s") == pd.Timestamp("2018-01-01")
+
+
+# ------------------------------------------------------------------------------------ quality
+def test_average_tvd_is_zero_for_identical_and_one_for_disjoint_tables():
+    from dpsynth.tabular.quality import average_tvd
+
+    a = np.array([[0, 0], [1, 1], [0, 1], [1, 0]])
+    assert average_tvd(a, a, (2, 2), 1) == 0.0
+    assert average_tvd(a, a[::-1], (2, 2), 2) == 0.0  # row order does not matter
+    b = np.array([[2, 2]] * 4)
+    assert average_tvd(a, b, (3, 3), 1) == pytest.approx(1.0)
+    c = np.array([[0, 0], [0, 0], [1, 1], [1, 1]])  # same 1-way, different 2-way
+    assert average_tvd(a, c, (2, 2), 1) == 0.0
+    assert average_tvd(a, c, (2, 2), 2) == pytest.approx(0.5)
+    assert np.isnan(average_tvd(a, c, (2, 2), 3))
