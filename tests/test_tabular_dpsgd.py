@@ -123,9 +123,23 @@ def test_calibrate_rejects_bad_public_row_count(n_public: float) -> None:
         DPSGDVAEMethod().calibrate(1.0, 1e-5, DOMAIN2, n_public)
 
 
+def test_default_plan_uses_public_rules_only() -> None:
+    domain = EncodedDomain(columns=tuple("abcdefghi"), sizes=(3,) * 9)
+    plan = DPSGDVAEMethod().plan_for_noise_multiplier(1.0, 1e-6, domain, n_public=10_000.0)
+    assert plan.parameters["steps"] == 1000  # DEFAULT_STEPS, not a function of the data
+    assert plan.parameters["max_grad_norm"] == pytest.approx(3.5 * 3.0)  # 3.5 * sqrt(9 columns)
+    assert plan.parameters["sample_rate"] == pytest.approx(256 / 10_000)
+    explicit = DPSGDVAEMethod(max_grad_norm=0.5, epochs=2).plan_for_noise_multiplier(1.0, 1e-6, domain, 10_000.0)
+    assert explicit.parameters["max_grad_norm"] == 0.5 and explicit.parameters["steps"] == math.ceil(2 / 0.0256)
+    # nothing that could identify the noise stream is recorded
+    assert plan.parameters["privacy_noise_seed"] == "withheld"
+    assert plan.parameters["batch_sampling_seed"] == "withheld"
+
+
 def test_constructor_rejects_bad_hyper_parameters() -> None:
     for kwargs in ({"latent_dim": 0}, {"max_grad_norm": 0.0}, {"learning_rate": float("nan")},
-                   {"expected_batch_size": 0}, {"steps": 0}, {"optimizer": "lbfgs"}):
+                   {"expected_batch_size": 0}, {"steps": 0}, {"optimizer": "lbfgs"},
+                   {"steps": 10, "epochs": 2.0}, {"lr_schedule": "warmup"}, {"hidden_sizes": (0,)}):
         with pytest.raises(ValueError):
             DPSGDVAEMethod(**kwargs)
 
@@ -372,9 +386,7 @@ def test_fit_rejects_bad_codes_and_mismatched_plans() -> None:
 def test_vae_learns_correlation_better_than_independence() -> None:
     k, n = 4, 2000
     codes = _correlated_table(n, k, np.random.default_rng(0), agree=0.9)
-    method = DPSGDVAEMethod(
-        latent_dim=4, hidden_sizes=(32, 32), expected_batch_size=200, steps=200, learning_rate=5e-3, max_grad_norm=5.0
-    )
+    method = DPSGDVAEMethod(steps=300)  # default architecture, clipping and optimiser
     plan = method.plan_for_noise_multiplier(0.01, 1e-5, DOMAIN2, n_public=float(n))  # tiny noise
     fitted = method.fit(codes, plan, np.random.default_rng(1), progress=False)
     synthetic = fitted.sample(20000, np.random.default_rng(2))
@@ -384,3 +396,18 @@ def test_vae_learns_correlation_better_than_independence() -> None:
     tvd_independent = 0.5 * np.abs(independent - truth).sum()
     assert tvd_independent > 0.6
     assert tvd_synthetic < 0.5 * tvd_independent
+
+
+def test_dp_trained_vae_at_epsilon_3_still_beats_independence() -> None:
+    """The real private path (calibrated noise, default clipping) keeps most of the correlation."""
+    k, n = 4, 5000
+    codes = _correlated_table(n, k, np.random.default_rng(5), agree=0.9)
+    method = DPSGDVAEMethod(steps=500)
+    plan = method.calibrate(3.0, 1e-5, DOMAIN2, n_public=float(n))
+    assert plan.parameters["noise_multiplier"] > 0.5  # genuinely noisy
+    fitted = method.fit(codes, plan, np.random.default_rng(6), progress=False)
+    synthetic = fitted.sample(20000, np.random.default_rng(7))
+    truth = _joint(codes, k)
+    independent = np.outer(truth.sum(axis=1), truth.sum(axis=0))
+    tvd_synthetic = 0.5 * np.abs(_joint(synthetic, k) - truth).sum()
+    assert tvd_synthetic < 0.6 * 0.5 * np.abs(independent - truth).sum()
