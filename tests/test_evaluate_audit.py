@@ -194,3 +194,33 @@ def test_audit_passes_dpsynth_tabular_at_the_tested_epsilon_and_catches_a_copy()
                     ledger_delta=1e-5, run_sdmetrics=False)
     assert copy.report["privacy_audit"]["epsilon_lb"] > epsilon
     assert copy.decision == "reject"
+
+
+def test_text_audit_passes_dpsynth_text_generate_at_the_tested_epsilon(tmp_path, monkeypatch):
+    """The real DP text pipeline (tiny random-weight model) stays below its ledger epsilon."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dpsynth.text import generate
+    from tests.tiny_model import build_tiny_model_dir
+
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        path = build_tiny_model_dir(tmp_path / "tiny")
+        model = (AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path))
+        private = corpus(60, 11)
+        canaries = contam.make_canaries(private, 100, seed=12, prefix_words=4, repetitions=2)
+        planted = contam.plant_canaries(private, canaries, seed=13)
+        result = generate(planted, epsilon=1.0, delta=1e-6, group_size=4, max_new_tokens=8, num_texts=12,
+                          model=model, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(result.texts) == 12
+    scan = contam.scan_for_canaries(result.texts, canaries)
+    assert scan["leaked_members"] == 0
+    report = audit.text_canary_audit(result.texts, canaries, delta=result.ledger.delta_spent)
+    assert report["epsilon_lb"] <= result.ledger.epsilon_spent
+    # and the same canaries are caught when the "generator" returns its input verbatim
+    assert audit.text_canary_audit(planted, canaries, delta=1e-6)["epsilon_lb"] > result.ledger.epsilon_spent
