@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
@@ -111,6 +111,7 @@ class PgmModel:
     domain: EncodedDomain
     model: "mbi.MarkovRandomField"
     cliques: tuple[Clique, ...]
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def probabilities(self, clique: Sequence[str]) -> np.ndarray:
         """The model's normalised marginal over ``clique`` (shape = the clique's sizes)."""
@@ -131,16 +132,21 @@ class PgmModel:
         When the estimator already holds every maximal clique's marginal (always for MST's tree,
         often for AIM) they are used directly; otherwise one round of message passing computes them.
         """
+        cached = self._cache.get("junction")
+        if cached is not None:
+            return cached
         dom = mbi_domain(self.domain)
         jtree, elimination_order = junction_tree.make_junction_tree(dom, self._model_cliques())
         nodes = [tuple(cl) for cl in jtree.nodes]
         if all(self.model.marginals.supports(cl) for cl in nodes):
-            return jtree, elimination_order, self.model.marginals
-        potentials = self.model.potentials.expand(nodes)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            marginals = marginal_oracles.message_passing_stable(potentials, 1.0)
-        return jtree, elimination_order, marginals
+            marginals = self.model.marginals
+        else:
+            potentials = self.model.potentials.expand(nodes)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                marginals = marginal_oracles.message_passing_stable(potentials, 1.0)
+        self._cache["junction"] = (jtree, elimination_order, marginals)
+        return self._cache["junction"]
 
     def junction_marginals(self) -> dict[Clique, np.ndarray]:
         """Normalised marginals (numpy, axes in clique order) of the junction tree's maximal cliques."""
