@@ -34,43 +34,40 @@ def _eps(event_of: EventOf, param: float, delta: float, fast: bool) -> float:
     return compute_charge(event_of(param), delta, fast=fast).epsilon
 
 
+def _search(
+    event_of: EventOf, epsilon: float, delta: float, lo: float, hi: float, rel_tol: float, *, increasing: bool
+) -> float:
+    """The parameter at the privacy edge: for ``increasing`` (eps grows with p) the largest ``p`` in
+    [lo, hi] with eps(event_of(p)) <= epsilon, otherwise the smallest such ``p``."""
+    fits = lambda p, fast=True: _eps(event_of, p, delta, fast) <= epsilon  # noqa: E731
+    safe_end, risky_end = (lo, hi) if increasing else (hi, lo)
+    if not fits(safe_end):
+        raise CalibrationError(f"even parameter {safe_end:g} does not reach epsilon={epsilon:g} at delta={delta:g}")
+    if fits(risky_end):
+        safe_end = risky_end
+    while max(safe_end, risky_end) / min(safe_end, risky_end) > 1 + rel_tol:
+        mid = math.sqrt(safe_end * risky_end)
+        if fits(mid):
+            safe_end = mid
+        else:
+            risky_end = mid
+    # verify with the ledger's own accountants; move toward more privacy until it holds
+    step = 1 / (1 + rel_tol) if increasing else 1 + rel_tol
+    for _ in range(200):
+        if fits(safe_end, False):
+            return safe_end
+        safe_end *= step
+    raise CalibrationError("calibration could not verify its result")  # pragma: no cover
+
+
 def _smallest_param(event_of: EventOf, epsilon: float, delta: float, lo: float, hi: float, rel_tol: float) -> float:
     """Smallest ``p`` in [lo, hi] with eps(event_of(p)) <= epsilon, for eps decreasing in p."""
-    if _eps(event_of, hi, delta, True) > epsilon:
-        raise CalibrationError(f"even parameter {hi:g} does not reach epsilon={epsilon:g} at delta={delta:g}")
-    if _eps(event_of, lo, delta, True) <= epsilon:
-        hi = lo
-    while hi / lo > 1 + rel_tol:
-        mid = math.sqrt(lo * hi)
-        if _eps(event_of, mid, delta, True) <= epsilon:
-            hi = mid
-        else:
-            lo = mid
-    # verify with the ledger's own accountants; move toward more privacy until it holds
-    for _ in range(200):
-        if _eps(event_of, hi, delta, False) <= epsilon:
-            return hi
-        hi *= 1 + rel_tol
-    raise CalibrationError("calibration could not verify its result")  # pragma: no cover
+    return _search(event_of, epsilon, delta, lo, hi, rel_tol, increasing=False)
 
 
 def _largest_param(event_of: EventOf, epsilon: float, delta: float, lo: float, hi: float, rel_tol: float) -> float:
     """Largest ``p`` in [lo, hi] with eps(event_of(p)) <= epsilon, for eps increasing in p."""
-    if _eps(event_of, lo, delta, True) > epsilon:
-        raise CalibrationError(f"even parameter {lo:g} exceeds epsilon={epsilon:g} at delta={delta:g}")
-    if _eps(event_of, hi, delta, True) <= epsilon:
-        lo = hi
-    while hi / lo > 1 + rel_tol:
-        mid = math.sqrt(lo * hi)
-        if _eps(event_of, mid, delta, True) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-    for _ in range(200):
-        if _eps(event_of, lo, delta, False) <= epsilon:
-            return lo
-        lo /= 1 + rel_tol
-    raise CalibrationError("calibration could not verify its result")  # pragma: no cover
+    return _search(event_of, epsilon, delta, lo, hi, rel_tol, increasing=True)
 
 
 def gaussian_noise_multiplier(epsilon: float, delta: float, count: int = 1, rel_tol: float = 1e-3) -> float:
