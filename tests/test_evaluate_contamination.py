@@ -95,3 +95,23 @@ def test_exact_row_overlap_tables():
     synth = pd.DataFrame({"a": [1, 2, 9, 3], "b": ["x", "q", "z", "z"]})
     out = contam.exact_row_overlap(synth, real)
     assert out["count"] == 2 and out["rate"] == pytest.approx(0.5)
+
+
+def test_evaluate_flags_benchmark_contamination_and_near_copies_of_private_texts():
+    from dpsynth.evaluate import evaluate
+
+    private = corpus(80, 1)
+    holdout = corpus(80, 2)
+    benchmark = [f"benchmark question {i}: what is the capital of country number {i}?" for i in range(20)]
+    clean = corpus(60, 3)
+    contaminated = clean[:50] + benchmark[:10]
+    result = evaluate(contaminated, holdout, private, benchmark=benchmark, ledger_epsilon=1.0, ledger_delta=1e-6)
+    assert result.report["contamination"]["benchmark_exact"]["count"] == 10
+    assert result.report["contamination"]["reads_private_data"] is True
+    assert result.decision == "reject"
+    assert any(r.startswith("benchmark_exact") for r in result.report["release_decision"]["reasons"])
+    edited = [t + " ok" for t in private[:30]] + clean[:30]  # light edits of private records
+    near = evaluate(edited, holdout, private, ledger_epsilon=1.0, ledger_delta=1e-6)
+    assert near.report["contamination"]["exact_overlap_private"]["count"] == 0
+    assert near.report["contamination"]["near_duplicates_private"]["count"] >= 25
+    assert near.decision == "reject"

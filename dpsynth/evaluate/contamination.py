@@ -157,6 +157,7 @@ def max_jaccard(outputs: Sequence[str], records: Sequence[str], n: int = 5, chun
     rec_sizes = np.asarray(rec_m.sum(axis=1)).ravel()
     best = np.zeros(len(outputs))
     rec_t = rec_m.T.tocsc()
+    chunk = max(1, min(chunk, 20_000_000 // max(1, len(records))))  # bound the dense block's memory
     for start in range(0, len(outputs), chunk):
         inter = (out_m[start:start + chunk] @ rec_t).toarray()
         union = out_sizes[start:start + chunk, None] + rec_sizes[None, :] - inter

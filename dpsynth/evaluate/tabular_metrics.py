@@ -387,15 +387,22 @@ def augmentation_ablation(
             "gain_dev": mix_dev - base_dev, "gain_holdout": mix_hold - base_hold}
 
 
-def sdmetrics_quality(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any]:
-    """Run sdmetrics' single-table ``QualityReport`` (Column Shapes, Column Pair Trends).
+def sdmetrics_quality(
+    real: pd.DataFrame, synthetic: pd.DataFrame, max_rows: int = 10_000, seed: int = 0
+) -> dict[str, Any]:
+    """Run sdmetrics' ``QualityReport`` (Column Shapes, Column Pair Trends).
 
-    Metadata is inferred from dtypes (numeric -> numerical, else categorical). Returns the
-    overall score and the per-property scores.
+    Metadata is inferred from dtypes (numeric -> numerical, else categorical). Tables above
+    ``max_rows`` rows are subsampled (fixed seed) to bound the run time. Returns the overall
+    score and the per-property scores.
     """
     from sdmetrics.reports import QualityReport
 
     columns = check_same_columns(real, synthetic)
+    if len(real) > max_rows:
+        real = real.sample(n=max_rows, random_state=seed)
+    if len(synthetic) > max_rows:
+        synthetic = synthetic.sample(n=max_rows, random_state=seed)
     metadata = {"tables": {"table": {"columns": {
         c: {"sdtype": "numerical" if is_numeric_column(real[c]) else "categorical"} for c in columns}}}}
     report = QualityReport()
