@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +23,7 @@ from opacus import GradSampleModule
 from scipy import stats
 from torch import nn
 
-from dpsynth.tabular.methods import dpsgd_vae
+from dpsynth.tabular.methods import dpsgd_gan, dpsgd_vae
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan, TabularMethod
 from dpsynth.tabular.methods.dpsgd_vae import (
     DPSGDVAEMethod,
@@ -225,9 +226,9 @@ def test_noise_std_matches_sigma_c_over_expected_batch() -> None:
     assert stats.kstest(update / expected_std, "norm").pvalue > 1e-3
 
 
-def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict]) -> None:
+def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict], module: Any = dpsgd_vae) -> None:
     """Make ``fit`` build its optimizer as usual but record every step's internals."""
-    original = dpsgd_vae.make_dp_optimizer
+    original = module.make_dp_optimizer
 
     def wrapped(*args, **kwargs):
         optimizer = original(*args, **kwargs)
@@ -256,7 +257,7 @@ def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict]) -
         optimizer.attach_step_hook(hook)
         return optimizer
 
-    monkeypatch.setattr(dpsgd_vae, "make_dp_optimizer", wrapped)
+    monkeypatch.setattr(module, "make_dp_optimizer", wrapped)
 
 
 def test_fit_clips_and_normalises_by_public_constant_whatever_the_data_size(
@@ -411,3 +412,71 @@ def test_dp_trained_vae_at_epsilon_3_still_beats_independence() -> None:
     independent = np.outer(truth.sum(axis=1), truth.sum(axis=0))
     tvd_synthetic = 0.5 * np.abs(_joint(synthetic, k) - truth).sum()
     assert tvd_synthetic < 0.6 * 0.5 * np.abs(independent - truth).sum()
+
+
+# ------------------------------------------------------------------------------------------
+# DP-CTGAN-style GAN (dpsgd_gan): same accounting, DP-SGD on the discriminator only
+# ------------------------------------------------------------------------------------------
+
+
+def test_gan_calibrated_event_meets_target_by_independent_accountants() -> None:
+    method = dpsgd_gan.DPSGDGANMethod(expected_batch_size=50, steps=40)
+    plan = method.calibrate(1.0, 1e-5, DOMAIN2, n_public=1000.0)
+    assert plan.method == "dpsgd_gan" and plan.sampling == "poisson"
+    sigma = plan.parameters["noise_multiplier"]
+    assert plan.event == dpsgd_vae.dpsgd_event(0.05, sigma, 40)
+    assert min(_independent_epsilons(plan.event, 1e-5)) <= 1.0 + 1e-9
+    assert min(_independent_epsilons(dpsgd_vae.dpsgd_event(0.05, 0.95 * sigma, 40), 1e-5)) > 1.0
+    assert isinstance(method, TabularMethod)
+
+
+def test_gan_discriminator_clips_and_normalises_by_public_constant(monkeypatch: pytest.MonkeyPatch) -> None:
+    method = dpsgd_gan.DPSGDGANMethod(
+        latent_dim=4, hidden_sizes=(8,), discriminator_hidden_sizes=(8,), expected_batch_size=20, steps=20,
+        max_grad_norm=0.01,
+    )
+    plan = method.plan_for_noise_multiplier(0.0, 1e-5, DOMAIN2, n_public=200.0)
+    rng = np.random.default_rng(0)
+    means = {}
+    for n_rows in (40, 400):
+        records: list[dict] = []
+        _recording_optimizer(monkeypatch, records, module=dpsgd_gan)
+        method.fit(_correlated_table(n_rows, 4, rng), plan, np.random.default_rng(1), progress=False)
+        assert len(records) == 20  # one DP step per discriminator update, none for the generator
+        for r in records:
+            # 20 expected real rows + 20 fake rows: the public normaliser is 40
+            assert r["expected_batch_size"] == pytest.approx(40.0)
+            assert r["summed_matches_clipped"]
+            assert torch.all(r["clipped_norms"] <= 0.01 * (1 + 1e-5))
+            assert torch.allclose(r["grad"] * 40.0, r["summed"], atol=1e-7)
+        means[n_rows] = np.mean([r["batch"] - 20 for r in records])  # real rows per step
+    # real rows are Poisson at q = 0.1 of the private table, whatever its size
+    assert abs(means[40] - 4) < 5 * math.sqrt(3.6 / 20)
+    assert abs(means[400] - 40) < 5 * math.sqrt(36 / 20)
+
+
+def test_gan_samples_within_domain_and_rejects_foreign_plans() -> None:
+    domain = EncodedDomain(columns=("x", "y"), sizes=(3, 6))
+    method = dpsgd_gan.DPSGDGANMethod(latent_dim=4, hidden_sizes=(8,), discriminator_hidden_sizes=(8,),
+                                      expected_batch_size=5, steps=5)
+    plan = method.plan_for_noise_multiplier(1.0, 1e-5, domain, n_public=1000.0)  # mostly empty batches
+    rng = np.random.default_rng(0)
+    codes = np.stack([rng.integers(0, 3, 60), rng.integers(0, 6, 60)], axis=1)
+    fitted = method.fit(codes, plan, np.random.default_rng(1), progress=False)
+    rows = fitted.sample(2000, np.random.default_rng(2))
+    assert rows.shape == (2000, 2)
+    assert rows[:, 0].min() >= 0 and rows[:, 0].max() < 3 and rows[:, 1].min() >= 0 and rows[:, 1].max() < 6
+    vae_plan = DPSGDVAEMethod(steps=5).plan_for_noise_multiplier(1.0, 1e-5, domain, 1000.0)
+    with pytest.raises(ValueError):
+        method.fit(codes, vae_plan, rng, progress=False)
+    with pytest.raises(ValueError):
+        method.fit(np.where(codes == 5, 6, codes), plan, rng, progress=False)
+
+
+def test_gumbel_blocks_are_one_hot_per_column_when_hard() -> None:
+    logits = torch.randn(500, 7, generator=torch.Generator().manual_seed(0))
+    rows = dpsgd_gan.gumbel_softmax_blocks(logits, (3, 4), 0.5, torch.Generator().manual_seed(1), hard=True)
+    assert torch.all((rows == 0) | (rows == 1))
+    assert torch.all(rows[:, :3].sum(dim=1) == 1) and torch.all(rows[:, 3:].sum(dim=1) == 1)
+    soft = dpsgd_gan.gumbel_softmax_blocks(logits, (3, 4), 0.5, torch.Generator().manual_seed(1))
+    assert torch.allclose(soft[:, :3].sum(dim=1), torch.ones(500)) and torch.any((soft > 0.01) & (soft < 0.99))

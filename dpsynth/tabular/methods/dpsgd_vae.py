@@ -479,6 +479,7 @@ class DPSGDVAEMethod:
             "batch_sampling_seed": "withheld",
             "randomness": "Poisson batches and privacy noise drawn from OS-CSPRNG-seeded generators, "
             "never stored; the user's seed drives only initialisation and sampling",
+            **self._model_parameters(),
         }
         return MethodPlan(
             method=self.name,
@@ -487,6 +488,10 @@ class DPSGDVAEMethod:
             parameters=parameters,
             sampling="poisson",
         )
+
+    def _model_parameters(self) -> dict:
+        """Extra public parameters a subclass's model needs (none for the VAE)."""
+        return {}
 
     def calibrate(self, epsilon: float, delta: float, domain: EncodedDomain, n_public: float) -> MethodPlan:
         """Smallest noise multiplier whose DP-SGD event is (epsilon, delta)-DP; public inputs only."""
@@ -500,10 +505,11 @@ class DPSGDVAEMethod:
     # -- fitting (reads private data) ---------------------------------------------------------
 
     def _checked_parameters(self, plan: MethodPlan) -> dict:
+        """The plan's parameters, after checking the plan is ours, Poisson, and self-consistent."""
         if not isinstance(plan, MethodPlan) or plan.method != self.name:
             raise ValueError(f"this plan is not a {self.name!r} plan")
         if plan.sampling != "poisson":
-            raise ValueError("a dpsgd_vae plan must use Poisson sampling")
+            raise ValueError(f"a {self.name} plan must use Poisson sampling")
         missing = [key for key in _REQUIRED_PARAMETERS if key not in plan.parameters]
         if missing:
             raise ValueError(f"plan parameters are missing {missing}")

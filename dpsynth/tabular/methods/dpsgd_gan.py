@@ -1,0 +1,278 @@
+"""DP-CTGAN-style GAN over one-hot columns: the discriminator is trained with DP-SGD (Opacus).
+
+Privacy unit: one row of the private table. Neighbouring relation: add-or-remove-one row.
+
+Guarantee. Only the discriminator ever reads private rows. Each of its ``steps`` updates
+
+1. draws a **Poisson** batch of real rows (each row independently with probability
+   ``q = expected_batch_size / n_public``; the size is random and may be zero), and ``m`` fake
+   rows from the current generator, ``m = round(expected_batch_size)``, a public constant;
+2. computes every row's own gradient of its own BCE loss in one pass (real rows labelled 1, fake 0;
+   only ``Linear``/``LeakyReLU`` layers, nothing mixes rows), clips each to L2 norm ``C``;
+3. adds ``N(0, (sigma * C)^2 I)`` to the sum and divides by the public constant
+   ``expected_batch_size + m``.
+
+The fake rows are a function of the generator, which is post-processing of earlier noisy
+discriminator releases, so adding or removing one real row changes the clipped sum by at most
+``C``. Each discriminator update is the Poisson-subsampled Gaussian mechanism with multiplier
+``sigma``, and adaptive composition over ``steps`` updates is exactly the plan's event
+``SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(sigma)), steps)`` -- the same event
+as :mod:`dpsynth.tabular.methods.dpsgd_vae`. The generator trains only through the (DP)
+discriminator on fake rows, and sampling is post-processing.
+
+Unlike SmartNoise's DP-CTGAN there is **no conditional vector built from category frequencies**
+(those are private counts, released there without noise); the generator is unconditional.
+
+Randomness follows :mod:`dpsynth.tabular.methods.dpsgd_vae`: batch selection and privacy noise come
+from OS-CSPRNG-seeded generators that are never stored; the user's ``rng`` drives initialisation,
+latent/Gumbel noise and sampling only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
+from dpsynth.tabular.methods.dpsgd_vae import (
+    DPSGDVAEMethod,
+    FittedDPSGDVAE,
+    _check_positive_finite,
+    _check_positive_int,
+    _validate_codes,
+    learning_rate_factor,
+    make_dp_optimizer,
+    one_hot_codes,
+    poisson_sample_indices,
+    resolve_device,
+    secret_numpy_rng,
+    secret_torch_generator,
+)
+
+__all__ = ["DPSGDGANMethod", "FittedDPSGDGAN", "gumbel_softmax_blocks", "make_discriminator", "make_generator"]
+
+#: Default per-row clipping bound of the discriminator's gradients.
+DEFAULT_DISCRIMINATOR_CLIP = 1.0
+
+
+def make_generator(latent_dim: int, hidden_sizes: Sequence[int], width: int) -> nn.Sequential:
+    """Generator MLP: latent ``z`` -> concatenated per-column logits (ReLU hidden layers)."""
+    sizes = [int(latent_dim), *[int(h) for h in hidden_sizes], int(width)]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def make_discriminator(width: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
+    """Discriminator MLP: one-hot row -> one logit (LeakyReLU 0.2; no batch norm, no row mixing)."""
+    sizes = [int(width), *[int(h) for h in hidden_sizes], 1]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def _reset_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
+def gumbel_softmax_blocks(
+    logits: torch.Tensor,
+    sizes: Sequence[int],
+    temperature: float,
+    generator: torch.Generator,
+    hard: bool = False,
+) -> torch.Tensor:
+    """Relaxed one-hot rows: a Gumbel-softmax per column block (CTGAN's output activation).
+
+    With ``hard=True`` the rows are exact one-hot vectors (so the discriminator cannot tell fakes
+    by their softness) with the relaxed gradient (straight-through estimator).
+    """
+    u = torch.rand(logits.shape, generator=generator).to(logits.device).clamp(1e-10, 1.0 - 1e-10)
+    perturbed = (logits - torch.log(-torch.log(u))) / temperature
+    parts = []
+    offset = 0
+    for k in sizes:
+        soft = torch.softmax(perturbed[:, offset : offset + int(k)], dim=1)
+        if hard:  # straight-through: exact one-hot forward, soft gradient backward
+            one_hot = nn.functional.one_hot(soft.argmax(dim=1), num_classes=int(k)).to(soft.dtype)
+            soft = one_hot + (soft - soft.detach())  # exactly one_hot in value
+        parts.append(soft)
+        offset += int(k)
+    return torch.cat(parts, dim=1)
+
+
+class FittedDPSGDGAN(FittedDPSGDVAE):
+    """The generator of a DP-trained GAN; ``sample`` (post-processing) draws codes from its
+    per-column softmax at ``z ~ N(0, I)``, exactly like the VAE's decoder."""
+
+
+class DPSGDGANMethod(DPSGDVAEMethod):
+    """GAN whose discriminator is trained with DP-SGD (Opacus); the generator is post-processing.
+
+    Privacy unit: one row; add-or-remove-one. The plan's event is the Poisson-subsampled Gaussian
+    DP-SGD event of the discriminator's ``steps`` updates (see the module docstring).
+
+    Hyper-parameters (public): ``latent_dim``, ``hidden_sizes`` (generator),
+    ``discriminator_hidden_sizes``, ``expected_batch_size``, ``steps`` or ``epochs``,
+    ``max_grad_norm`` (``None``: 1.0), ``learning_rate`` (discriminator, Adam),
+    ``generator_learning_rate``, ``gumbel_temperature``, ``device``.
+    """
+
+    name = "dpsgd_gan"
+
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        hidden_sizes: Sequence[int] = (64,),
+        discriminator_hidden_sizes: Sequence[int] = (64,),
+        expected_batch_size: int = 256,
+        epochs: float | None = None,
+        steps: int | None = None,
+        max_grad_norm: float | None = None,
+        learning_rate: float = 2e-3,
+        generator_learning_rate: float = 2e-3,
+        gumbel_temperature: float = 0.5,
+        hard_gumbel: bool = True,
+        device: str | None = None,
+        lr_schedule: str = "constant",
+    ) -> None:
+        super().__init__(
+            latent_dim=latent_dim,
+            hidden_sizes=hidden_sizes,
+            expected_batch_size=expected_batch_size,
+            epochs=epochs,
+            steps=steps,
+            max_grad_norm=max_grad_norm,
+            learning_rate=learning_rate,
+            device=device,
+            optimizer="adam",
+            lr_schedule=lr_schedule,
+        )
+        self.discriminator_hidden_sizes = tuple(
+            _check_positive_int("discriminator hidden size", h) for h in discriminator_hidden_sizes
+        )
+        self.generator_learning_rate = _check_positive_finite("generator_learning_rate", generator_learning_rate)
+        self.gumbel_temperature = _check_positive_finite("gumbel_temperature", gumbel_temperature)
+        self.hard_gumbel = bool(hard_gumbel)
+
+    def clipping_bound(self, domain: EncodedDomain) -> float:
+        """The discriminator's per-row clipping bound: as given, else 1.0 (public constant)."""
+        return DEFAULT_DISCRIMINATOR_CLIP if self.max_grad_norm is None else float(self.max_grad_norm)
+
+    def _model_parameters(self) -> dict:
+        return {
+            "model": "gan (DP-SGD discriminator, unconditional generator)",
+            "discriminator_hidden_sizes": list(self.discriminator_hidden_sizes),
+            "generator_learning_rate": self.generator_learning_rate,
+            "gumbel_temperature": self.gumbel_temperature,
+            "hard_gumbel": self.hard_gumbel,
+            "normalisation": "sum of clipped per-row discriminator gradients (real and fake rows) + noise, "
+            "divided by expected_batch_size + fake rows per step",
+        }
+
+    def fit(
+        self,
+        codes: np.ndarray,
+        plan: MethodPlan,
+        rng: np.random.Generator,
+        progress: bool = True,
+    ) -> FittedDPSGDGAN:
+        """Train the GAN following ``plan`` on private int codes ``(n, d)``; costs ``plan.event``."""
+        p = self._checked_parameters(plan)
+        for key in ("discriminator_hidden_sizes", "generator_learning_rate", "gumbel_temperature"):
+            if key not in p:
+                raise ValueError(f"plan parameters are missing {key!r}")
+        sizes = [int(k) for k in p["domain_sizes"]]
+        data = _validate_codes(codes, sizes)
+        device = resolve_device(self.device)
+        width = sum(sizes)
+        latent_dim = int(p["latent_dim"])
+        temperature = float(p["gumbel_temperature"])
+        hard = bool(p.get("hard_gumbel", False))
+        normaliser = float(p["expected_batch_size"])
+        fake_rows = max(1, int(round(normaliser)))  # public constant
+
+        public_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+        generator = make_generator(latent_dim, p["hidden_sizes"], width)
+        discriminator = make_discriminator(width, p["discriminator_hidden_sizes"])
+        _reset_linear_layers(generator, public_generator)
+        _reset_linear_layers(discriminator, public_generator)
+        generator.to(device)
+        discriminator.to(device)
+
+        from opacus import GradSampleModule
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dp_discriminator = GradSampleModule(discriminator, batch_first=True, loss_reduction="sum")
+        d_optimizer = make_dp_optimizer(
+            dp_discriminator.parameters(),
+            learning_rate=float(p["learning_rate"]),
+            noise_multiplier=float(p["noise_multiplier"]),
+            max_grad_norm=float(p["max_grad_norm"]),
+            normaliser=normaliser + fake_rows,
+            generator=secret_torch_generator(device),
+            optimizer="adam",
+        )
+        g_optimizer = torch.optim.Adam(generator.parameters(), lr=float(p["generator_learning_rate"]))
+        total_steps = int(p["steps"])
+        schedule = str(p["lr_schedule"])
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(opt, lambda t: learning_rate_factor(t, total_steps, schedule))
+            for opt in (d_optimizer.original_optimizer, g_optimizer)
+        ]
+        batch_rng = secret_numpy_rng()
+        onehot = one_hot_codes(torch.from_numpy(data).to(device), sizes)
+        sample_rate = float(p["sample_rate"])
+        bce = nn.functional.binary_cross_entropy_with_logits
+
+        def fake_batch() -> torch.Tensor:
+            z = torch.randn((fake_rows, latent_dim), generator=public_generator).to(device)
+            return gumbel_softmax_blocks(generator(z), sizes, temperature, public_generator, hard=hard)
+
+        for _ in tqdm(range(total_steps), desc="DP-SGD GAN", unit="step", disable=not progress):
+            # discriminator: the only step that reads private rows (DP-SGD)
+            index = torch.from_numpy(poisson_sample_indices(len(data), sample_rate, batch_rng)).to(device)
+            with torch.no_grad():
+                fake = fake_batch()
+            rows = torch.cat([onehot[index], fake], dim=0)
+            labels = torch.cat([torch.ones(len(index), device=device), torch.zeros(fake_rows, device=device)])
+            d_optimizer.zero_grad(set_to_none=True)
+            d_loss = bce(dp_discriminator(rows).squeeze(1), labels, reduction="none").sum()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                d_loss.backward()
+            d_optimizer.step()
+
+            # generator: fake rows through the (already DP) discriminator; no private data
+            dp_discriminator.disable_hooks()  # no per-sample gradients for the generator step
+            for param in discriminator.parameters():
+                param.requires_grad_(False)
+            g_optimizer.zero_grad(set_to_none=True)
+            g_loss = bce(dp_discriminator(fake_batch()).squeeze(1), torch.ones(fake_rows, device=device))
+            g_loss.backward()
+            g_optimizer.step()
+            for param in discriminator.parameters():
+                param.requires_grad_(True)
+            dp_discriminator.enable_hooks()
+            for scheduler in schedulers:
+                scheduler.step()
+        d_optimizer.zero_grad(set_to_none=True)
+        dp_discriminator.remove_hooks()
+        return FittedDPSGDGAN(generator, sizes, latent_dim)
