@@ -20,7 +20,10 @@ in this file (no download). We pretend it is sensitive:
 
 Usage::
 
-    python examples/evaluate_text_checklist.py [--out DIR] [--epsilon 4] [--force]
+    python examples/evaluate_text_checklist.py [--out DIR] [--epsilon 4] [--canaries 60] [--force]
+
+Measured here (2 shared CPU cores, heavily loaded): about 15 minutes, almost all of it DP
+generation with SmolLM2-135M; the evaluation itself takes seconds.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("evaluate_text_checklist_out"))
     parser.add_argument("--epsilon", type=float, default=4.0)
     parser.add_argument("--texts-per-label", type=int, default=5)
+    parser.add_argument("--canaries", type=int, default=60,
+                        help="canaries drawn (about half planted); the audit's epsilon lower bound can only "
+                             "exceed ~1.8 with 60 and ~4 with 600, even against a copying generator")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     member = rng.random(len(corpus)) < 0.5
     private = [r for r, m in zip(corpus, member) if m]
     holdout = [r for r, m in zip(corpus, member) if not m]
-    canaries = make_canaries([r["text"] for r in private], 60, seed=args.seed + 1, prefix_words=6)
+    canaries = make_canaries([r["text"] for r in private], args.canaries, seed=args.seed + 1, prefix_words=6)
     planted_texts = plant_canaries([r["text"] for r in private], canaries, seed=args.seed + 2)
     known = {r["text"]: r["label"] for r in private}
     planted = [{"text": t, "label": known.get(t, LABELS[int(rng.integers(len(LABELS)))])} for t in planted_texts]
