@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dpsynth.accounting import (  # noqa: F401
+from dpsynth.accounting import (
     BudgetExceededError,
     ExponentialMechanismDpEvent,
     InvalidBudgetError,
@@ -17,3 +17,19 @@ from dpsynth.accounting import (  # noqa: F401
     gaussian_noise_multiplier,
     zcdp_rho,
 )
+
+__all__ = [
+    "BudgetExceededError",
+    "ExponentialMechanismDpEvent",
+    "InvalidBudgetError",
+    "Ledger",
+    "PrivacyBudget",
+    "Stage",
+    "composed_event",
+    "compute_charge",
+    "epsilon_by_accountant",
+    "exponential_epsilon_per_step",
+    "fingerprint_dataframe",
+    "gaussian_noise_multiplier",
+    "zcdp_rho",
+]

@@ -9,9 +9,13 @@ charge can never exceed what the plan was calibrated for.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from dp_accounting.dp_event import DpEvent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 
 
 def event_epsilon(event: DpEvent, delta: float) -> float:
