@@ -224,3 +224,16 @@ def test_text_audit_passes_dpsynth_text_generate_at_the_tested_epsilon(tmp_path,
     assert report["epsilon_lb"] <= result.ledger.epsilon_spent
     # and the same canaries are caught when the "generator" returns its input verbatim
     assert audit.text_canary_audit(planted, canaries, delta=1e-6)["epsilon_lb"] > result.ledger.epsilon_spent
+
+
+def test_audit_reports_its_ceiling_and_the_decision_notes_weak_audits():
+    from dpsynth.evaluate import decide
+
+    small = audit.summarise_attack(np.ones(30), np.zeros(30), delta=1e-6)
+    assert small["epsilon_lb"] == pytest.approx(small["epsilon_lb_ceiling"])  # perfect attack hits it
+    assert 2.0 < small["epsilon_lb_ceiling"] < 3.0
+    big = audit.summarise_attack(np.ones(300), np.zeros(300), delta=1e-6)
+    assert big["epsilon_lb_ceiling"] > small["epsilon_lb_ceiling"]
+    out = decide({"privacy_audit": {"epsilon_lb": 0.0, "epsilon_lb_ceiling": 2.4}}, ledger_epsilon=4.0)
+    assert out["decision"] == "ship" and "too small to refute" in out["notes"][0]
+    assert decide({"privacy_audit": {"epsilon_lb": 0.0, "epsilon_lb_ceiling": 5.0}}, 4.0)["notes"] == []

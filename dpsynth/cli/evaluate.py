@@ -70,6 +70,8 @@ def _print_report(report: dict[str, Any], outputs: Any) -> None:
     console.print(f"release_decision: [{style}]{decision['decision']}[/]")
     for reason in decision["reasons"]:
         console.print(f"  - {reason}", highlight=False)
+    for note in decision.get("notes", []):
+        console.print(f"  [dim]note: {note}[/]", highlight=False)
     console.print(f"[dim]{report['notice']}[/]")
     console.print(f"report: {outputs.json}  {outputs.html}" + (f"  card: {outputs.card}" if outputs.card else
                                                                  "  (no card/ledger beside the data: card not updated)"))

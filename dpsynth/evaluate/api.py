@@ -392,7 +392,8 @@ def card_evals(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] |
         "diversity_metrics": {"latest": latest, "history": rounds},
         "privacy_audit": None if audit is None else {
             k: audit.get(k) for k in ("auc", "max_auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1", "epsilon_lb",
-                                      "confidence", "attack", "reads_private_data") if k in audit},
+                                      "epsilon_lb_ceiling", "confidence", "attack", "reads_private_data")
+            if k in audit},
         "release_decision_reasons": report["release_decision"]["reasons"],
         "notice": NOTICE,
     }

@@ -30,7 +30,9 @@ union bound keeps the overall level at ``alpha``):
   ``k`` ranges over a grid fixed in advance with a Bonferroni correction over the grid. This
   bound is valid even though all guesses come from one generator run.
 
-AUC and TPR at 1% / 10% FPR are reported as descriptive attack strength.
+AUC and TPR at 1% / 10% FPR are reported as descriptive attack strength, and
+``epsilon_lb_ceiling`` is the bound a perfect attack would reach with the same numbers of members
+and non-members: the largest epsilon claim this audit could possibly refute.
 """
 
 from __future__ import annotations
@@ -218,13 +220,20 @@ def summarise_attack(
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     cp = epsilon_lb_clopper_pearson(in_scores, out_scores, delta, alpha / 2, seed)
     one_run = epsilon_lb_one_run(in_scores, out_scores, delta, alpha / 2, seed=seed)
+    n_in, n_out = len(in_scores), len(out_scores)
+    perfect_in, perfect_out = np.ones(n_in), np.zeros(n_out)
+    ceiling = max(epsilon_lb_clopper_pearson(perfect_in, perfect_out, delta, alpha / 2, seed)["epsilon_lb"],
+                  epsilon_lb_one_run(perfect_in, perfect_out, delta, alpha / 2, seed=seed)["epsilon_lb"])
     return {
         "auc": roc_auc(in_scores, out_scores),
         **{f"tpr_at_fpr_{f:g}": tpr_at_fpr(in_scores, out_scores, f) for f in LOW_FPRS},
         "epsilon_lb": max(cp["epsilon_lb"], one_run["epsilon_lb"]),
         "epsilon_lb_clopper_pearson": cp,
         "epsilon_lb_one_run": one_run,
-        "n_members": len(in_scores), "n_non_members": len(out_scores),
+        # what a perfect attack would reach with these sample sizes: a claim above this cannot
+        # be refuted by this audit however leaky the generator is
+        "epsilon_lb_ceiling": ceiling,
+        "n_members": n_in, "n_non_members": n_out,
         "confidence": 1 - alpha, "delta": delta,
     }
 
@@ -429,6 +438,7 @@ def tabular_membership_audit(
         attacks["density_ratio"] = summarise_attack(score(mem), score(non), delta, alpha / n_attacks, seed)
     best = max(attacks.values(), key=lambda r: r["epsilon_lb"])
     return {"attacks": attacks, "epsilon_lb": best["epsilon_lb"], "auc": best["auc"],
+            "epsilon_lb_ceiling": max(r["epsilon_lb_ceiling"] for r in attacks.values()),
             "max_auc": max(r["auc"] for r in attacks.values()),
             "confidence": 1 - alpha, "delta": delta,
             "n_members": len(members), "n_non_members": len(non_members)}

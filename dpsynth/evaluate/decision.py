@@ -22,7 +22,9 @@ not fix a privacy or contamination failure):
 * texts: self-BLEU above ``max_self_bleu`` (collapse), embedding coverage below
   ``min_coverage``, MAUVE below ``min_mauve``.
 
-Otherwise **ship**. The decision itself reads numbers computed from private data, so it is
+Otherwise **ship**. ``notes`` flag evidence that is too weak to matter (e.g. an audit whose
+``epsilon_lb_ceiling`` is below the ledger epsilon, so it could not have refuted the claim);
+notes do not change the decision. The decision itself reads numbers computed from private data, so it is
 internal evidence, not a publishable statistic.
 """
 
@@ -81,6 +83,13 @@ def decide(
         rejects.append(f"audit epsilon lower bound {audit_lb:.3g} exceeds the ledger epsilon "
                        f"{ledger_epsilon:.3g}: the privacy claim is contradicted")
 
+    ceiling = _get(report, "privacy_audit", "epsilon_lb_ceiling")
+    notes: list[str] = []
+    if ceiling is not None and ledger_epsilon is not None and math.isfinite(ledger_epsilon) \
+            and ceiling <= ledger_epsilon:
+        notes.append(f"the audit is too small to refute epsilon {ledger_epsilon:.3g} (a perfect attack "
+                     f"would reach {ceiling:.3g}); add canaries / audit records for a meaningful check")
+
     leaked = _get(report, "contamination", "canaries", "leaked_members")
     if leaked:
         rejects.append(f"{leaked} planted canaries leaked into the output")
@@ -125,5 +134,5 @@ def decide(
             regenerates.append(f"{key} {value:.3g} {word} {limit:.3g}")
 
     decision = "reject" if rejects else ("regenerate" if regenerates else "ship")
-    return {"decision": decision, "reasons": rejects + regenerates, "thresholds": t.as_dict(),
+    return {"decision": decision, "reasons": rejects + regenerates, "notes": notes, "thresholds": t.as_dict(),
             "ledger_epsilon": ledger_epsilon, "reads_private_data": True}

@@ -133,6 +133,7 @@ def render_html(report: Mapping[str, Any], plots: Mapping[str, Any] | None = Non
              "</style></head><body>", f"<h1>{_esc(title)}</h1>",
              f'<p style="font-size:20px">Release decision: <b style="color:{colour}">{_esc(verdict)}</b></p>',
              "<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in decision.get("reasons", [])) + "</ul>",
+             "".join(f"<p><i>Note: {_esc(n)}</i></p>" for n in decision.get("notes", [])),
              f'<p style="background:#fff4d6;padding:8px">{_esc(report.get("notice", ""))}</p>']
     for key, heading in SECTIONS:
         block = report.get(key)
