@@ -140,5 +140,14 @@ def _print_summary(name: str, report: dict) -> None:
         print(f"        - {reason}")
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` with a clear message instead of a traceback when outputs already exist."""
+    try:
+        return main(argv)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

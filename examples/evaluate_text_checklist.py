@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilon", type=float, default=4.0)
     parser.add_argument("--texts-per-label", type=int, default=5)
     parser.add_argument("--canaries", type=int, default=60,
-                        help="canaries drawn (about half planted); the audit's epsilon lower bound can only "
-                             "exceed ~1.8 with 60 and ~4 with 600, even against a copying generator")
+                        help="canaries drawn (about half planted); the audit's epsilon lower bound cannot "
+                             "exceed about 2.4 with 60 and about 4.8 with 600, even against a copying generator")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
@@ -159,5 +159,14 @@ def _summary(name: str, report: dict) -> None:
         print(f"      - {reason}")
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` with a clear message instead of a traceback when outputs already exist."""
+    try:
+        return main(argv)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
