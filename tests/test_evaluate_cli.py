@@ -235,3 +235,26 @@ def test_mix_texts_jsonl(tmp_path):
     assert len(lines) == 80 and all("text" in r for r in lines)
     card = read_card(tmp_path / "mixed.jsonl.card.yaml")
     assert card["synthetic_ratio"] == pytest.approx(0.5) and card["privacy"] is None
+
+
+def test_evaluate_texts_with_canary_file_rejects_a_copying_generator(tmp_path):
+    from dpsynth.evaluate.contamination import make_canaries, plant_canaries, save_canaries
+
+    private = [r["text"] for r in corpus(150, 2)]
+    canaries = make_canaries(private, 120, seed=4)
+    planted = plant_canaries(private, canaries, seed=5)
+    save_canaries(tmp_path / "canaries.json", canaries)
+    (tmp_path / "private.txt").write_text("\n".join(planted) + "\n")
+    (tmp_path / "holdout.txt").write_text("\n".join(r["text"] for r in corpus(100, 3)) + "\n")
+    copy = release_texts(tmp_path / "copy.jsonl", [{"text": t} for t in planted])
+    result = runner.invoke(app, ["evaluate", str(copy), "--real-holdout", str(tmp_path / "holdout.txt"),
+                                 "--private", str(tmp_path / "private.txt"), "--canaries",
+                                 str(tmp_path / "canaries.json"), "--embedder", "hashing", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["contamination"]["canaries"]["leaked_members"] == sum(c.member for c in canaries)
+    assert report["privacy_audit"]["epsilon_lb"] > 1.0
+    assert report["release_decision"]["decision"] == "reject"
+    card = read_card(tmp_path / "copy.jsonl.card.yaml")
+    assert card["release_decision"] == "reject"
+    assert card["evals"]["contamination_scan"]["canaries"]["leaked_members"] > 0
