@@ -26,6 +26,15 @@ def _dpsynth_home(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _blas_threads():
+    """One BLAS thread: numpy/scikit-learn on tiny inputs were up to 35x slower with more on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     try:
         import torch
