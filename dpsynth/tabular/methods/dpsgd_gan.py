@@ -59,6 +59,8 @@ __all__ = ["DPSGDGANMethod", "FittedDPSGDGAN", "gumbel_softmax_blocks", "make_di
 
 #: Default per-row clipping bound of the discriminator's gradients.
 DEFAULT_DISCRIMINATOR_CLIP = 1.0
+#: Adam betas of both players (CTGAN / DCGAN convention).
+ADAM_BETAS = (0.5, 0.9)
 
 
 def make_generator(latent_dim: int, hidden_sizes: Sequence[int], width: int) -> nn.Sequential:
@@ -145,8 +147,8 @@ class DPSGDGANMethod(DPSGDVAEMethod):
         epochs: float | None = None,
         steps: int | None = None,
         max_grad_norm: float | None = None,
-        learning_rate: float = 2e-3,
-        generator_learning_rate: float = 2e-3,
+        learning_rate: float = 1e-3,
+        generator_learning_rate: float = 1e-3,
         gumbel_temperature: float = 0.5,
         hard_gumbel: bool = True,
         device: str | None = None,
@@ -229,8 +231,9 @@ class DPSGDGANMethod(DPSGDVAEMethod):
             normaliser=normaliser + fake_rows,
             generator=secret_torch_generator(device),
             optimizer="adam",
+            betas=ADAM_BETAS,
         )
-        g_optimizer = torch.optim.Adam(generator.parameters(), lr=float(p["generator_learning_rate"]))
+        g_optimizer = torch.optim.Adam(generator.parameters(), lr=float(p["generator_learning_rate"]), betas=ADAM_BETAS)
         total_steps = int(p["steps"])
         schedule = str(p["lr_schedule"])
         schedulers = [

@@ -185,6 +185,7 @@ def make_dp_optimizer(
     normaliser: float,
     generator: torch.Generator | None,
     optimizer: str = "adam",
+    betas: tuple[float, float] = (0.9, 0.999),
 ) -> "DPOptimizer":
     """Opacus ``DPOptimizer`` that clips per-sample gradients to ``max_grad_norm``, adds
     ``N(0, (noise_multiplier * max_grad_norm)^2)`` to their sum and divides by ``normaliser``.
@@ -198,7 +199,7 @@ def make_dp_optimizer(
 
     params = list(params)
     if optimizer == "adam":
-        inner = torch.optim.Adam(params, lr=learning_rate)
+        inner = torch.optim.Adam(params, lr=learning_rate, betas=betas)
     elif optimizer == "sgd":
         inner = torch.optim.SGD(params, lr=learning_rate)
     else:
@@ -456,6 +457,8 @@ class DPSGDVAEMethod:
         """
         if not isinstance(domain, EncodedDomain) or len(domain.sizes) == 0:
             raise ValueError("domain must be a non-empty EncodedDomain")
+        if not isinstance(delta, (int, float)) or not 0 < float(delta) < 1:
+            raise ValueError(f"DP-SGD needs 0 < delta < 1, got {delta!r}")
         sigma = float(noise_multiplier)
         if not math.isfinite(sigma) or sigma < 0:
             raise ValueError(f"noise_multiplier must be finite and >= 0, got {noise_multiplier!r}")
