@@ -480,3 +480,41 @@ def test_gumbel_blocks_are_one_hot_per_column_when_hard() -> None:
     assert torch.all(rows[:, :3].sum(dim=1) == 1) and torch.all(rows[:, 3:].sum(dim=1) == 1)
     soft = dpsgd_gan.gumbel_softmax_blocks(logits, (3, 4), 0.5, torch.Generator().manual_seed(1))
     assert torch.allclose(soft[:, :3].sum(dim=1), torch.ones(500)) and torch.any((soft > 0.01) & (soft < 0.99))
+
+
+# ------------------------------------------------------------------------------------------
+# Through the library's public API: the ledger charges exactly this method's event
+# ------------------------------------------------------------------------------------------
+
+
+def test_synthesize_with_dpsgd_vae_charges_the_dpsgd_event() -> None:
+    import pandas as pd
+
+    from dpsynth.accounting.serialization import event_from_json
+    from dpsynth.tabular.synthesize import synthesize
+
+    rng = np.random.default_rng(0)
+    codes = _correlated_table(400, 3, rng)
+    labels = np.array(["red", "green", "blue"])
+    df = pd.DataFrame({"a": labels[codes[:, 0]], "b": labels[codes[:, 1]]})
+    metadata = {
+        "columns": {c: {"type": "categorical", "categories": list(labels)} for c in ("a", "b")},
+        "row_count": 400,
+    }
+    result = synthesize(
+        df, epsilon=2.0, delta=1e-6, method="dpsgd_vae", metadata=metadata, seed=3, progress=False,
+        method_options={"steps": 20, "expected_batch_size": 40, "hidden_sizes": (8,)},
+    )
+    assert list(result.data.columns) == ["a", "b"] and len(result.data) == 400
+    allowed = set(labels) | {None}  # the public encoding keeps a "missing" code per column
+    assert set(result.data["a"]) <= allowed and set(result.data["b"]) <= allowed
+    charges = result.ledger.charges()
+    assert len(charges) == 1  # all domain metadata public: only the method is charged
+    charge = charges[0]
+    event = event_from_json(charge["event"])
+    sigma = charge["parameters"]["noise_multiplier"]
+    assert event == dpsgd_vae.dpsgd_event(40 / 400, sigma, 20)
+    assert charge["sampling"] == "poisson"
+    assert charge["parameters"]["privacy_noise_seed"] == "withheld"
+    assert min(_independent_epsilons(event, charge["charge"]["delta"])) <= 2.0 + 1e-9
+    assert result.ledger.epsilon_spent <= 2.0 + 1e-9
