@@ -84,14 +84,19 @@ def test_round_trip_writes_release_and_ledger_verifies(inputs):
 
 def test_round_trip_with_mst_and_dp_row_count(inputs):
     tmp, data, _ = inputs
+    small = tmp / "small.csv"
+    pd.read_csv(data)[["age", "group"]].to_csv(small, index=False)
     meta = tmp / "partial.yaml"
     meta.write_text("columns:\n  group:\n    type: categorical\n    categories: [a, b, c]\n")
     out = tmp / "mst.csv"
-    res = run("tabular", "synth", data, "-o", out, "--epsilon", 2, "--delta", 1e-5, "--metadata", meta,
+    res = run("tabular", "synth", small, "-o", out, "--epsilon", 2, "--delta", 1e-5, "--metadata", meta,
               "--method", "mst", "--seed", 1, "--quiet")
     assert res.exit_code == 0, res.output
     assert "tabular.domain" in res.output and "tabular.fit.mst" in res.output
     assert run("ledger", "verify", out).exit_code == 0
+    synth = pd.read_csv(out)
+    assert list(synth.columns) == ["age", "group"]
+    assert "UNIQUE_SECRET" not in set(synth["group"].dropna())
 
 
 @pytest.mark.parametrize(
