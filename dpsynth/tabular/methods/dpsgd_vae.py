@@ -40,7 +40,7 @@ import math
 import secrets
 import warnings
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
+
+if TYPE_CHECKING:  # opacus is imported lazily at fit time
+    from opacus.optimizers import DPOptimizer
 
 __all__ = [
     "DPSGDSchedule",
