@@ -15,7 +15,7 @@ import pytest
 from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget
 from dpsynth.release import OutputExistsError
 from dpsynth.tabular import EmptyTableError, Synthesizer, synthesize
-from dpsynth.tabular.plan import PREPROCESSING_FRACTION, CategoryDiscoveryUnavailable
+from dpsynth.tabular.plan import PREPROCESSING_FRACTION
 from dpsynth.tabular.schema import IdentifierColumnError, UnknownColumnError
 
 FAST = {
@@ -128,16 +128,24 @@ def test_dp_domain_stage_and_method_add_up_to_the_budget():
     assert completion["outputs"]["dp_row_count"] == len(res.data)
 
 
-def test_undeclared_categories_are_refused_or_discovered_without_rare_values():
-    df = make_table()
+def test_undeclared_categories_are_discovered_with_dp_without_rare_values():
+    from dpsynth.accounting import verify_text
+
+    df = make_table(3000)
     df.loc[0, "city"] = "ONLY_ONCE"
-    meta = {"columns": {k: v for k, v in META["columns"].items() if k != "city"}, "row_count": 1500}
-    try:
-        res = synthesize(df, epsilon=1.0, method="independent", metadata=meta, seed=4, progress=False)
-    except CategoryDiscoveryUnavailable as exc:
-        assert "category" in str(exc)
-        return
+    df.loc[1:2, "city"] = "TWICE"
+    meta = {"columns": {k: v for k, v in META["columns"].items() if k != "city"}, "row_count": 3000}
+    res = synthesize(df, epsilon=2.0, method="independent", metadata=meta, seed=4, progress=False)
+    entries = charges(res.ledger)
+    assert [s["name"] for s in entries[0]["stages"]] == ["categories"]
+    assert entries[0]["stages"][0]["event"]["type"] == "ApproxDpEvent"
+    cats = set(res.schema["city"].categories)
+    assert {"north", "south", "east"} <= cats
+    assert "ONLY_ONCE" not in cats and "TWICE" not in cats
     assert "ONLY_ONCE" not in set(res.data["city"].dropna())
+    assert set(res.data["city"].dropna()) <= cats | {res.schema["city"].other_label}
+    assert res.ledger.epsilon_spent <= 2.0
+    assert verify_text(res.ledger.to_json()).ok
 
 
 def test_rare_category_and_outliers_never_leak_with_public_metadata():

@@ -7,7 +7,9 @@ Split rule (public, documented, tested):
   gets the rest. With complete metadata the method gets everything.
 * Inside the domain stage the share is split equally between the parts that are needed:
   ``row_count`` (Gaussian), ``bounds`` (one Gaussian histogram over public bins per column), ``categories`` (thresholded
-  Gaussian histograms; see :mod:`dpsynth.tabular.dp_domain`).
+  Gaussian histograms, recorded as one ``ApproxDpEvent(epsilon, delta)`` for all of them: a
+  Gaussian part at ``delta/2`` plus ``delta/(2k)`` per column for the threshold; see
+  :mod:`dpsynth.tabular.dp_domain`).
 * The domain stage and the method are charged to the ledger as two entries (the method's
   calibration may depend on the DP row count); the up-front check refuses the whole call when
   the ledger cannot afford ``(epsilon, delta)``, so nothing is read when the budget is short.
