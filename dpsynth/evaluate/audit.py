@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dpsynth.accounting.audit import clopper_pearson as two_sided_clopper_pearson
+
 from dpsynth.evaluate.text_metrics import tokenize
 
 DEFAULT_ALPHA = 0.05
@@ -79,12 +81,13 @@ def tpr_at_fpr(in_scores: Sequence[float], out_scores: Sequence[float], fpr: flo
 
 
 def clopper_pearson(successes: int, trials: int, alpha: float) -> tuple[float, float]:
-    """One-sided Clopper-Pearson bounds: ``(lower, upper)``, each holding with prob >= 1 - alpha."""
+    """One-sided Clopper-Pearson bounds: ``(lower, upper)``, each holding with prob >= 1 - alpha.
+
+    The two-sided interval of :func:`dpsynth.accounting.audit.clopper_pearson` at level ``2 alpha``.
+    """
     if trials <= 0:
         return 0.0, 1.0
-    lower = 0.0 if successes == 0 else float(stats.beta.ppf(alpha, successes, trials - successes + 1))
-    upper = 1.0 if successes == trials else float(stats.beta.ppf(1 - alpha, successes + 1, trials - successes))
-    return lower, upper
+    return two_sided_clopper_pearson(successes, trials, 2 * alpha)
 
 
 def _cp_epsilon(tp: int, n_pos: int, fp: int, n_neg: int, delta: float, alpha: float) -> float:
