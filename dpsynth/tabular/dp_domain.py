@@ -25,12 +25,17 @@ is stated next to it and :mod:`dpsynth.tabular.plan` charges it to the ledger be
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+
+
+class UnreliableDPBoundsWarning(UserWarning):
+    """No public bin cleared the noise threshold: the released bounds are mostly noise."""
 
 
 def dp_row_count(n: int, sigma: float, rng: np.random.Generator) -> int:
@@ -64,6 +69,7 @@ def dp_bounds(
     sigma: float,
     rng: np.random.Generator,
     candidates: np.ndarray | None = None,
+    column: str = "a column",
 ) -> tuple[float, float]:
     """DP (lower, upper) from a Gaussian histogram over public bins; ``GaussianDpEvent(sigma)``.
 
@@ -71,7 +77,8 @@ def dp_bounds(
     above the grid); a row falls into one bin, so the histogram has L2 sensitivity 1. The bounds
     are the outer edges of the lowest and highest bins whose noisy count clears
     :func:`bounds_threshold` -- post-processing. If no bin clears it (too few rows for the
-    noise), the bin with the largest noisy count is used.
+    noise), the bin with the largest noisy count is used and an :class:`UnreliableDPBoundsWarning`
+    says so (the warning depends only on the noisy histogram: post-processing).
     """
     grid = numeric_candidates() if candidates is None else np.asarray(candidates, dtype=np.float64)
     x = np.asarray(values, dtype=np.float64)
@@ -83,6 +90,13 @@ def dp_bounds(
     # Outer edges: bin b spans [grid[b-1], grid[b]); the open-ended bins map to the grid's ends.
     if occupied.size == 0:
         occupied = np.array([int(np.argmax(noisy))])
+        warnings.warn(
+            f"DP bounds for {column}: no public bin's noisy count cleared the threshold (too few rows "
+            "for this share of the budget), so the released bounds are mostly noise and the column's "
+            "synthetic values may be far off. Give public bounds for it in the metadata.",
+            UnreliableDPBoundsWarning,
+            stacklevel=2,
+        )
     lo_bin, hi_bin = int(occupied[0]), int(occupied[-1])
     lo = float(grid[max(lo_bin - 1, 0)])
     hi = float(grid[min(hi_bin, len(grid) - 1)])

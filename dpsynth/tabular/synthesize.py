@@ -266,7 +266,7 @@ def release_domain(
             else:
                 values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)
                 grid = dp_domain.numeric_candidates()
-            lo, hi = dp_domain.dp_bounds(values, sigma_b, rng, candidates=grid)
+            lo, hi = dp_domain.dp_bounds(values, sigma_b, rng, candidates=grid, column=repr(name))
             schema = schema.with_column(_with_bounds(spec, lo, hi))
     if "categories" in p:
         q = p["categories"]

@@ -28,6 +28,8 @@ METHODS: dict[str, str] = {
     "mst": "dpsynth.tabular.methods.mst:MSTMethod",
     "independent": "dpsynth.tabular.methods.independent:IndependentMethod",
     "dpsgd_vae": "dpsynth.tabular.methods.dpsgd_vae:DPSGDVAEMethod",
+    # experimental: privacy-tested like the VAE, but its utility is unstable; never chosen by auto
+    "dpsgd_gan": "dpsynth.tabular.methods.dpsgd_gan:DPSGDGANMethod",
 }
 AUTO_AIM_MAX_COLUMNS = 16
 
