@@ -25,6 +25,7 @@ from dpsynth.accounting.calibration import (
 from dpsynth.accounting.events import ApproxDpEvent, ExponentialMechanismDpEvent, PureDpEvent
 from dpsynth.accounting.fingerprint import fingerprint_bytes, fingerprint_dataframe, fingerprint_texts
 from dpsynth.accounting.ledger import Ledger
+from dpsynth.accounting.noise import gaussian_mechanism, laplace_mechanism, privacy_rng
 from dpsynth.accounting.ledger_file import LedgerFile
 from dpsynth.accounting.serialization import LedgerFormatError, event_from_json, event_to_json
 from dpsynth.accounting.verify import VerificationReport, verify_text
@@ -56,7 +57,10 @@ __all__ = [
     "fingerprint_bytes",
     "fingerprint_dataframe",
     "fingerprint_texts",
+    "gaussian_mechanism",
     "gaussian_noise_multiplier",
+    "laplace_mechanism",
+    "privacy_rng",
     "verify_text",
     "zcdp_rho",
 ]

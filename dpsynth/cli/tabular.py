@@ -52,7 +52,7 @@ def synth(
     rows: Optional[int] = typer.Option(None, "--rows", "-n", help="Rows to generate (default: public or DP row count)."),
     method: str = typer.Option("auto", "--method", "-m", help="auto | aim | mst | independent | dpsgd_vae."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Public metadata (JSON or YAML)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for reproducible runs (keep it secret; never recorded)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling rows from the fitted DP model (post-processing); privacy noise always uses OS entropy."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:

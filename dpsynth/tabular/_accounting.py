@@ -15,6 +15,7 @@ from dpsynth.accounting import (
     exponential_epsilon_per_step,
     fingerprint_dataframe,
     gaussian_noise_multiplier,
+    privacy_rng,
     zcdp_rho,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "exponential_epsilon_per_step",
     "fingerprint_dataframe",
     "gaussian_noise_multiplier",
+    "privacy_rng",
     "zcdp_rho",
 ]

@@ -17,8 +17,10 @@ Order of work in :meth:`Synthesizer.fit` (see ``docs/accounting-api.md``):
 4. :meth:`Synthesizer.sample` draws rows from the fitted model -- post-processing, recorded in the
    ledger at zero cost.
 
-``seed`` makes runs reproducible for tests and benchmarks. The noise is private only while the
-seed is secret; the seed is never written to the ledger or card.
+``seed`` controls only the non-private randomness: drawing synthetic rows from the fitted DP
+model (post-processing). The privacy noise (DP domain, measurements, selections, DP-SGD) is
+always drawn from a generator seeded by the operating system's entropy, so a guessed or
+published seed cannot strip it; that seed is never known to anyone and never written.
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ class Synthesizer:
                 (remaining_eps, remaining_delta),
             )
         _precheck_columns(df, schema)  # fail on malformed values before anything is spent
-        rng = np.random.default_rng(self.seed)
+        noise_rng = acc.privacy_rng()  # privacy noise: OS entropy, never the user's seed
+        rng = np.random.default_rng(self.seed)  # post-processing only (sampling rows from the model)
         fingerprint = acc.fingerprint_dataframe(df)
 
         # ---- stage 1: the DP domain -------------------------------------------------------------
@@ -185,7 +188,7 @@ class Synthesizer:
                 limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
                 provenance={"source_columns": list(map(str, df.columns))},
             )
-            schema, noisy_n = release_domain(df, schema, domain_plan, rng)
+            schema, noisy_n = release_domain(df, schema, domain_plan, noise_rng)
             if noisy_n is not None:
                 n_public = float(noisy_n)
             ledger.complete(
@@ -210,7 +213,7 @@ class Synthesizer:
             limit=acc.PrivacyBudget(eps_m, delta_m),
             provenance={"n_public": float(n_public), "seeded": self.seed is not None},
         )
-        model = method.fit(codes, plan, rng, progress=self.progress)
+        model = method.fit(codes, plan, noise_rng, progress=self.progress)
         ledger.complete(entry, source_fingerprint=fingerprint, outputs={"model": method_name})
 
         self.ledger = ledger
@@ -317,7 +320,8 @@ def synthesize(
         method: ``auto`` | ``aim`` | ``mst`` | ``independent`` | ``dpsgd_vae``.
         metadata: public metadata (path to JSON/YAML, dict, or SDV ``Metadata``); see
             :mod:`dpsynth.tabular.schema`.
-        seed: reproducibility for tests/benchmarks (keep it secret; never recorded).
+        seed: seeds only the sampling of rows from the fitted DP model (post-processing); the
+            privacy noise always comes from OS entropy.
         ledger: an existing :class:`dpsynth.accounting.Ledger` to charge (default: a new one
             with this budget).
 
