@@ -49,7 +49,7 @@ def build_card(
         "generation_date": generation_date or datetime.now(timezone.utc).date().isoformat(),
         "source_real_data": source_real_data
         if source_real_data is not None
-        else {"name": ledger.source_name, "fingerprints": ledger.source_fingerprints() or None},
+        else {"name": ledger.source_name, "fingerprints": list(dict.fromkeys(ledger.source_fingerprints())) or None},
         "synthetic_ratio": synthetic_ratio,
         "filters": filters if filters is not None else [],
         "evals": evals_block,
