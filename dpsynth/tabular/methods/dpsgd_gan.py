@@ -49,6 +49,7 @@ from dpsynth.tabular.methods.dpsgd_vae import (
     learning_rate_factor,
     make_dp_optimizer,
     one_hot_codes,
+    per_sample_gradient_module,
     poisson_sample_indices,
     resolve_device,
     secret_numpy_rng,
@@ -218,11 +219,7 @@ class DPSGDGANMethod(DPSGDVAEMethod):
         generator.to(device)
         discriminator.to(device)
 
-        from opacus import GradSampleModule
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dp_discriminator = GradSampleModule(discriminator, batch_first=True, loss_reduction="sum")
+        dp_discriminator = per_sample_gradient_module(discriminator)
         d_optimizer = make_dp_optimizer(
             dp_discriminator.parameters(),
             learning_rate=float(p["learning_rate"]),

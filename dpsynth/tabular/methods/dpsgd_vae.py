@@ -179,6 +179,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+def per_sample_gradient_module(module: nn.Module) -> nn.Module:
+    """Wrap ``module`` in Opacus' ``GradSampleModule`` with ``loss_reduction="sum"``, the form
+    :func:`make_dp_optimizer` requires (row ``i``'s own gradient in ``p.grad_sample[i]``)."""
+    from opacus import GradSampleModule
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GradSampleModule(module, batch_first=True, loss_reduction="sum")
+
+
 def make_dp_optimizer(
     params: Sequence[nn.Parameter],
     *,
@@ -550,11 +560,7 @@ class DPSGDVAEMethod:
         model.reset_parameters(public_generator)
         model.to(device)
 
-        from opacus import GradSampleModule
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            grad_model = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+        grad_model = per_sample_gradient_module(model)
         optimizer = make_dp_optimizer(
             grad_model.parameters(),
             learning_rate=float(p["learning_rate"]),
