@@ -1,7 +1,7 @@
 """Noise primitives: the Gaussian and Laplace mechanisms with the events that account for them.
 
 Randomness comes from a numpy ``Generator`` seeded from the operating system's CSPRNG
-(:func:`privacy_rng`); its seed is never returned or written. Floating-point noise is not hardened
+(:func:`dpsynth.randomness.secret_numpy_rng`, re-exported here as ``privacy_rng``); its seed is never returned or written. Floating-point noise is not hardened
 against Mironov's (2012) attack on the low-order bits; the ledger's dependency versions say which
 implementation ran.
 """
@@ -9,15 +9,11 @@ implementation ran.
 from __future__ import annotations
 
 import math
-import secrets
 
 import numpy as np
 from dp_accounting import dp_event
 
-
-def privacy_rng() -> np.random.Generator:
-    """A fresh generator seeded from OS entropy. Never seed privacy noise from a user seed."""
-    return np.random.default_rng(secrets.randbits(128))
+from dpsynth.randomness import secret_numpy_rng as privacy_rng  # the one home of privacy randomness
 
 
 def gaussian_mechanism(
