@@ -138,6 +138,8 @@ class Synthesizer:
     progress: bool = True
     source_name: str = "table"
     method_options: dict[str, Any] = field(default_factory=dict)
+    backend: str = "memory"  # "stream" | "ray": fit reads CSV/Parquet paths through counts (backends.py)
+    ray_address: str | None = None
 
     # set by fit()
     schema_: TableSchema | None = field(default=None, init=False)
@@ -151,6 +153,10 @@ class Synthesizer:
 
     def fit(self, df: pd.DataFrame) -> "Synthesizer":
         """Spend the budget: release the open parts of the domain, then fit the method."""
+        if self.backend != "memory":  # scale-out: files read through counts only
+            from dpsynth.tabular.backends import fit_with_backend
+
+            return fit_with_backend(self, df)
         budget = _validate_budget(self.epsilon, self.delta)
         df = _validate_table(df)
         schema = resolve_schema(df, self.metadata)
@@ -310,6 +316,8 @@ def synthesize(
     progress: bool = True,
     source_name: str = "table",
     method_options: dict[str, Any] | None = None,
+    backend: str = "memory",
+    ray_address: str | None = None,
 ) -> SynthesisResult:
     """A DP synthetic version of ``df`` (same columns, same order) and its ledger.
 
@@ -324,6 +332,9 @@ def synthesize(
             privacy noise always comes from OS entropy.
         ledger: an existing :class:`dpsynth.accounting.Ledger` to charge (default: a new one
             with this budget).
+        backend: ``memory`` (default, ``df`` is a DataFrame) | ``stream`` | ``ray`` (``df`` is a
+            CSV/Parquet file or directory read through counts; see :mod:`dpsynth.tabular.backends`).
+        ray_address: the Ray cluster for ``backend="ray"`` (default: a local one).
 
     Raises:
         InvalidBudgetError, BudgetExceededError (before any data access), MetadataError,
@@ -340,5 +351,7 @@ def synthesize(
         progress=progress,
         source_name=source_name,
         method_options=dict(method_options or {}),
+        backend=backend,
+        ray_address=ray_address,
     ).fit(df)
     return synth.sample(rows)

@@ -61,7 +61,10 @@ def domain_from_plan(plan: "MethodPlan", codes=None) -> "EncodedDomain":
     if not isinstance(raw, dict):
         raise ValueError("the plan carries no domain; calibrate it with this method first")
     domain = EncodedDomain(tuple(raw["columns"]), tuple(int(s) for s in raw["sizes"]))
-    if codes is not None:
+    if codes is not None and not isinstance(codes, np.ndarray) and hasattr(codes, "counts"):
+        if tuple(codes.columns) != domain.columns or tuple(codes.sizes) != domain.sizes:
+            raise ValueError("the private counts are over another domain than the plan's")
+    elif codes is not None:
         if codes.ndim != 2 or codes.shape[1] != len(domain.columns):
             raise ValueError(f"codes must have shape (n, {len(domain.columns)}), got {codes.shape}")
         if codes.size and (codes.min() < 0 or np.any(codes.max(axis=0) >= np.asarray(domain.sizes))):

@@ -46,7 +46,11 @@ def mbi_domain(domain: EncodedDomain) -> "mbi.Domain":
 
 
 def marginal(codes: np.ndarray, domain: EncodedDomain, clique: Sequence[str]) -> np.ndarray:
-    """Exact count vector (flattened, C order) of ``clique`` over ``codes``. Reads private data."""
+    """Exact count vector (flattened, C order) of ``clique`` over ``codes``. Reads private data.
+
+    ``codes`` is an int code array or a :class:`~dpsynth.tabular.private_table.PrivateCounts`."""
+    if not isinstance(codes, np.ndarray) and hasattr(codes, "counts"):  # scale-out backends
+        return np.asarray(codes.counts(tuple(clique)), dtype=np.float64)
     idx = [domain.columns.index(c) for c in clique]
     shape = tuple(int(domain.sizes[i]) for i in idx)
     if not idx:

@@ -66,6 +66,9 @@ class IndependentMethod:
         sigma = float(plan.parameters["sigma"])
         probs = []
         for j, size in enumerate(tqdm(domain.sizes, desc="independent", disable=not progress, leave=False)):
-            counts = np.bincount(codes[:, j], minlength=int(size)).astype(np.float64)
+            if not isinstance(codes, np.ndarray) and hasattr(codes, "counts"):  # scale-out backends
+                counts = np.asarray(codes.counts((domain.columns[j],)), dtype=np.float64)
+            else:
+                counts = np.bincount(codes[:, j], minlength=int(size)).astype(np.float64)
             probs.append(noisy_histogram_probabilities(counts + rng.normal(0.0, sigma, size=counts.shape)))
         return IndependentModel(probs)

@@ -1,0 +1,329 @@
+"""Scale-out backends for tabular synthesis: ``memory`` (default), ``stream`` and ``ray``.
+
+Privacy unit: one row; the guarantee is the in-memory one. The ``stream`` and ``ray`` backends
+change only *where exact counts are computed* (:mod:`dpsynth.tabular.private_table`): the
+budget split, the calibration, the mechanisms, their noise (drawn once, in this driver process,
+from :mod:`dpsynth.randomness`) and the ledger entries are those of
+:meth:`dpsynth.tabular.synthesize.Synthesizer.fit`, entry for entry.
+
+What the counting backends need (checked from public inputs, before any data is read):
+
+* a **marginal method** (``aim``, ``mst``, ``independent``; ``auto`` picks one of the first two).
+  DP-SGD methods read rows, not counts, and stay in-process: they are refused here.
+* **complete public metadata** for the modelled columns: each column's type, and bounds /
+  category lists. The DP bounds and DP category discovery of the in-memory path read raw values
+  (unbounded value sets); they are not offered on these backends and a missing part is refused
+  with the list of columns. The row count may be left out: the DP row count is a count
+  (``counts(())``) and is released exactly as in memory (Gaussian, same ledger stage).
+* column names come from the file header (public schema, as in memory). The CSV readers take
+  each column's storage type from the metadata, never from the data.
+
+Sampling rows from the fitted model is post-processing; :func:`write_streamed` draws and writes
+them in chunks so the output never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dpsynth.errors import DpsynthError
+from dpsynth.tabular.private_table import (
+    DEFAULT_CHUNK_ROWS,
+    InMemoryCounts,
+    RayCounts,
+    StreamingCounts,
+    TableSource,
+    require_ray,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.tabular.synthesize import Synthesizer
+
+BACKENDS = ("memory", "stream", "ray")
+#: Methods that read the private table only through counts.
+COUNT_METHODS = ("aim", "mst", "independent")
+
+
+class BackendError(DpsynthError, ValueError):
+    """The backend cannot run this request (unknown backend, DP-SGD method, incomplete metadata)."""
+
+
+def check_backend(backend: str) -> str:
+    """The normalised backend name; ``ray`` also checks that Ray is importable (clear error)."""
+    name = str(backend).lower()
+    if name in ("memory", "in-process", "local"):
+        name = "memory"
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if name == "ray":
+        require_ray()
+    return name
+
+
+def source_schema(source: TableSource, metadata: Any):
+    """The public schema of a file source: header names + metadata; refuses what needs raw values."""
+    from dpsynth.tabular.schema import resolve_schema
+
+    names = source.column_names()
+    schema = resolve_schema(pd.DataFrame(columns=list(names)), metadata)
+    undeclared = [c.name for c in schema.columns if not c.declared]
+    bounds = [c.name for c in schema.columns if c.needs_dp_bounds]
+    cats = [c.name for c in schema.columns if c.needs_dp_categories]
+    problems = []
+    if undeclared:
+        problems.append(f"no type for column(s) {', '.join(undeclared)}")
+    if bounds:
+        problems.append(f"no public bounds for {', '.join(bounds)}")
+    if cats:
+        problems.append(f"no public category list for {', '.join(cats)}")
+    if problems:
+        raise BackendError(
+            "the stream and ray backends need complete public metadata for every column (type, and "
+            "bounds or categories; the row count may be omitted and is then released with DP): "
+            + "; ".join(problems)
+            + ". Complete the metadata, or use the in-memory backend, which can release missing "
+            "bounds and categories with DP."
+        )
+    return schema
+
+
+def workload(method_name: str, method: Any, columns: tuple[str, ...], sizes: tuple[int, ...]) -> list[tuple[str, ...]]:
+    """Cliques to count in the first pass (public: method name, options and domain only).
+
+    A clique the method asks for later that is not here costs one more pass; the result is the
+    same either way.
+    """
+    cols = list(columns)
+    out = [(c,) for c in cols]
+    if method_name in ("mst", "aim"):
+        out += list(itertools.combinations(cols, 2))
+    if method_name == "aim":
+        size = dict(zip(columns, sizes))
+        max_order = int(getattr(method, "max_order", 3))
+        max_cells = int(getattr(method, "max_cells", 10_000))
+        for k in range(3, max_order + 1):
+            out += [cl for cl in itertools.combinations(cols, k) if math.prod(size[c] for c in cl) <= max_cells]
+    return out
+
+
+def private_counts(backend: str, source: TableSource, encoder, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                   ray_address: str | None = None, progress: bool = False):
+    """The :class:`~dpsynth.tabular.private_table.PrivateCounts` of ``source`` on ``backend``."""
+    if backend == "stream":
+        return StreamingCounts(source, encoder, chunk_rows, progress=progress)
+    if backend == "ray":
+        return RayCounts(source, encoder, chunk_rows, address=ray_address, progress=progress)
+    if backend == "memory":
+        from dpsynth.tabular.private_table import iter_frames
+
+        frames = list(iter_frames(source, encoder, chunk_rows))
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(encoder.columns))
+        return InMemoryCounts(encoder.encode(df), encoder.columns, encoder.sizes)
+    raise BackendError(f"unknown backend {backend!r}")
+
+
+def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> "Synthesizer":
+    """:meth:`Synthesizer.fit` on a file source through counts (see the module docstring)."""
+    from dpsynth.randomness import secret_numpy_rng
+    from dpsynth.tabular import _accounting as acc
+    from dpsynth.tabular import dp_domain
+    from dpsynth.tabular.encoding import TableEncoder
+    from dpsynth.tabular.methods import get_method, resolve_method_name
+    from dpsynth.tabular.methods.base import EncodedDomain
+    from dpsynth.tabular.plan import plan_domain, split_budget
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT, EmptyTableError, _validate_budget
+
+    backend = check_backend(getattr(synth, "backend", "stream"))
+    if isinstance(data, pd.DataFrame):
+        raise BackendError(f"backend {backend!r} reads CSV/Parquet files: pass a path (file or directory)")
+    budget = _validate_budget(synth.epsilon, synth.delta)
+    source = TableSource.from_path(data)
+    schema = source_schema(source, synth.metadata)
+    modelled = [c for c in schema.columns if c.type != "id"]
+    if not modelled:
+        raise EmptyTableError("every column is an id column; there is nothing to synthesise")
+    method_name = resolve_method_name(synth.method, len(modelled))
+    if method_name not in COUNT_METHODS:
+        raise BackendError(
+            f"method {method_name!r} trains on rows (DP-SGD) and runs in-process only; use backend "
+            f"'memory' for it, or one of {', '.join(COUNT_METHODS)} with backend {backend!r}"
+        )
+    method = get_method(method_name, **synth.method_options)
+    (eps_d, delta_d), (eps_m, delta_m) = split_budget(budget.epsilon, budget.delta, schema)
+    domain_plan = plan_domain(schema, eps_d, delta_d)
+
+    ledger = synth.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=synth.source_name)
+    remaining_eps, remaining_delta = ledger.remaining
+    if budget.epsilon > remaining_eps * (1 + 1e-12) or budget.delta > remaining_delta * (1 + 1e-12):
+        raise acc.BudgetExceededError(
+            f"this call needs epsilon={budget.epsilon:g}, delta={budget.delta:g} but the ledger has only "
+            f"epsilon={remaining_eps:.6g}, delta={remaining_delta:.3g} left; nothing was read or spent",
+            (budget.epsilon, budget.delta),
+            (remaining_eps, remaining_delta),
+        )
+    encoder = TableEncoder.from_schema(schema)
+    domain = EncodedDomain(encoder.columns, encoder.sizes)
+    counts = private_counts(backend, source, encoder, chunk_rows=chunk_rows,
+                            ray_address=getattr(synth, "ray_address", None), progress=synth.progress)
+    # First pass, before any charge: exact counts of the method's workload. Encoding errors
+    # (values the public schema refuses) and too-small tables raise here, with nothing spent.
+    counts.prefetch(workload(method_name, method, encoder.columns, encoder.sizes))
+    if counts.rows < 2:
+        raise EmptyTableError("the table has fewer than two rows; there is nothing to synthesise privately from it")
+    noise_rng = secret_numpy_rng()  # privacy noise: OS entropy, drawn here in the driver only
+    rng = np.random.default_rng(synth.seed)  # post-processing only
+    fingerprint = source.fingerprint()
+
+    # ---- stage 1: the DP domain (only the row count can be open on these backends) ----------
+    n_public: float | None = schema.row_count
+    if domain_plan.needed:
+        entry = ledger.charge(
+            operation="tabular.domain",
+            mechanism="dp-domain (gaussian row count, gaussian histograms for bounds, thresholded histograms for categories)",
+            stages=list(domain_plan.stages),
+            delta=domain_plan.delta,
+            parameters=domain_plan.parameters,
+            limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
+            provenance={"source_columns": list(schema.names)},
+        )
+        noisy_n = dp_domain.dp_row_count(counts.rows, domain_plan.parameters["row_count"]["sigma"], noise_rng)
+        n_public = float(noisy_n)
+        ledger.complete(entry, source_fingerprint=fingerprint,
+                        outputs={"public_domain": schema.to_dict(), "dp_row_count": noisy_n})
+    assert n_public is not None
+
+    # ---- stage 2: the method on counts ------------------------------------------------------
+    plan = method.calibrate(eps_m, delta_m, domain, float(n_public))
+    entry = ledger.charge(
+        operation=f"tabular.fit.{method_name}",
+        mechanism=method_name,
+        event=plan.event,
+        delta=plan.delta,
+        sampling=plan.sampling,
+        parameters={k: v for k, v in plan.parameters.items()},
+        limit=acc.PrivacyBudget(eps_m, delta_m),
+        provenance={"n_public": float(n_public), "seeded": synth.seed is not None},
+    )
+    model = method.fit(counts, plan, noise_rng, progress=synth.progress)
+    ledger.complete(entry, source_fingerprint=fingerprint, outputs={"model": method_name})
+
+    synth.ledger = ledger
+    synth.schema_, synth.method_, synth.plan_, synth.domain_plan_ = schema, method_name, plan, domain_plan
+    synth.n_public_, synth.model_, synth.encoder_, synth._rng = float(n_public), model, encoder, rng
+    synth.counts_ = counts
+    return synth
+
+
+# ------------------------------------------------------------------------------ streamed output
+def sample_chunks(synth: "Synthesizer", n: int, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    """``n`` synthetic rows as DataFrames of at most ``chunk_rows`` rows (post-processing)."""
+    assert synth.model_ is not None and synth.encoder_ is not None and synth._rng is not None
+    done = 0
+    while done < n:
+        k = min(chunk_rows, n - done)
+        frame = synth.encoder_.decode(synth.model_.sample(k, synth._rng), synth._rng)
+        id_cols = [s.name for s in synth.encoder_.schema.columns if s.type == "id"]
+        for name in id_cols:  # fresh ids continue across chunks
+            frame[name] = np.arange(done + 1, done + k + 1)
+        done += k
+        yield frame
+
+
+def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = None, *, force: bool = False,
+                   chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    """Sample ``rows`` rows chunk by chunk into ``path`` (.parquet or .csv) with ledger and card."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dpsynth.card import build_card
+    from dpsynth.release import write_release
+
+    if synth.model_ is None:
+        raise RuntimeError("call fit() before write_streamed()")
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise BackendError(f"streamed output is written as .parquet or .csv, not {suffix!r}")
+    n = int(rows) if rows is not None else max(1, int(round(synth.n_public_ or 1)))
+    if n < 1:
+        raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    synth.ledger.record_postprocessing(
+        operation="tabular.sample",
+        description=f"{n} rows sampled from the fitted DP {synth.method_} model (post-processing, no privacy cost)",
+        parameters={"rows": int(n), "method": synth.method_},
+    )
+
+    assert synth.schema_ is not None
+    arrow_schema = output_arrow_schema(synth.schema_)
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for i, frame in enumerate(sample_chunks(synth, n, chunk_rows)):
+                if suffix == ".csv":
+                    frame.to_csv(tmp, mode="w" if i == 0 else "a", header=(i == 0), index=False)
+                    continue
+                table = pa.Table.from_pandas(_for_arrow(frame, arrow_schema), schema=arrow_schema, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), arrow_schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    assert synth.schema_ is not None
+    card = build_card(
+        synth.ledger,
+        generator_model={"family": "dpsynth.tabular", "method": synth.method_},
+        synthetic_ratio=None,
+        filters=[],
+        extra={"tabular": {"rows": int(n), "columns": list(map(str, synth.schema_.names)),
+                           "public_domain": synth.schema_.to_dict(),
+                           "backend": getattr(synth, "backend", "memory")}},
+    )
+    return write_release(path, write, synth.ledger, card, force=force)
+
+
+def output_arrow_schema(schema) -> "Any":
+    """The Parquet schema of the synthetic output, fixed from the public schema (every chunk agrees)."""
+    import pyarrow as pa
+
+    fields = []
+    for spec in schema.columns:
+        if spec.type == "categorical":
+            labels = list(spec.categories or ()) + ([spec.other_label] if spec.other_label is not None else [])
+            if labels and all(isinstance(v, (bool, np.bool_)) for v in labels):
+                typ = pa.bool_()
+            elif labels and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+                typ = pa.int64()
+            elif labels and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in labels):
+                typ = pa.float64()
+            else:
+                typ = pa.string()
+        elif spec.type == "boolean":
+            typ = pa.bool_()
+        elif spec.type == "numerical":
+            typ = pa.int64() if spec.integer else pa.float64()
+        elif spec.type == "datetime":
+            typ = pa.string() if spec.datetime_format else pa.timestamp("ns")
+        else:  # id
+            typ = pa.int64()
+        fields.append(pa.field(spec.name, typ, nullable=True))
+    return pa.schema(fields)
+
+
+def _for_arrow(frame: pd.DataFrame, arrow_schema) -> pd.DataFrame:
+    """Text categories as ``str`` (a mixed category list is written as text)."""
+    import pyarrow as pa
+
+    frame = frame.copy()
+    for field in arrow_schema:
+        if field.type == pa.string() and frame[field.name].dtype == object:
+            frame[field.name] = frame[field.name].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return frame

@@ -1,0 +1,412 @@
+"""The private table seen only through exact counts over the public encoded domain.
+
+Privacy unit: one row. Nothing here is DP on its own: every object below answers *exact* count
+queries (marginals over attribute subsets; ``counts(())`` is the row count) and must stay inside
+the library. Noise is added once, in the driver, by the mechanism that asked (``_pgm.measure``,
+the independent method, the DP row count), from :mod:`dpsynth.randomness`. Because every backend
+returns the same exact counts, the mechanisms, their noise and their ledger entries are the same
+whichever backend computed the counts.
+
+Three implementations of :class:`PrivateCounts`:
+
+* :class:`InMemoryCounts` -- a numpy code array (the in-process default);
+* :class:`StreamingCounts` -- CSV / Parquet files read in chunks with pyarrow and encoded chunk by
+  chunk with the public :class:`~dpsynth.tabular.encoding.TableEncoder`; memory is bounded by the
+  chunk and by the count tables asked for, not by the row count;
+* :class:`RayCounts` -- the same files read by Ray Data; every block is encoded and counted by a
+  Ray worker and the per-block count tables are summed in the driver.
+
+Count queries are answered from a cache. :meth:`prefetch` computes many cliques in one pass over
+the data (the backends prefetch each method's workload before any charge, which also surfaces
+encoding errors -- a value outside a non-nullable public category list, text in a numeric column
+-- before anything is spent); a clique not in the cache costs one more pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from dpsynth.errors import DpsynthError
+from dpsynth.tabular.encoding import ColumnEncoder, TableEncoder
+
+Clique = tuple[str, ...]
+
+#: The strings pandas' ``read_csv`` reads as missing; the streaming readers use the same list so
+#: that every backend sees the same missing values.
+PANDAS_NA_VALUES = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)
+DEFAULT_CHUNK_ROWS = 250_000
+
+
+class TableSourceError(DpsynthError, ValueError):
+    """The input path is not a readable CSV / Parquet file or directory of such files."""
+
+
+@runtime_checkable
+class PrivateCounts(Protocol):
+    """Exact counts of a private table over its public encoded domain (never released as is)."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The encoded column names (public)."""
+        ...
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Codes per column (public)."""
+        ...
+
+    @property
+    def num_columns(self) -> int:
+        ...
+
+    def counts(self, attrs: Sequence[str]) -> np.ndarray:
+        """Exact count vector of ``attrs`` (flattened, C order, float64); ``()`` gives ``[rows]``."""
+        ...
+
+
+def count_codes(codes: np.ndarray, columns: Sequence[str], sizes: Sequence[int], clique: Sequence[str]) -> np.ndarray:
+    """Exact count vector (flattened, C order) of ``clique`` over an int code array."""
+    idx = [list(columns).index(c) for c in clique]
+    if not idx:
+        return np.array([float(codes.shape[0])])
+    shape = tuple(int(sizes[i]) for i in idx)
+    flat = np.ravel_multi_index(tuple(codes[:, i] for i in idx), shape)
+    return np.bincount(flat, minlength=int(np.prod(shape))).astype(np.float64)
+
+
+class _CachedCounts:
+    """Shared cache logic: subclasses implement :meth:`_compute` (one pass for many cliques)."""
+
+    def __init__(self, columns: Sequence[str], sizes: Sequence[int]) -> None:
+        self._columns = tuple(columns)
+        self._sizes = tuple(int(s) for s in sizes)
+        self._cache: dict[Clique, np.ndarray] = {}
+        self.passes = 0  # full passes over the private data so far (for tests and benchmarks)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self._columns
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self._sizes
+
+    @property
+    def num_columns(self) -> int:
+        return len(self._columns)
+
+    def _check(self, clique: Sequence[str]) -> Clique:
+        clique = tuple(str(c) for c in clique)
+        unknown = [c for c in clique if c not in self._columns]
+        if unknown:
+            raise KeyError(f"unknown column(s) {unknown}")
+        if len(set(clique)) != len(clique):
+            raise ValueError(f"repeated column in {clique}")
+        return clique
+
+    def counts(self, attrs: Sequence[str]) -> np.ndarray:
+        clique = self._check(attrs)
+        if clique not in self._cache:
+            self.prefetch([clique])
+        return self._cache[clique].copy()
+
+    def prefetch(self, cliques: Iterable[Sequence[str]]) -> None:
+        """Compute every clique not yet cached in one pass (the row count is always included)."""
+        todo = {self._check(c) for c in cliques} | {()}
+        todo = sorted(c for c in todo if c not in self._cache)
+        if not todo:
+            return
+        self._cache.update(self._compute(todo))
+        self.passes += 1
+
+    @property
+    def rows(self) -> int:
+        """The exact row count (private; use only inside a charged mechanism)."""
+        return int(self.counts(())[0])
+
+    def _compute(self, cliques: list[Clique]) -> dict[Clique, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class InMemoryCounts(_CachedCounts):
+    """Counts over an in-memory int code array of shape ``(n, d)`` (today's representation)."""
+
+    def __init__(self, codes: np.ndarray, columns: Sequence[str], sizes: Sequence[int]) -> None:
+        super().__init__(columns, sizes)
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != len(self._columns):
+            raise ValueError(f"codes must have shape (n, {len(self._columns)}), got {codes.shape}")
+        self._codes = codes
+
+    def _compute(self, cliques: list[Clique]) -> dict[Clique, np.ndarray]:
+        return {c: count_codes(self._codes, self._columns, self._sizes, c) for c in cliques}
+
+
+# ------------------------------------------------------------------------------ files and chunks
+@dataclass(frozen=True)
+class TableSource:
+    """A CSV or Parquet file, or a directory of part files of one format (sorted by name)."""
+
+    paths: tuple[Path, ...]
+    format: str  # "csv" | "parquet"
+
+    @classmethod
+    def from_path(cls, path: str | Path | Sequence[str | Path]) -> "TableSource":
+        if isinstance(path, (list, tuple)):
+            files = [Path(p) for p in path]
+        else:
+            p = Path(path)
+            if not p.exists():
+                raise TableSourceError(f"input {p} does not exist")
+            if p.is_dir():
+                files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in (".csv", ".parquet")
+                               and not f.name.startswith((".", "_")))
+                if not files:
+                    raise TableSourceError(f"directory {p} holds no .csv or .parquet files")
+            else:
+                files = [p]
+        formats = {f.suffix.lower().lstrip(".") for f in files}
+        if len(formats) != 1 or not formats <= {"csv", "parquet"}:
+            raise TableSourceError(
+                f"input must be .csv or .parquet files of one format, got {sorted(formats)}"
+            )
+        for f in files:
+            if not f.is_file() or f.stat().st_size == 0:
+                raise TableSourceError(f"input file {f} is missing or empty")
+        return cls(tuple(files), formats.pop())
+
+    def column_names(self) -> tuple[str, ...]:
+        """The header (public schema): CSV header line or Parquet schema; all parts must agree."""
+        names: tuple[str, ...] | None = None
+        for f in self.paths:
+            these = _file_columns(f, self.format)
+            if names is None:
+                names = these
+            elif these != names:
+                raise TableSourceError(f"{f} has columns {list(these)}, unlike the first part's {list(names)}")
+        assert names is not None
+        if len(set(names)) != len(names):
+            raise TableSourceError("duplicate column names in the input header")
+        return names
+
+    def fingerprint(self) -> str:
+        """Keyed fingerprint of the input files' bytes (names relative to the first file, sizes, content)."""
+        from dpsynth.accounting.fingerprint import FINGERPRINT_SCHEME, load_source_key
+
+        mac = hmac.new(load_source_key(), digestmod=hashlib.sha256)
+        for f in self.paths:
+            mac.update(f.name.encode() + f.stat().st_size.to_bytes(8, "big"))
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    mac.update(block)
+        return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+
+
+def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
+    import pyarrow.parquet as pq
+
+    try:
+        if fmt == "parquet":
+            return tuple(str(n) for n in pq.read_schema(path).names if not str(n).startswith("__index_level_"))
+        import pyarrow.csv as pacsv
+
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                                convert_options=pacsv.ConvertOptions(include_columns=None))
+        return tuple(reader.schema.names)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a clear input error
+        raise TableSourceError(f"cannot read the header of {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def csv_convert_options(encoder: TableEncoder, names: Sequence[str]):
+    """pyarrow CSV conversion fixed by the public schema, never inferred from the data: numerical
+    columns as float64, everything else as text (the encoder parses booleans, dates, categories);
+    pandas' missing-value strings are missing in every column."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {}
+    modelled = {e.spec.name: e.spec.type for e in encoder.encoders}
+    for name in names:
+        types[name] = pa.float64() if modelled.get(name) == "numerical" else pa.string()
+    return pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=list(modelled),
+        null_values=list(PANDAS_NA_VALUES),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
+def iter_frames(source: TableSource, encoder: TableEncoder, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The modelled columns of ``source`` as pandas chunks of at most ~``chunk_rows`` rows."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    wanted = list(encoder.columns)
+    names = source.column_names()
+    for path in source.paths:
+        try:
+            if source.format == "parquet":
+                batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=wanted)
+            else:
+                block = max(1 << 20, min(1 << 26, chunk_rows * 16 * max(len(names), 1)))
+                batches = pacsv.open_csv(
+                    path,
+                    read_options=pacsv.ReadOptions(block_size=block),
+                    convert_options=csv_convert_options(encoder, names),
+                )
+            for batch in batches:
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch]).to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise TableSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+
+
+# --------------------------------------------------------------------------------- chunk encoding
+def encode_frame(encoder: TableEncoder, df: pd.DataFrame) -> np.ndarray:
+    """Codes for one chunk; the same codes as ``encoder.encode`` (tested), faster on text columns.
+
+    Categorical and boolean columns are encoded once per distinct value of the chunk (their
+    encoding is value by value); on any encoding error the column is encoded again with the
+    library's own encoder so that the error is exactly the in-memory one.
+    """
+    if not encoder.encoders:
+        return np.zeros((len(df), 0), dtype=np.int64)
+    return np.stack([_encode_column(e, df[e.spec.name]) for e in encoder.encoders], axis=1)
+
+
+def _encode_column(e: ColumnEncoder, series: pd.Series) -> np.ndarray:
+    if e.spec.type not in ("categorical", "boolean"):
+        return e.encode(series)
+    try:
+        inverse, uniques = pd.factorize(series, use_na_sentinel=True)
+        unique_codes = e.encode(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
+        if (inverse < 0).any():
+            if e.missing_code is None:
+                raise ValueError("missing values in a non-nullable column")
+            unique_codes = np.append(unique_codes, e.missing_code)
+        return unique_codes[inverse].astype(np.int64)
+    except (ValueError, TypeError):
+        return e.encode(series)  # raises the library's exact error (or agrees with it)
+
+
+def count_frame(encoder: TableEncoder, df: pd.DataFrame, cliques: Sequence[Clique]) -> dict[Clique, np.ndarray]:
+    """Exact count vectors of ``cliques`` over one chunk."""
+    codes = encode_frame(encoder, df)
+    return {c: count_codes(codes, encoder.columns, encoder.sizes, c) for c in cliques}
+
+
+class StreamingCounts(_CachedCounts):
+    """Counts over CSV/Parquet files read in chunks in this process (see the module docstring).
+
+    Peak memory: one chunk (``chunk_rows`` rows as pandas plus their codes) plus the count tables
+    of the cliques of one pass.
+    """
+
+    def __init__(self, source: TableSource, encoder: TableEncoder, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 progress: bool = False) -> None:
+        super().__init__(encoder.columns, encoder.sizes)
+        self.source, self.encoder, self.chunk_rows, self.progress = source, encoder, int(chunk_rows), progress
+
+    def _compute(self, cliques: list[Clique]) -> dict[Clique, np.ndarray]:
+        from tqdm.auto import tqdm
+
+        totals: dict[Clique, np.ndarray] | None = None
+        bar = tqdm(desc=f"counting {len(cliques)} marginal(s)", unit=" chunks", disable=not self.progress, leave=False)
+        for frame in iter_frames(self.source, self.encoder, self.chunk_rows):
+            part = count_frame(self.encoder, frame, cliques)
+            if totals is None:
+                totals = part
+            else:
+                for c in cliques:
+                    totals[c] += part[c]
+            bar.update(1)
+        bar.close()
+        if totals is None:
+            totals = {c: np.zeros(int(math.prod(self._sizes[self._columns.index(a)] for a in c)) if c else 1)
+                      for c in cliques}
+        return totals
+
+
+# ----------------------------------------------------------------------------------------- Ray
+class RayUnavailableError(DpsynthError, ImportError):
+    """``backend='ray'`` was asked for but Ray is not installed."""
+
+
+def require_ray():
+    """The ``ray`` module, or a clear error naming the extra to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise RayUnavailableError(
+            "the Ray backend needs Ray Data, which is not installed: pip install 'dpsynth[ray]'"
+        ) from exc
+    return ray
+
+
+def ensure_ray(address: str | None = None):
+    """Connect to the Ray cluster at ``address`` (or start a local one) unless already connected."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    return ray
+
+
+class _BlockCounter:
+    """Ray Data UDF: the exact counts of ``cliques`` over one block, as one output row."""
+
+    def __init__(self, encoder: TableEncoder, cliques: Sequence[Clique]) -> None:
+        self.encoder, self.cliques = encoder, list(cliques)
+
+    def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        part = count_frame(self.encoder, frame[list(self.encoder.columns)], self.cliques)
+        return {f"c{i}": part[c][None, :] for i, c in enumerate(self.cliques)}
+
+
+class RayCounts(_CachedCounts):
+    """Counts computed by Ray Data: per-block exact counts in the workers, summed in the driver.
+
+    No noise is drawn in the workers; only exact count tables travel back to the driver.
+    """
+
+    def __init__(self, source: TableSource, encoder: TableEncoder, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 address: str | None = None, progress: bool = False) -> None:
+        super().__init__(encoder.columns, encoder.sizes)
+        self.ray = ensure_ray(address)
+        self.source, self.encoder, self.chunk_rows, self.progress = source, encoder, int(chunk_rows), progress
+
+    def _dataset(self):
+        data = self.ray.data
+        files = [str(p) for p in self.source.paths]
+        if self.source.format == "parquet":
+            return data.read_parquet(files, columns=list(self.encoder.columns), partitioning=None)
+        names = self.source.column_names()
+        return data.read_csv(files, partitioning=None, convert_options=csv_convert_options(self.encoder, names))
+
+    def _compute(self, cliques: list[Clique]) -> dict[Clique, np.ndarray]:
+        ctx = self.ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = bool(self.progress)
+        out = self._dataset().map_batches(
+            _BlockCounter(self.encoder, cliques), batch_format="pandas", batch_size=self.chunk_rows
+        )
+        totals = {c: np.zeros(int(math.prod(self._sizes[self._columns.index(a)] for a in c)) if c else 1)
+                  for c in cliques}
+        for batch in out.iter_batches(batch_format="numpy", batch_size=None):
+            for i, c in enumerate(cliques):
+                totals[c] += np.asarray(batch[f"c{i}"], dtype=np.float64).reshape(-1, totals[c].size).sum(axis=0)
+        return totals
