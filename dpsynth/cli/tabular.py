@@ -45,7 +45,7 @@ def _read_csv(path: Path):
 
 @app.command()
 def synth(
-    input: Path = typer.Argument(..., help="Sensitive input table (CSV)."),
+    input: Path = typer.Argument(..., help="Sensitive input table (CSV; with --backend stream|ray also Parquet or a directory of parts)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet)."),
     epsilon: float = typer.Option(..., "--epsilon", "-e", help="Privacy budget epsilon (> 0, finite)."),
     delta: float = typer.Option(DEFAULT_DELTA, "--delta", "-d", help="Privacy budget delta in (0, 1); public default 1e-6."),
@@ -55,6 +55,8 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling rows from the fitted DP model (post-processing); privacy noise always uses OS entropy."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    backend: str = typer.Option("memory", "--backend", help="memory (default) | stream | ray: stream/ray read a CSV/Parquet file or directory through counts (marginal methods, complete metadata; docs/scale.md)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address for --backend ray (default: a local cluster)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file
@@ -63,6 +65,11 @@ def synth(
     budget = parse_budget(epsilon, delta)
     if rows is not None and rows < 1:
         fail(f"--rows must be a positive integer, got {rows}")
+    if backend != "memory":  # scale-out path: dpsynth/cli/tabular_backends.py
+        from dpsynth.cli.tabular_backends import synth_with_backend
+
+        return synth_with_backend(input=input, output=output, budget=budget, rows=rows, method=method, metadata=metadata,
+                                  seed=seed, force=force, quiet=quiet, backend=backend, ray_address=ray_address)
     require_input_file(input)
     if metadata is not None and not metadata.exists():
         fail(f"metadata file {metadata} does not exist")

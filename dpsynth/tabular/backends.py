@@ -57,8 +57,6 @@ class BackendError(DpsynthError, ValueError):
 def check_backend(backend: str) -> str:
     """The normalised backend name; ``ray`` also checks that Ray is importable (clear error)."""
     name = str(backend).lower()
-    if name in ("memory", "in-process", "local"):
-        name = "memory"
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if name == "ray":
