@@ -17,6 +17,7 @@ METADATA = {
         "uid": {"type": "id"},
     }
 }
+MST_FAST = {"iters": 100}  # fewer mirror-descent steps (post-processing) keep the tests short
 #: Cliques whose exact counts every backend must agree on (the empty clique is the row count).
 CLIQUES = [(), ("city",), ("age",), ("member",), ("plan",), ("city", "age"), ("member", "score", "city"), ("plan", "member")]
 

@@ -24,7 +24,7 @@ from dpsynth.tabular.private_table import (
 )
 from dpsynth.tabular.schema import resolve_schema
 from dpsynth.tabular.synthesize import Synthesizer, synthesize
-from tests._scale_data import CLIQUES, METADATA, comparable_charges, make_table, write_inputs
+from tests._scale_data import CLIQUES, METADATA, MST_FAST, comparable_charges, make_table, write_inputs
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,10 @@ def test_chunk_encoding_equals_library_encoding(inputs):
 def test_stream_backend_ledger_matches_in_memory_and_verifies(inputs):
     paths, memory_df, _ = inputs
     results = {
-        "memory": synthesize(memory_df, 1.0, method="mst", metadata=METADATA, progress=False, rows=50),
+        "memory": synthesize(memory_df, 1.0, method="mst", metadata=METADATA, progress=False, rows=50,
+                             method_options=MST_FAST),
         "stream": synthesize(paths["parquet_dir"], 1.0, method="mst", metadata=METADATA, progress=False, rows=50,
-                             backend="stream"),
+                             backend="stream", method_options=MST_FAST),
     }
     reference = comparable_charges(results["memory"].ledger)
     assert [c["operation"] for c in reference] == ["tabular.domain", "tabular.fit.mst"]  # DP row count

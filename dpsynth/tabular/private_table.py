@@ -13,8 +13,8 @@ Three implementations of :class:`PrivateCounts`:
 * :class:`StreamingCounts` -- CSV / Parquet files read in chunks with pyarrow and encoded chunk by
   chunk with the public :class:`~dpsynth.tabular.encoding.TableEncoder`; memory is bounded by the
   chunk and by the count tables asked for, not by the row count;
-* :class:`RayCounts` -- the same files read by Ray Data; every block is encoded and counted by a
-  Ray worker and the per-block count tables are summed in the driver.
+* :class:`RayCounts` -- the same files as Ray Data blocks (CSV files, Parquet row groups); every
+  block is read, encoded and counted by a Ray worker and the count tables are summed in the driver.
 
 Count queries are answered from a cache. :meth:`prefetch` computes many cliques in one pass over
 the data (the backends prefetch each method's workload before any charge, which also surfaces
@@ -251,28 +251,49 @@ def csv_convert_options(encoder: TableEncoder, names: Sequence[str]):
 
 def iter_frames(source: TableSource, encoder: TableEncoder, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The modelled columns of ``source`` as pandas chunks of at most ~``chunk_rows`` rows."""
+    names = source.column_names()
+    for path in source.paths:
+        yield from iter_part_frames(path, source.format, encoder, names, chunk_rows)
+
+
+def iter_part_frames(path: Path, fmt: str, encoder: TableEncoder, names: Sequence[str], chunk_rows: int,
+                     row_groups: Sequence[int] | None = None) -> Iterator[pd.DataFrame]:
+    """One file (or some of a Parquet file's row groups) as pandas chunks of the modelled columns."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     wanted = list(encoder.columns)
-    names = source.column_names()
+    try:
+        if fmt == "parquet":
+            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=wanted, row_groups=row_groups)
+        else:
+            block = max(1 << 20, min(1 << 26, chunk_rows * 16 * max(len(names), 1)))
+            batches = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=block),
+                convert_options=csv_convert_options(encoder, names),
+            )
+        for batch in batches:
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch]).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise TableSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def source_parts(source: TableSource, row_groups_per_part: int = 1) -> list[tuple[str, list[int] | None]]:
+    """The units of parallel work: each CSV file, each (group of) Parquet row group(s)."""
+    import pyarrow.parquet as pq
+
+    parts: list[tuple[str, list[int] | None]] = []
     for path in source.paths:
-        try:
-            if source.format == "parquet":
-                batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=wanted)
-            else:
-                block = max(1 << 20, min(1 << 26, chunk_rows * 16 * max(len(names), 1)))
-                batches = pacsv.open_csv(
-                    path,
-                    read_options=pacsv.ReadOptions(block_size=block),
-                    convert_options=csv_convert_options(encoder, names),
-                )
-            for batch in batches:
-                if batch.num_rows:
-                    yield pa.Table.from_batches([batch]).to_pandas()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-            raise TableSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+        if source.format == "parquet":
+            n = pq.ParquetFile(path).metadata.num_row_groups
+            for start in range(0, n, row_groups_per_part):
+                parts.append((str(path), list(range(start, min(n, start + row_groups_per_part)))))
+        else:
+            parts.append((str(path), None))
+    return parts
 
 
 # --------------------------------------------------------------------------------- chunk encoding
@@ -367,21 +388,36 @@ def ensure_ray(address: str | None = None):
     return ray
 
 
-class _BlockCounter:
-    """Ray Data UDF: the exact counts of ``cliques`` over one block, as one output row."""
+class _PartCounter:
+    """Ray Data UDF: the exact counts of ``cliques`` over the file parts of one batch, as rows."""
 
-    def __init__(self, encoder: TableEncoder, cliques: Sequence[Clique]) -> None:
-        self.encoder, self.cliques = encoder, list(cliques)
+    def __init__(self, fmt: str, names: Sequence[str], encoder: TableEncoder, cliques: Sequence[Clique],
+                 chunk_rows: int) -> None:
+        self.fmt, self.names, self.encoder, self.cliques, self.chunk_rows = fmt, list(names), encoder, list(cliques), chunk_rows
 
-    def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        part = count_frame(self.encoder, frame[list(self.encoder.columns)], self.cliques)
-        return {f"c{i}": part[c][None, :] for i, c in enumerate(self.cliques)}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows: list[dict[Clique, np.ndarray]] = []
+        for path, groups in zip(batch["path"], batch["row_groups"]):
+            groups = None if groups is None or len(groups) == 0 or groups[0] < 0 else [int(g) for g in groups]
+            total = {c: np.zeros(_cells(self.encoder, c)) for c in self.cliques}
+            for frame in iter_part_frames(Path(str(path)), self.fmt, self.encoder, self.names, self.chunk_rows, groups):
+                for c, v in count_frame(self.encoder, frame, self.cliques).items():
+                    total[c] += v
+            rows.append(total)
+        return {f"c{i}": np.stack([r[c] for r in rows]) for i, c in enumerate(self.cliques)}
+
+
+def _cells(encoder: TableEncoder, clique: Clique) -> int:
+    return int(math.prod(encoder.sizes[encoder.columns.index(a)] for a in clique)) if clique else 1
 
 
 class RayCounts(_CachedCounts):
-    """Counts computed by Ray Data: per-block exact counts in the workers, summed in the driver.
+    """Counts computed with Ray Data: the input's parts (CSV files, Parquet row groups) are the
+    blocks; each Ray worker reads and encodes its parts chunk by chunk with the same reader as
+    :class:`StreamingCounts` and returns exact count tables, which the driver sums.
 
-    No noise is drawn in the workers; only exact count tables travel back to the driver.
+    No noise is drawn in the workers; only exact count tables travel back to the driver. The
+    workers must see the input paths (a shared file system, or a path each node has).
     """
 
     def __init__(self, source: TableSource, encoder: TableEncoder, chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -390,22 +426,15 @@ class RayCounts(_CachedCounts):
         self.ray = ensure_ray(address)
         self.source, self.encoder, self.chunk_rows, self.progress = source, encoder, int(chunk_rows), progress
 
-    def _dataset(self):
-        data = self.ray.data
-        files = [str(p) for p in self.source.paths]
-        if self.source.format == "parquet":
-            return data.read_parquet(files, columns=list(self.encoder.columns), partitioning=None)
-        names = self.source.column_names()
-        return data.read_csv(files, partitioning=None, convert_options=csv_convert_options(self.encoder, names))
-
     def _compute(self, cliques: list[Clique]) -> dict[Clique, np.ndarray]:
         ctx = self.ray.data.DataContext.get_current()
         ctx.enable_progress_bars = bool(self.progress)
-        out = self._dataset().map_batches(
-            _BlockCounter(self.encoder, cliques), batch_format="pandas", batch_size=self.chunk_rows
-        )
-        totals = {c: np.zeros(int(math.prod(self._sizes[self._columns.index(a)] for a in c)) if c else 1)
-                  for c in cliques}
+        parts = source_parts(self.source)
+        items = [{"path": p, "row_groups": np.asarray(g if g is not None else [-1], dtype=np.int64)} for p, g in parts]
+        ds = self.ray.data.from_items(items, override_num_blocks=len(items))
+        counter = _PartCounter(self.source.format, self.source.column_names(), self.encoder, cliques, self.chunk_rows)
+        out = ds.map_batches(counter, batch_size=1, batch_format="numpy")
+        totals = {c: np.zeros(_cells(self.encoder, c)) for c in cliques}
         for batch in out.iter_batches(batch_format="numpy", batch_size=None):
             for i, c in enumerate(cliques):
                 totals[c] += np.asarray(batch[f"c{i}"], dtype=np.float64).reshape(-1, totals[c].size).sum(axis=0)
