@@ -177,6 +177,9 @@ def generate(
     device: str | None = None,
     max_batch_rows: int | None = None,
     progress: bool = True,
+    backend: str = "memory",
+    ray_address: str | None = None,
+    ray_workers: Any = 2,
 ) -> TextSynthesisResult:
     """Generate DP synthetic texts similar to ``texts``.
 
@@ -210,6 +213,10 @@ def generate(
         device: torch device (default CUDA when available, else CPU).
         max_batch_rows: rows per forward batch (default 64 on CPU, 1024 on CUDA).
         progress: show a tqdm progress bar.
+        backend: ``memory`` (default, this process) or ``ray``: the groups are decoded on
+            ``ray_workers`` Ray actors (a number, or actors from
+            :func:`dpsynth.text.ray_backend.start_workers` to reuse loaded replicas), on the cluster
+            ``ray_address`` (default a local one). Same mechanism, same ledger entry.
 
     Raises:
         InvalidBudgetError / ValueError: bad budget or parameter (nothing read).
@@ -233,6 +240,14 @@ def generate(
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    if backend not in ("memory", "ray"):
+        raise ValueError(f"backend must be 'memory' or 'ray', got {backend!r}")
+    if backend == "ray":  # fail before the charge when Ray is missing
+        from dpsynth.tabular.private_table import require_ray
+
+        require_ray()
+        if isinstance(ray_workers, int):
+            _check_int("ray_workers", ray_workers)
     public_labels = _public_label_set(labels, label_set)
     outputs = _outputs_per_label(num_texts, public_labels)
     template = PromptTemplate(instruction=instruction) if instruction is not None else PromptTemplate()
@@ -324,13 +339,19 @@ def generate(
         pad_token_id=_pad_token_id(tokenizer),
         max_rows=rows_per_batch,
     )
-    decoded = decode_groups(
-        loaded.model,
-        [prompts[i] for i in order],
-        settings,
-        generator=entropy_generator(model_device(loaded.model)),
-        progress=progress,
-    )
+    if backend == "ray":  # groups decoded on Ray actors, noise drawn inside each actor
+        from dpsynth.text.ray_backend import ray_decode_groups
+
+        decoded = ray_decode_groups(loaded.model, [prompts[i] for i in order], settings, workers=ray_workers,
+                                    address=ray_address)
+    else:
+        decoded = decode_groups(
+            loaded.model,
+            [prompts[i] for i in order],
+            settings,
+            generator=entropy_generator(model_device(loaded.model)),
+            progress=progress,
+        )
     token_ids: list[list[int]] = [[] for _ in groups]
     for position, index in enumerate(order):
         token_ids[index] = decoded[position]

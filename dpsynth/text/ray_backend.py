@@ -1,0 +1,125 @@
+"""Decode the disjoint text groups on Ray actors, one model replica per actor.
+
+Privacy unit: one private text; the guarantee is the in-process one (:mod:`dpsynth.text.privacy`).
+Groups are disjoint and each output depends on one group only, so they compose in parallel and
+can be decoded anywhere. What stays in the driver (:func:`dpsynth.text.generate.generate`):
+calibration, the one ledger charge (made **before** any private text is read or sent to a
+worker), the fresh secret grouping key, the partition, the tokenised prompts and the ledger
+completion. What moves to the actors: decoding only. Each actor draws its sampling noise from
+its own OS-entropy generator (:func:`dpsynth.text.engine.entropy_generator`, created inside the
+actor by :func:`~dpsynth.text.engine.decode_groups`), never from a seed sent by the driver.
+
+Failure: if an actor dies (node lost, process killed, out of memory) the call raises
+:class:`TextWorkerFailed` and returns nothing: no partial set of texts is released and the
+ledger entry stays charged without a completion. Spending the budget of a failed run is the safe
+choice -- private texts were already sent to workers and may have influenced outputs that were
+observed (logs, memory), so the charge is never refunded.
+
+Sharding: groups are cut into ``workers`` contiguous shards with about equal numbers of forward
+rows (public prompt + members); the outputs are gathered back in the driver's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dpsynth.errors import DpsynthError
+from dpsynth.text.engine import DecodeSettings, GroupPrompts
+
+
+class TextWorkerFailed(DpsynthError, RuntimeError):
+    """A Ray worker died during decoding; nothing was released and the charge stays."""
+
+
+def shard_groups(groups: Sequence[GroupPrompts], workers: int) -> list[list[int]]:
+    """Contiguous shards of group indices with about equal forward rows (public: group sizes
+    are private, but the shards never leave the library; only their outputs, in order, do)."""
+    workers = max(1, min(int(workers), len(groups)))
+    total = sum(g.rows for g in groups)
+    shards: list[list[int]] = [[] for _ in range(workers)]
+    done = 0
+    for index, group in enumerate(groups):
+        target = min(workers - 1, int(done * workers / max(total, 1)))
+        shards[target].append(index)
+        done += group.rows
+    return [s for s in shards if s]
+
+
+def _actor_class(ray: Any):
+    @ray.remote
+    class DecodeWorker:
+        """One model replica; decodes the groups it is sent with its own entropy generator."""
+
+        def __init__(self, model: Any, threads: int | None = None) -> None:
+            import torch
+
+            if threads:
+                torch.set_num_threads(int(threads))
+            self.model = model.eval()
+
+        def decode(self, groups: list[GroupPrompts], settings: DecodeSettings) -> list[list[int]]:
+            from dpsynth.text.engine import decode_groups
+
+            return decode_groups(self.model, groups, settings, generator=None, progress=False)
+
+        def pid(self) -> int:
+            import os
+
+            return os.getpid()
+
+    return DecodeWorker
+
+
+def start_workers(model: Any, workers: int = 2, *, address: str | None = None, num_gpus: float = 0.0,
+                  threads: int | None = 1) -> list[Any]:
+    """``workers`` Ray actors, each holding one replica of ``model`` (public weights)."""
+    from dpsynth.tabular.private_table import ensure_ray
+
+    ray = ensure_ray(address)
+    cls = _actor_class(ray)
+    model_ref = ray.put(model)
+    return [cls.options(num_cpus=1, num_gpus=num_gpus).remote(model_ref, threads) for _ in range(int(workers))]
+
+
+def ray_decode_groups(
+    model: Any,
+    groups: Sequence[GroupPrompts],
+    settings: DecodeSettings,
+    *,
+    workers: int | Sequence[Any] = 2,
+    address: str | None = None,
+    actors: Sequence[Any] | None = None,
+) -> list[list[int]]:
+    """Like :func:`dpsynth.text.engine.decode_groups`, on Ray actors; outputs in input order.
+
+    ``actors`` (or ``workers`` given as a list of actors) reuses workers from
+    :func:`start_workers`, which keep their model replica loaded; else ``workers`` actors are
+    started and stopped here. Raises :class:`TextWorkerFailed` if any worker dies; nothing is returned then.
+    """
+    from dpsynth.tabular.private_table import ensure_ray
+
+    ray = ensure_ray(address)
+    if actors is None and not isinstance(workers, int):
+        actors, workers = list(workers), len(workers)
+    own = actors is None
+    pool = list(actors) if actors is not None else start_workers(model, workers, address=address)
+    try:
+        shards = shard_groups(groups, len(pool))
+        futures = [pool[i].decode.remote([groups[j] for j in shard], settings) for i, shard in enumerate(shards)]
+        try:
+            parts = ray.get(futures)
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+            raise TextWorkerFailed(
+                "a Ray worker died during DP text decoding: no texts are released, and the ledger "
+                "keeps the charge (private texts had already been sent to the workers)"
+            ) from exc
+    finally:
+        if own:
+            for actor in pool:
+                ray.kill(actor)
+    results: list[list[int]] = [[] for _ in groups]
+    for shard, part in zip(shards, parts):
+        for index, ids in zip(shard, part):
+            results[index] = ids
+    return results
