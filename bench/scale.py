@@ -21,6 +21,7 @@ Usage::
 
     python bench/scale.py generate --rows 10000000 --cols 20 --out /tmp/scale-bench/t10m
     python bench/scale.py compare --data /tmp/scale-bench/t10m --backends memory stream ray1 ray2
+    python bench/scale.py text [--model PATH | --tiny]   # tokens/s: in-process vs 1 and 2 Ray actors
 """
 
 from __future__ import annotations
@@ -217,6 +218,57 @@ def compare(args) -> None:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
 
+def text_bench(args) -> None:
+    """Tokens/s of one DP text release: in-process vs Ray with 1 and 2 actors (CPU).
+
+    Token slots = num_texts x max_new_tokens (an upper bound on sampled tokens; groups that stop
+    early free their slots). Actor start-up (model replica load) is timed separately."""
+    import torch
+
+    from dpsynth.text.generate import generate
+    from dpsynth.text.models import load_causal_lm
+    from dpsynth.text.ray_backend import start_workers
+
+    torch.set_num_threads(1)
+    if args.tiny:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.tiny_model import build_tiny_model_dir
+
+        model_spec = str(build_tiny_model_dir(Path(args.tmp) / "tiny"))
+    else:
+        model_spec = args.model
+    loaded = load_causal_lm(model_spec, "cpu")
+    texts = [f"Review {i}: the film was {'great' if i % 2 else 'dull'}, with a {'sharp' if i % 3 else 'slow'} plot."
+             for i in range(args.texts)]
+    kw = dict(epsilon=4.0, delta=1e-6, group_size=args.group_size, max_new_tokens=args.max_new_tokens,
+              num_texts=args.num_texts, progress=False)
+    slots = args.num_texts * args.max_new_tokens
+    rows = []
+    t = time.time()
+    generate(texts, model=loaded, **kw)
+    rows.append(("in-process", time.time() - t, 0.0))
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    for workers in (1, 2):
+        t0 = time.time()
+        pool = start_workers(loaded.model, workers)
+        ray.get([a.pid.remote() for a in pool])
+        startup = time.time() - t0
+        t = time.time()
+        generate(texts, model=loaded, backend="ray", ray_workers=pool, **kw)
+        rows.append((f"ray, {workers} worker(s)", time.time() - t, startup))
+        for a in pool:
+            ray.kill(a)
+    ray.shutdown()
+    base = rows[0][1]
+    print(f"model {loaded.name}; {args.texts} texts, {args.num_texts} outputs x {args.max_new_tokens} tokens")
+    print("| engine | wall s | token slots/s | speed vs in-process | actor start-up s |")
+    print("|---|---|---|---|---|")
+    for name, wall, startup in rows:
+        print(f"| {name} | {wall:.1f} | {slots / wall:.1f} | {base / wall:.2f} | {startup:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -237,10 +289,18 @@ def main() -> None:
         else:
             r.add_argument("--backends", nargs="+", default=["memory", "stream", "ray1", "ray2"])
             r.add_argument("--json")
+    t = sub.add_parser("text")
+    t.add_argument("--model", default=None)
+    t.add_argument("--tiny", action="store_true", help="use the tiny test model (tests/tiny_model.py)")
+    t.add_argument("--texts", type=int, default=128)
+    t.add_argument("--num-texts", type=int, default=16)
+    t.add_argument("--group-size", type=int, default=8)
+    t.add_argument("--max-new-tokens", type=int, default=32)
+    t.add_argument("--tmp", default="/tmp/scale-bench/out")
     args = ap.parse_args()
     if getattr(args, "tmp", None):
         Path(args.tmp).mkdir(parents=True, exist_ok=True)
-    {"generate": generate, "run": run_one, "compare": compare}[args.cmd](args)
+    {"generate": generate, "run": run_one, "compare": compare, "text": text_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import pandas as pd
 from dpsynth.errors import DpsynthError
 from dpsynth.tabular.private_table import (
     DEFAULT_CHUNK_ROWS,
-    InMemoryCounts,
     RayCounts,
     StreamingCounts,
     TableSource,
@@ -117,12 +116,6 @@ def private_counts(backend: str, source: TableSource, encoder, *, chunk_rows: in
         return StreamingCounts(source, encoder, chunk_rows, progress=progress)
     if backend == "ray":
         return RayCounts(source, encoder, chunk_rows, address=ray_address, progress=progress)
-    if backend == "memory":
-        from dpsynth.tabular.private_table import iter_frames
-
-        frames = list(iter_frames(source, encoder, chunk_rows))
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(encoder.columns))
-        return InMemoryCounts(encoder.encode(df), encoder.columns, encoder.sizes)
     raise BackendError(f"unknown backend {backend!r}")
 
 
@@ -138,6 +131,8 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     from dpsynth.tabular.synthesize import PRIVACY_UNIT, EmptyTableError, _validate_budget
 
     backend = check_backend(getattr(synth, "backend", "stream"))
+    if backend == "memory":
+        raise BackendError("the memory backend is Synthesizer.fit(df) itself; give a DataFrame to it")
     if isinstance(data, pd.DataFrame):
         raise BackendError(f"backend {backend!r} reads CSV/Parquet files: pass a path (file or directory)")
     budget = _validate_budget(synth.epsilon, synth.delta)
