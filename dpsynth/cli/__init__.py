@@ -3,6 +3,7 @@
 * ``dpsynth ledger ...``   -- inspect / verify / recompute / compose ledgers (:mod:`.ledger`)
 * ``dpsynth tabular ...``  -- DP synthesis of CSV tables (:mod:`.tabular`)
 * ``dpsynth text ...``     -- DP synthetic text (:mod:`.text`)
+* ``dpsynth keys show-public`` -- the owner's ledger-signing public key (:mod:`.keys`)
 * ``dpsynth evaluate`` / ``dpsynth mix`` -- validation of released data (:mod:`.evaluate`)
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import typer
 
 from dpsynth.cli import evaluate as _evaluate
+from dpsynth.cli import keys as _keys
 from dpsynth.cli import ledger as _ledger
 from dpsynth.cli import tabular as _tabular
 from dpsynth.cli import text as _text
@@ -25,6 +27,7 @@ app = typer.Typer(
 app.add_typer(_ledger.app, name="ledger")
 app.add_typer(_tabular.app, name="tabular")
 app.add_typer(_text.app, name="text")
+app.add_typer(_keys.app, name="keys")
 _evaluate.register(app)
 
 
