@@ -23,7 +23,7 @@ from dpsynth.errors import DpsynthError
 MIN_SOURCE_KEY_BYTES = 32
 
 
-class KeyError_(DpsynthError, ValueError):
+class KeyFileError(DpsynthError, ValueError):
     """A key is malformed, too short, or unreadable."""
 
 
@@ -45,7 +45,7 @@ def _hex_bytes(text: str, what: str) -> bytes:
     try:
         return bytes.fromhex(text.strip())
     except ValueError as exc:
-        raise KeyError_(f"{what} is not hex") from exc
+        raise KeyFileError(f"{what} is not hex") from exc
 
 
 def create_secret_file(path: Path, secret: bytes, *, notice: str | None = None) -> bytes:
@@ -88,7 +88,7 @@ def load_source_key(source_key: bytes | None = None) -> bytes:
                 "let you check which data a release came from; keep it private and back it up.",
             )
     if len(source_key) < MIN_SOURCE_KEY_BYTES:
-        raise KeyError_(f"a source key must be at least {MIN_SOURCE_KEY_BYTES} bytes (got {len(source_key)})")
+        raise KeyFileError(f"a source key must be at least {MIN_SOURCE_KEY_BYTES} bytes (got {len(source_key)})")
     return source_key
 
 
@@ -105,5 +105,5 @@ def load_signing_key_bytes() -> bytes:
             "signed with it; `dpsynth keys show-public` prints the public key reviewers need.",
         )
     if len(raw) != 32:
-        raise KeyError_(f"an Ed25519 signing key is 32 bytes (got {len(raw)})")
+        raise KeyFileError(f"an Ed25519 signing key is 32 bytes (got {len(raw)})")
     return raw
