@@ -176,35 +176,29 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     # ---- stage 1: the DP domain (only the row count can be open on these backends) ----------
     n_public: float | None = schema.row_count
     if domain_plan.needed:
-        entry = ledger.charge(
+        with ledger.spend(
+            domain_plan,
             operation="tabular.domain",
-            mechanism="dp-domain (gaussian row count, gaussian histograms for bounds, thresholded histograms for categories)",
-            stages=list(domain_plan.stages),
-            delta=domain_plan.delta,
-            parameters=domain_plan.parameters,
             limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
             provenance={"source_columns": list(schema.names)},
-        )
-        noisy_n = dp_domain.dp_row_count(counts.rows, domain_plan.parameters["row_count"]["sigma"], noise_rng)
-        n_public = float(noisy_n)
-        ledger.complete(entry, source_fingerprint=fingerprint,
-                        outputs={"public_domain": schema.to_dict(), "dp_row_count": noisy_n})
+        ) as step:
+            noisy_n = dp_domain.dp_row_count(counts.rows, domain_plan.parameters["row_count"]["sigma"], noise_rng)
+            n_public = float(noisy_n)
+            step.source_fingerprint = fingerprint
+            step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": noisy_n}
     assert n_public is not None
 
     # ---- stage 2: the method on counts ------------------------------------------------------
     plan = method.calibrate(eps_m, delta_m, domain, float(n_public))
-    entry = ledger.charge(
+    with ledger.spend(
+        plan,
         operation=f"tabular.fit.{method_name}",
-        mechanism=method_name,
-        event=plan.event,
-        delta=plan.delta,
-        sampling=plan.sampling,
-        parameters={k: v for k, v in plan.parameters.items()},
         limit=acc.PrivacyBudget(eps_m, delta_m),
         provenance={"n_public": float(n_public), "seeded": synth.seed is not None},
-    )
-    model = method.fit(counts, plan, noise_rng, progress=synth.progress)
-    ledger.complete(entry, source_fingerprint=fingerprint, outputs={"model": method_name})
+    ) as step:
+        model = method.fit(counts, plan, noise_rng, progress=synth.progress)
+        step.source_fingerprint = fingerprint
+        step.outputs = {"model": method_name}
 
     synth.ledger = ledger
     synth.schema_, synth.method_, synth.plan_, synth.domain_plan_ = schema, method_name, plan, domain_plan
@@ -246,6 +240,8 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     n = int(rows) if rows is not None else max(1, int(round(synth.n_public_ or 1)))
     if n < 1:
         raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    from dpsynth.tabular import _accounting as acc
+
     synth.ledger.record_postprocessing(
         operation="tabular.sample",
         description=f"{n} rows sampled from the fitted DP {synth.method_} model (post-processing, no privacy cost)",
@@ -271,8 +267,9 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
                 writer.close()
 
     assert synth.schema_ is not None
+    snapshot = synth.ledger if isinstance(synth.ledger, acc.Ledger) else synth.ledger.load()
     card = build_card(
-        synth.ledger,
+        snapshot,
         generator_model={"family": "dpsynth.tabular", "method": synth.method_},
         synthetic_ratio=None,
         filters=[],
@@ -280,7 +277,7 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
                            "public_domain": synth.schema_.to_dict(),
                            "backend": getattr(synth, "backend", "memory")}},
     )
-    return write_release(path, write, synth.ledger, card, force=force)
+    return write_release(path, write, snapshot, card, force=force)
 
 
 def output_arrow_schema(schema) -> "Any":
