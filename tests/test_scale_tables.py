@@ -166,3 +166,34 @@ def test_cli_stream_backend_writes_streamed_release(inputs, tmp_path):
                                  "--epsilon", "1", "--backend", "stream"])
     assert nometa.exit_code == 2 and "--metadata" in nometa.output
     assert not (tmp_path / "x.parquet").exists() and not (tmp_path / "y.parquet").exists()
+
+
+def test_mst_and_independent_read_the_data_in_one_pass(inputs):
+    paths, _, _ = inputs
+    for method, options in (("mst", MST_FAST), ("independent", {})):
+        synth = Synthesizer(epsilon=1.0, method=method, metadata=METADATA, progress=False, backend="stream",
+                            method_options=options).fit(paths["parquet_dir"])
+        assert synth.counts_.passes == 1, method  # the prefetched workload answered every query
+
+
+def test_aim_workload_holds_its_small_three_way_marginals():
+    from dpsynth.tabular.backends import workload
+    from dpsynth.tabular.methods import get_method
+
+    cols, sizes = ("a", "b", "c", "d"), (10, 10, 10, 200)
+    cliques = workload("aim", get_method("aim", max_cells=5_000), cols, sizes)
+    assert ("a", "b", "c") in cliques and ("a", "b", "d") not in cliques  # 1000 cells vs 20000
+    assert {("a",), ("a", "d")} <= set(cliques)
+
+
+def test_streamed_output_crosses_chunks(inputs, tmp_path):
+    from dpsynth.tabular.backends import write_streamed
+
+    paths, _, _ = inputs
+    synth = Synthesizer(epsilon=2.0, method="independent", metadata=METADATA, progress=False, backend="stream",
+                        seed=1).fit(paths["csv_dir"])
+    out = write_streamed(synth, tmp_path / "o.parquet", rows=2_345, chunk_rows=1_000).data
+    data = pd.read_parquet(out)
+    assert len(data) == 2_345 and data["uid"].tolist() == list(range(1, 2_346))
+    assert set(data["plan"].dropna()) <= {"бесплатно", "pro", "équipe"}
+    assert verify_text(out.with_name(out.name + ".ledger.json").read_text()).ok
