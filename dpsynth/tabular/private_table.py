@@ -222,7 +222,7 @@ def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
             return tuple(str(n) for n in pq.read_schema(path).names if not str(n).startswith("__index_level_"))
         import pyarrow.csv as pacsv
 
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
                                 convert_options=pacsv.ConvertOptions(include_columns=None))
         return tuple(reader.schema.names)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a clear input error
