@@ -17,20 +17,19 @@ discriminator releases, so adding or removing one real row changes the clipped s
 ``C``. Each discriminator update is the Poisson-subsampled Gaussian mechanism with multiplier
 ``sigma``, and adaptive composition over ``steps`` updates is exactly the plan's event
 ``SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(sigma)), steps)`` -- the same event
-as :mod:`dpsynth.tabular.methods.dpsgd_vae`. The generator trains only through the (DP)
+as every :class:`dpsynth.tabular.methods._dpsgd.DPSGDMethod`. The generator trains only through the (DP)
 discriminator on fake rows, and sampling is post-processing.
 
 Unlike SmartNoise's DP-CTGAN there is **no conditional vector built from category frequencies**
 (those are private counts, released there without noise); the generator is unconditional.
 
-Randomness follows :mod:`dpsynth.tabular.methods.dpsgd_vae`: batch selection and privacy noise come
+Randomness follows :mod:`dpsynth.tabular.methods._dpsgd`: batch selection and privacy noise come
 from OS-CSPRNG-seeded generators that are never stored; the user's ``rng`` drives initialisation,
 latent/Gumbel noise and sampling only.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Sequence
 
@@ -39,22 +38,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
-from dpsynth.tabular.methods.dpsgd_vae import (
-    DPSGDVAEMethod,
-    FittedDPSGDVAE,
-    _check_positive_finite,
-    _check_positive_int,
-    _validate_codes,
+from dpsynth.devices import resolve_device
+from dpsynth.randomness import secret_numpy_rng, secret_torch_generator
+from dpsynth.tabular.methods._dpsgd import (
+    DPSGDMethod,
+    FittedCodeDecoder,
     learning_rate_factor,
     make_dp_optimizer,
+    mlp,
     one_hot_codes,
     per_sample_gradient_module,
     poisson_sample_indices,
-    resolve_device,
-    secret_numpy_rng,
-    secret_torch_generator,
+    public_torch_generator,
+    reset_linear_layers,
+    validate_codes,
 )
+from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
+from dpsynth.validation import positive_float, positive_int
 
 __all__ = ["DPSGDGANMethod", "FittedDPSGDGAN", "gumbel_softmax_blocks", "make_discriminator", "make_generator"]
 
@@ -66,32 +66,12 @@ ADAM_BETAS = (0.5, 0.9)
 
 def make_generator(latent_dim: int, hidden_sizes: Sequence[int], width: int) -> nn.Sequential:
     """Generator MLP: latent ``z`` -> concatenated per-column logits (ReLU hidden layers)."""
-    sizes = [int(latent_dim), *[int(h) for h in hidden_sizes], int(width)]
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return mlp([int(latent_dim), *[int(h) for h in hidden_sizes], int(width)])
 
 
 def make_discriminator(width: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     """Discriminator MLP: one-hot row -> one logit (LeakyReLU 0.2; no batch norm, no row mixing)."""
-    sizes = [int(width), *[int(h) for h in hidden_sizes], 1]
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU(0.2))
-    return nn.Sequential(*layers)
-
-
-def _reset_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-            bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
-            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return mlp([int(width), *[int(h) for h in hidden_sizes], 1], nn.LeakyReLU, negative_slope=0.2)
 
 
 def gumbel_softmax_blocks(
@@ -120,12 +100,12 @@ def gumbel_softmax_blocks(
     return torch.cat(parts, dim=1)
 
 
-class FittedDPSGDGAN(FittedDPSGDVAE):
+class FittedDPSGDGAN(FittedCodeDecoder):
     """The generator of a DP-trained GAN; ``sample`` (post-processing) draws codes from its
     per-column softmax at ``z ~ N(0, I)``, exactly like the VAE's decoder."""
 
 
-class DPSGDGANMethod(DPSGDVAEMethod):
+class DPSGDGANMethod(DPSGDMethod):
     """GAN whose discriminator is trained with DP-SGD (Opacus); the generator is post-processing.
 
     Privacy unit: one row; add-or-remove-one. The plan's event is the Poisson-subsampled Gaussian
@@ -138,6 +118,7 @@ class DPSGDGANMethod(DPSGDVAEMethod):
     """
 
     name = "dpsgd_gan"
+    extra_required_parameters = ("discriminator_hidden_sizes", "generator_learning_rate", "gumbel_temperature")
 
     def __init__(
         self,
@@ -168,10 +149,10 @@ class DPSGDGANMethod(DPSGDVAEMethod):
             lr_schedule=lr_schedule,
         )
         self.discriminator_hidden_sizes = tuple(
-            _check_positive_int("discriminator hidden size", h) for h in discriminator_hidden_sizes
+            positive_int("discriminator hidden size", h) for h in discriminator_hidden_sizes
         )
-        self.generator_learning_rate = _check_positive_finite("generator_learning_rate", generator_learning_rate)
-        self.gumbel_temperature = _check_positive_finite("gumbel_temperature", gumbel_temperature)
+        self.generator_learning_rate = positive_float("generator_learning_rate", generator_learning_rate)
+        self.gumbel_temperature = positive_float("gumbel_temperature", gumbel_temperature)
         self.hard_gumbel = bool(hard_gumbel)
 
     def clipping_bound(self, domain: EncodedDomain) -> float:
@@ -198,11 +179,8 @@ class DPSGDGANMethod(DPSGDVAEMethod):
     ) -> FittedDPSGDGAN:
         """Train the GAN following ``plan`` on private int codes ``(n, d)``; costs ``plan.event``."""
         p = self._checked_parameters(plan)
-        for key in ("discriminator_hidden_sizes", "generator_learning_rate", "gumbel_temperature"):
-            if key not in p:
-                raise ValueError(f"plan parameters are missing {key!r}")
         sizes = [int(k) for k in p["domain_sizes"]]
-        data = _validate_codes(codes, sizes)
+        data = validate_codes(codes, sizes)
         device = resolve_device(self.device)
         width = sum(sizes)
         latent_dim = int(p["latent_dim"])
@@ -211,11 +189,11 @@ class DPSGDGANMethod(DPSGDVAEMethod):
         normaliser = float(p["expected_batch_size"])
         fake_rows = max(1, int(round(normaliser)))  # public constant
 
-        public_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+        public_generator = public_torch_generator(rng)
         generator = make_generator(latent_dim, p["hidden_sizes"], width)
         discriminator = make_discriminator(width, p["discriminator_hidden_sizes"])
-        _reset_linear_layers(generator, public_generator)
-        _reset_linear_layers(discriminator, public_generator)
+        reset_linear_layers(generator, public_generator)
+        reset_linear_layers(discriminator, public_generator)
         generator.to(device)
         discriminator.to(device)
 
