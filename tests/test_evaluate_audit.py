@@ -12,15 +12,6 @@ import pytest
 from dpsynth.evaluate import audit, contamination as contam, evaluate
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
          "nurse ward night morning gave took rest slept").split()
 

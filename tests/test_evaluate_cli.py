@@ -16,15 +16,6 @@ from dpsynth.cli import app
 from dpsynth.release import write_release
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 runner = CliRunner()
 WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
          "nurse ward night morning gave took rest slept").split()
@@ -108,7 +99,16 @@ def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
     assert result.exit_code == 0, result.output
     card = read_card(folder / "copy.csv.card.yaml")
     assert card["release_decision"] == "reject"
-    assert any("exceeds the ledger epsilon" in r for r in card["evals"]["release_decision_reasons"])
+    reasons = card["evals"]["release_decision_reasons"]
+    audit = [r for r in reasons if "exceeds the ledger epsilon" in r["reason"]]
+    assert audit and audit[0]["reads_private_data"] is True and audit[0]["reads_holdout_data"] is True
+    assert set(audit[0]["sources"]) >= {"private", "real_holdout", "ledger"}
+    # every reason in the card says what it read; a number from real records is never unmarked
+    for reason in reasons:
+        assert set(reason) >= {"reason", "outcome", "reads_private_data", "reads_holdout_data", "sources"}
+        assert reason["reads_private_data"] == bool({"private", "real_holdout", "canaries"} & set(reason["sources"]))
+    evidence = card["evals"]["release_decision_evidence"]
+    assert evidence["decision"] == "reject" and evidence["reads_private_data"] is True
 
 
 def test_evaluate_without_ledger_rejects_and_writes_no_card(table_files):

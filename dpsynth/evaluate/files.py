@@ -21,7 +21,7 @@ from typing import Any
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
 from dpsynth.evaluate.decision import DecisionThresholds
-from dpsynth.evaluate.io import EvaluationInputError, _records_from_json, load_table, load_texts, looks_like_text
+from dpsynth.evaluate.io import EvaluationInputError, load_table, load_texts, looks_like_text, records_from_json
 from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
 from dpsynth.evaluate.report import render_html
 
@@ -179,7 +179,7 @@ def mix_files(
         def read(path: Path) -> list[Any]:
             if path.suffix.lower() == ".txt":
                 return load_texts(path)[0]
-            records = _records_from_json(path)
+            records = records_from_json(path)
             if not records:
                 raise EvaluationInputError(f"{path} contains no records")
             return records
