@@ -55,10 +55,12 @@ def _torch_threads():
 @pytest.fixture
 def source_key_home(tmp_path, monkeypatch):
     """A fresh, empty dpsynth home for one test: ``DPSYNTH_HOME`` points into ``tmp_path`` and
-    ``DPSYNTH_SOURCE_KEY`` is unset, so the source key is created there (never in ~/.config)."""
+    ``DPSYNTH_SOURCE_KEY`` / ``DPSYNTH_SIGNING_KEY`` are unset, so the owner's source and signing
+    keys are created there (never in ~/.config)."""
     home = tmp_path / "dpsynth_home"
     monkeypatch.setenv("DPSYNTH_HOME", str(home))
     monkeypatch.delenv("DPSYNTH_SOURCE_KEY", raising=False)
+    monkeypatch.delenv("DPSYNTH_SIGNING_KEY", raising=False)
     return home
 
 

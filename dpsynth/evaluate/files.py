@@ -5,8 +5,10 @@
   the report as JSON (``X.eval.json``) and self-contained HTML (``X.eval.html``) and updates the
   card's ``evals`` and ``release_decision``. Outputs are never overwritten without ``force`` and
   the check happens before any work; every write is atomic (temp file + rename).
-* :func:`mix_files` writes a hybrid of real and synthetic records whose card records
-  ``synthetic_ratio`` and states that the real share has no DP protection.
+* :func:`mix_files` writes a hybrid of real and synthetic records. Its ledger (the synthetic
+  ledger plus a ``real-records-included`` entry) and its card (``privacy.differentially_private:
+  false``, ``synthetic_ratio``, the ``mix`` block with the rounded-ratio ``note``) say that the
+  file is not a DP release: the real share has no protection.
 """
 
 from __future__ import annotations
@@ -205,27 +207,66 @@ def mix_files(
             hybrid_df.to_csv(tmp, index=False)
 
     n_synth = n_total - n_real
-    actual_ratio = n_synth / n_total if n_total else 0.0
-    mix_info = {"synthetic_ratio": actual_ratio, "requested_ratio": ratio, "real_records": n_real,
-                "synthetic_records": n_synth, "contains_real_records": True,
-                "privacy_scope": "the DP guarantee in the ledger covers only the synthetic share; the "
-                                 "real records are included verbatim and are NOT protected",
-                "synthetic_source": synthetic_path.name, "real_source": real_path.name}
+    mix_info = mix_summary(real_path, synthetic_path, ratio, n_real, n_synth)
     ledger = _load_ledger(synthetic_path)
     if ledger is not None:
-        card = build_card(ledger, synthetic_ratio=actual_ratio,
+        record_real_records(ledger, real_path, n_real)
+        card = build_card(ledger, synthetic_ratio=mix_info["synthetic_ratio"],
                           source_real_data={"name": real_path.name, "included_verbatim": True},
                           release_decision=None, extra={"mix": mix_info})
+        card["privacy"] = {**(card.get("privacy") or {}), **NOT_DP_PRIVACY_FIELDS, "real_records_included": n_real}
         write_release(out_path, write_data, ledger, card, force=force)
     else:
-        card = {"schema": "dpsynth-card/1", "synthetic_ratio": actual_ratio,
+        card = {"schema": "dpsynth-card/1", "synthetic_ratio": mix_info["synthetic_ratio"],
                 "source_real_data": {"name": real_path.name, "included_verbatim": True},
-                "privacy": None, "release_decision": None, "mix": mix_info,
+                "privacy": {**NOT_DP_PRIVACY_FIELDS, "real_records_included": n_real},
+                "release_decision": None, "mix": mix_info,
                 "evals": {"real_holdout": None, "temporal_holdout": None, "contamination_scan": None,
                           "diversity_metrics": None}}
         atomic_write(paths.data, write_data)
         atomic_write_text(paths.card, card_text(card))
-    if not math.isclose(actual_ratio, ratio, abs_tol=1.0 / max(n_total, 1)):
-        mix_info["note"] = "ratio rounded to whole records"
     return {"data": paths.data, "card": paths.card, "ledger": paths.ledger if ledger is not None else None,
             **mix_info}
+
+
+#: What a hybrid's card says in its ``privacy`` block: the file as a whole is not a DP release.
+NOT_DP_PRIVACY_FIELDS = {
+    "differentially_private": False,
+    "contains_real_records": True,
+    "scope": "the epsilon and delta above (if any) cover only the synthetic share; the real records are "
+             "included verbatim and are not protected",
+}
+
+
+def mix_summary(real_path: Path, synthetic_path: Path, ratio: float, n_real: int, n_synth: int) -> dict[str, Any]:
+    """The card's ``mix`` block: the realised synthetic share, counts, and (when the share had to be
+    rounded to whole records) a ``note`` giving the requested and the realised ratio."""
+    n_total = n_real + n_synth
+    actual_ratio = n_synth / n_total if n_total else 0.0
+    info: dict[str, Any] = {
+        "synthetic_ratio": actual_ratio, "requested_ratio": ratio, "real_records": n_real,
+        "synthetic_records": n_synth, "contains_real_records": True, "differentially_private": False,
+        "privacy_scope": "the DP guarantee in the ledger covers only the synthetic share; the "
+                         "real records are included verbatim and are NOT protected",
+        "synthetic_source": synthetic_path.name, "real_source": real_path.name}
+    if not math.isclose(actual_ratio, ratio, rel_tol=1e-12, abs_tol=1e-12):
+        info["note"] = (f"ratio rounded to whole records: requested {ratio:.6g}, realised {actual_ratio:.6g} "
+                        f"({n_synth} synthetic of {n_total})")
+    return info
+
+
+def record_real_records(ledger: Any, real_path: Path, n_real: int) -> dict[str, Any]:
+    """Append the ``real-records-included`` entry to the hybrid's ledger (it is then not a DP release).
+
+    The source fingerprint is the owner's salted keyed fingerprint of the real file's bytes, so the
+    owner can re-check which data went in while two hybrids stay unlinkable. ``n_real`` is not DP,
+    and needs not be: the hybrid holds those records verbatim.
+    """
+    from dpsynth.accounting.fingerprint import fingerprint_bytes
+
+    return ledger.record_real_records(
+        count=int(n_real),
+        source_fingerprint=fingerprint_bytes(real_path.read_bytes()),
+        note=f"dpsynth mix: {n_real} real records from {real_path.name} included verbatim; "
+             "the file is not differentially private",
+    )
