@@ -8,7 +8,7 @@ package and the function, so the function lives one level down.
 Modules (one job each): :mod:`.api` (the ``evaluate`` entry point, which dispatches to)
 :mod:`.tabular_eval` (tables) and :mod:`.text_eval` (text corpora); their metrics
 :mod:`.tabular_metrics`, :mod:`.text_metrics`, :mod:`.contamination`, :mod:`.audit`; the report's
-shared pieces :mod:`.result`; :mod:`.decision` (ship / regenerate / reject, each reason marked
+shared pieces :mod:`.sections`; :mod:`.decision` (ship / regenerate / reject, each reason marked
 with the data it read); :mod:`.card_summary` (the card's ``evals``); :mod:`.report` (HTML);
 :mod:`.mix` (hybrid sets); :mod:`.io` (loading); :mod:`.files` (the CLI workflows);
 :mod:`.errors` (``EvaluationError``, a :class:`dpsynth.errors.DpsynthError`).
@@ -17,12 +17,11 @@ Privacy: evaluation is **not** differentially private. Every number computed fro
 marked ``reads_private_data: true`` in the report and the card and must not be published.
 """
 
-from dpsynth.evaluate.api import evaluate
+from dpsynth.evaluate.api import EvaluationResult, evaluate
 from dpsynth.evaluate.card_summary import card_evals
 from dpsynth.evaluate.decision import DecisionThresholds, decide
 from dpsynth.evaluate.errors import EvaluationError, EvaluationInputError
 from dpsynth.evaluate.files import evaluate_files, mix_files
-from dpsynth.evaluate.result import EvaluationResult
 
 __all__ = ["DecisionThresholds", "EvaluationError", "EvaluationInputError", "EvaluationResult", "card_evals",
            "decide", "evaluate", "evaluate_files", "mix_files"]

@@ -19,7 +19,9 @@ vs not) was decided at random before generation; see :mod:`dpsynth.evaluate.audi
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
@@ -30,12 +32,11 @@ from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate.card_summary import card_evals, round_summary
 from dpsynth.evaluate.decision import DecisionThresholds, decide
 from dpsynth.evaluate.errors import EvaluationInputError
-from dpsynth.evaluate.result import (
+from dpsynth.evaluate.sections import (
     DEFAULT_AUDIT_SIZE,
     DEFAULT_DELTA_FOR_AUDIT,
     MAX_EMBED,
     NOTICE,
-    EvaluationResult,
     json_safe,
 )
 from dpsynth.evaluate.tabular_eval import evaluate_table
@@ -43,6 +44,27 @@ from dpsynth.evaluate.text_eval import evaluate_text
 
 __all__ = ["DEFAULT_AUDIT_SIZE", "DEFAULT_DELTA_FOR_AUDIT", "MAX_EMBED", "NOTICE", "EvaluationResult",
            "card_evals", "evaluate", "round_summary"]
+
+
+@dataclass
+class EvaluationResult:
+    """The evaluation report (JSON-ready dict) and the data behind the report's plots."""
+
+    report: dict[str, Any]
+    plots: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def decision(self) -> str:
+        """``ship``, ``regenerate`` or ``reject``."""
+        return self.report["release_decision"]["decision"]
+
+    def to_json(self) -> str:
+        """The report as indented JSON (non-finite numbers become null)."""
+        return json.dumps(json_safe(self.report), indent=2, sort_keys=False)
+
+    def card_evals(self) -> dict[str, Any]:
+        """The compact ``evals`` block for the dataset card (see :func:`card_evals`)."""
+        return card_evals(self.report)
 
 
 def _ledger_numbers(ledger: Any, epsilon: float | None, delta: float | None) -> tuple[float | None, float]:

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from dpsynth.evaluate.decision import REAL_SOURCES, DecisionThresholds, decide
-from dpsynth.evaluate.result import NOTICE
+from dpsynth.evaluate.sections import NOTICE
 
 __all__ = ["card_evals", "round_summary"]
 

@@ -19,13 +19,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
+from dpsynth.accounting.fingerprint import fingerprint_bytes
+from dpsynth.accounting.ledger import Ledger
+from dpsynth.card import build_card, card_text, read_card, update_card as card_update, write_card
 from dpsynth.evaluate import contamination as contam
+from dpsynth.evaluate import text_metrics as txt
 from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
 from dpsynth.evaluate.decision import DecisionThresholds
 from dpsynth.evaluate.io import EvaluationInputError, load_table, load_texts, looks_like_text, records_from_json
 from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
 from dpsynth.evaluate.report import render_html
+from dpsynth.release import (
+    OutputExistsError,
+    atomic_write,
+    atomic_write_text,
+    check_release_writable,
+    release_paths,
+    write_release,
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +55,6 @@ def default_output_paths(synthetic_path: str | Path) -> tuple[Path, Path]:
 
 
 def _check_writable(paths: list[Path], force: bool) -> None:
-    from dpsynth.release import OutputExistsError
-
     for path in paths:
         if not path.parent.exists():
             raise FileNotFoundError(f"output folder {path.parent} does not exist")
@@ -56,16 +65,11 @@ def _check_writable(paths: list[Path], force: bool) -> None:
 
 
 def _load_ledger(data_path: Path):
-    from dpsynth.accounting import Ledger
-    from dpsynth.release import release_paths
-
     path = release_paths(data_path).ledger
     return Ledger.load(path) if path.exists() else None
 
 
 def _embedder(choice: str):
-    from dpsynth.evaluate import text_metrics as txt
-
     if choice == "hashing":
         return txt.hashing_embedder(), "char-ngram-hashing"
     if choice == "minilm":
@@ -97,9 +101,6 @@ def evaluate_files(
     progress: bool = False,
 ) -> tuple[EvaluationResult, EvaluationOutputs]:
     """Evaluate a release on disk; see the module docstring for what is read and written."""
-    from dpsynth.card import build_card, read_card, update_card as card_update, write_card
-    from dpsynth.release import atomic_write_text, release_paths
-
     synthetic_path = Path(synthetic_path)
     default_json, default_html = default_output_paths(synthetic_path)
     json_out, html_out = Path(json_path or default_json), Path(html_path or default_html)
@@ -168,9 +169,6 @@ def mix_files(
     be of the same kind. The synthetic ledger, when present, is copied beside the output (it
     covers the synthetic share only) and the card says so.
     """
-    from dpsynth.card import build_card, card_text
-    from dpsynth.release import atomic_write, atomic_write_text, check_release_writable, write_release
-
     ratio = validate_ratio(ratio)
     real_path, synthetic_path, out_path = Path(real_path), Path(synthetic_path), Path(out_path)
     paths = check_release_writable(out_path, force)
@@ -262,8 +260,6 @@ def record_real_records(ledger: Any, real_path: Path, n_real: int) -> dict[str, 
     owner can re-check which data went in while two hybrids stay unlinkable. ``n_real`` is not DP,
     and needs not be: the hybrid holds those records verbatim.
     """
-    from dpsynth.accounting.fingerprint import fingerprint_bytes
-
     return ledger.record_real_records(
         count=int(n_real),
         source_fingerprint=fingerprint_bytes(real_path.read_bytes()),

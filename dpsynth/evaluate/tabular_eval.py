@@ -2,7 +2,7 @@
 
 Reads: the synthetic table (a DP release), the real holdout and, when given, the private training
 table -- every section is therefore marked ``reads_private_data: true`` with its real
-``sources`` (see :mod:`dpsynth.evaluate.result`). Not differentially private: the numbers must not
+``sources`` (see :mod:`dpsynth.evaluate.sections`). Not differentially private: the numbers must not
 be published nor steer generation without a ledger entry. The membership audit assumes the
 private/holdout split was random and made before generation (:mod:`dpsynth.evaluate.audit`).
 """
@@ -18,7 +18,7 @@ from dpsynth.evaluate import audit as audit_mod
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate import tabular_metrics as tab
 from dpsynth.evaluate.errors import EvaluationInputError
-from dpsynth.evaluate.result import sample_rows, section
+from dpsynth.evaluate.sections import sample_rows, section
 
 __all__ = ["evaluate_table"]
 

@@ -4,7 +4,7 @@ contamination, audit.
 Reads: the synthetic corpus (a DP release); the real holdout; when given, the private training
 texts and planted canaries. ``diversity`` reads the synthetic texts only (``reads_private_data:
 false``, publishable); every other section is marked with its real ``sources`` (see
-:mod:`dpsynth.evaluate.result`). The canary audit assumes canaries were planted by coin flip
+:mod:`dpsynth.evaluate.sections`). The canary audit assumes canaries were planted by coin flip
 before generation (:mod:`dpsynth.evaluate.audit`).
 """
 
@@ -18,7 +18,7 @@ from dpsynth.evaluate import audit as audit_mod
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate import text_metrics as txt
 from dpsynth.evaluate.errors import EvaluationInputError
-from dpsynth.evaluate.result import MAX_EMBED, sample_list, section
+from dpsynth.evaluate.sections import MAX_EMBED, sample_list, section
 
 __all__ = ["evaluate_text"]
 

@@ -1,4 +1,4 @@
-"""The evaluation report's shared pieces: the result object, section flags, JSON safety, sampling.
+"""The evaluation report's shared pieces: section flags, constants, JSON safety, sampling.
 
 Every section of a report is a dict built by :func:`section`, which records whether it read real
 records (``reads_private_data``: the private training data *or* the real holdout -- both are real
@@ -7,9 +7,7 @@ people) and which real ``sources`` it read. Nothing here reads data; it only sha
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,29 +22,6 @@ MAX_EMBED = 1000
 NOTICE = ("Sections with reads_private_data: true were computed from real records (private training "
           "data or the real holdout) without differential privacy. Do not publish them and do not "
           "use them to steer generation without a ledger entry.")
-
-
-@dataclass
-class EvaluationResult:
-    """The evaluation report (JSON-ready dict) and the data behind the report's plots."""
-
-    report: dict[str, Any]
-    plots: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def decision(self) -> str:
-        """``ship``, ``regenerate`` or ``reject``."""
-        return self.report["release_decision"]["decision"]
-
-    def to_json(self) -> str:
-        """The report as indented JSON (non-finite numbers become null)."""
-        return json.dumps(json_safe(self.report), indent=2, sort_keys=False)
-
-    def card_evals(self) -> dict[str, Any]:
-        """The compact ``evals`` block for the dataset card (see :func:`dpsynth.evaluate.card_summary.card_evals`)."""
-        from dpsynth.evaluate.card_summary import card_evals
-
-        return card_evals(self.report)
 
 
 def json_safe(obj: Any) -> Any:
