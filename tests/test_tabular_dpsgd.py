@@ -218,8 +218,9 @@ def test_noise_std_matches_sigma_c_over_expected_batch() -> None:
     assert stats.kstest(update / expected_std, "norm").pvalue > 1e-3
 
 
-def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict], module: Any = dpsgd_vae) -> None:
-    """Make ``fit`` build its optimizer as usual but record every step's internals."""
+def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict], module: Any = _dpsgd) -> None:
+    """Make ``fit`` build its optimizer as usual but record every step's internals (every DP-SGD
+    method builds it through ``_dpsgd.make_dp_optimizer``)."""
     original = module.make_dp_optimizer
 
     def wrapped(*args, **kwargs):
@@ -432,7 +433,7 @@ def test_gan_discriminator_clips_and_normalises_by_public_constant(monkeypatch: 
     means = {}
     for n_rows in (40, 400):
         records: list[dict] = []
-        _recording_optimizer(monkeypatch, records, module=dpsgd_gan)
+        _recording_optimizer(monkeypatch, records)
         method.fit(_correlated_table(n_rows, 4, rng), plan, np.random.default_rng(1), progress=False)
         assert len(records) == 20  # one DP step per discriminator update, none for the generator
         for r in records:
@@ -532,30 +533,30 @@ def test_privacy_randomness_and_devices_come_from_their_one_home() -> None:
     import dpsynth.devices
     import dpsynth.randomness
 
+    assert _dpsgd.secret_numpy_rng is dpsynth.randomness.secret_numpy_rng
+    assert _dpsgd.secret_torch_generator is dpsynth.randomness.secret_torch_generator
+    assert _dpsgd.resolve_device is dpsynth.devices.resolve_device
+    # the methods never draw privacy randomness themselves: only the base class does
     for module in (dpsgd_vae, dpsgd_gan):
-        assert module.secret_numpy_rng is dpsynth.randomness.secret_numpy_rng
-        assert module.secret_torch_generator is dpsynth.randomness.secret_torch_generator
-        assert module.resolve_device is dpsynth.devices.resolve_device
-    for name in ("secret_numpy_rng", "secret_torch_generator", "resolve_device"):
-        assert not hasattr(_dpsgd, name)
+        for name in ("secret_numpy_rng", "secret_torch_generator", "make_dp_optimizer", "poisson_sample_indices"):
+            assert not hasattr(module, name), (module.__name__, name)
 
 
 def test_fit_draws_privacy_noise_and_batches_from_the_secret_generators(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Swapping dpsynth.randomness' generators in the method modules is the only way to touch them."""
+    """Both methods' fits take the noise generator, then the batch generator, from dpsynth.randomness."""
     calls: list[str] = []
-    for module in (dpsgd_vae, dpsgd_gan):
-        original_np, original_torch = module.secret_numpy_rng, module.secret_torch_generator
+    original_np, original_torch = _dpsgd.secret_numpy_rng, _dpsgd.secret_torch_generator
 
-        def np_rng(original=original_np):
-            calls.append("numpy")
-            return original()
+    def np_rng():
+        calls.append("numpy")
+        return original_np()
 
-        def torch_gen(device="cpu", original=original_torch):
-            calls.append("torch")
-            return original(device)
+    def torch_gen(device="cpu"):
+        calls.append("torch")
+        return original_torch(device)
 
-        monkeypatch.setattr(module, "secret_numpy_rng", np_rng)
-        monkeypatch.setattr(module, "secret_torch_generator", torch_gen)
+    monkeypatch.setattr(_dpsgd, "secret_numpy_rng", np_rng)
+    monkeypatch.setattr(_dpsgd, "secret_torch_generator", torch_gen)
     codes = _correlated_table(40, 4, np.random.default_rng(0))
     for method in (DPSGDVAEMethod(latent_dim=2, hidden_sizes=(4,), expected_batch_size=5, steps=2),
                    dpsgd_gan.DPSGDGANMethod(latent_dim=2, hidden_sizes=(4,), discriminator_hidden_sizes=(4,),

@@ -27,7 +27,8 @@ hyper-parameters and ``n_public`` (a public or DP-released row-count estimate), 
 is analysed for any dataset size); only utility changes.
 
 Randomness. Batch selection and privacy noise come from :mod:`dpsynth.randomness` (OS-CSPRNG
-seeded generators, never stored or returned), so nothing written to disk -- in particular not the
+seeded generators, never stored or returned), drawn in this module only
+(:meth:`DPSGDMethod._dp_optimizer`, :meth:`DPSGDMethod._poisson_batches`), so nothing written to disk -- in particular not the
 user's seed -- reproduces them. The user's ``rng`` drives public choices only (initialisation,
 latent noise, sampling). Caveat: Opacus' ``secure_mode`` needs ``torchcsprng``, which does not
 exist for current torch, so noise is sampled with torch's ordinary ``normal`` from a
@@ -39,14 +40,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from dp_accounting import dp_event
 from torch import nn
+from tqdm.auto import tqdm
 
 from dpsynth.accounting.calibration import dpsgd_noise_multiplier
+from dpsynth.devices import resolve_device
+from dpsynth.randomness import secret_numpy_rng, secret_torch_generator
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 from dpsynth.validation import positive_float, positive_int
 
@@ -57,6 +61,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "DPSGDMethod",
     "DPSGDSchedule",
+    "FitSetup",
     "FittedCodeDecoder",
     "dpsgd_event",
     "dpsgd_schedule",
@@ -316,6 +321,22 @@ class FittedCodeDecoder:
 # The method base: public planning and plan checks shared by every DP-SGD method
 # --------------------------------------------------------------------------------------------
 
+@dataclass
+class FitSetup:
+    """What a DP-SGD ``fit`` starts from, after the plan and the private codes were checked.
+
+    ``parameters`` are the plan's (checked) public parameters, ``sizes`` the public domain,
+    ``codes`` the private int codes, ``public_generator`` the torch generator seeded from the
+    user's ``rng`` (public randomness only: initialisation, latent noise).
+    """
+
+    parameters: dict
+    sizes: list[int]
+    codes: np.ndarray
+    device: torch.device
+    public_generator: torch.Generator
+
+
 #: Parameters every DP-SGD plan carries; ``fit`` refuses a plan without them.
 REQUIRED_PARAMETERS = (
     "noise_multiplier",
@@ -481,7 +502,57 @@ class DPSGDMethod:
         positive_float("expected_batch_size", p["expected_batch_size"])
         return p
 
+    # -- the private part of a fit: the only code that draws privacy randomness -------------
+
+    def _begin_fit(self, codes: Any, plan: MethodPlan, rng: np.random.Generator) -> FitSetup:
+        """Check the plan and the private codes against the public domain, resolve the device."""
+        p = self._checked_parameters(plan)
+        sizes = [int(k) for k in p["domain_sizes"]]
+        data = validate_codes(codes, sizes)
+        return FitSetup(p, sizes, data, resolve_device(self.device), public_torch_generator(rng))
+
+    def _dp_optimizer(
+        self,
+        params: Iterable[nn.Parameter],
+        setup: FitSetup,
+        *,
+        normaliser: float,
+        optimizer: str,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> "DPOptimizer":
+        """The plan's DP optimiser (clip to ``max_grad_norm``, noise ``noise_multiplier``, divide by the
+        public ``normaliser``) with its noise drawn from :func:`dpsynth.randomness.secret_torch_generator`."""
+        p = setup.parameters
+        return make_dp_optimizer(
+            params,
+            learning_rate=float(p["learning_rate"]),
+            noise_multiplier=float(p["noise_multiplier"]),
+            max_grad_norm=float(p["max_grad_norm"]),
+            normaliser=float(normaliser),
+            generator=secret_torch_generator(setup.device),
+            optimizer=optimizer,
+            betas=betas,
+        )
+
+    def _lr_schedulers(self, optimizers: Sequence[torch.optim.Optimizer], setup: FitSetup) -> list[Any]:
+        """One public learning-rate schedule (the plan's ``lr_schedule`` over its ``steps``) per optimiser."""
+        total_steps, schedule = int(setup.parameters["steps"]), str(setup.parameters["lr_schedule"])
+        return [torch.optim.lr_scheduler.LambdaLR(opt, lambda t: learning_rate_factor(t, total_steps, schedule))
+                for opt in optimizers]
+
+    def _poisson_batches(self, setup: FitSetup, *, progress: bool, desc: str) -> Iterator[torch.Tensor]:
+        """The plan's ``steps`` Poisson batches (row indices on the device, possibly empty), drawn
+        from :func:`dpsynth.randomness.secret_numpy_rng`; the progress bar shows only the step count."""
+        batch_rng = secret_numpy_rng()
+        n_rows, sample_rate = len(setup.codes), float(setup.parameters["sample_rate"])
+        for _ in tqdm(range(int(setup.parameters["steps"])), desc=desc, unit="step", disable=not progress):
+            yield torch.from_numpy(poisson_sample_indices(n_rows, sample_rate, batch_rng)).to(setup.device)
+
     def fit(self, codes: np.ndarray, plan: MethodPlan, rng: np.random.Generator,
             progress: bool = True) -> FittedCodeDecoder:  # pragma: no cover - abstract
-        """Train on private int codes ``(n, d)`` following ``plan``; costs exactly ``plan.event``."""
+        """Train on private int codes ``(n, d)`` following ``plan``; costs exactly ``plan.event``.
+
+        A subclass builds its model from ``self._begin_fit(...)`` and reads private rows only
+        through ``self._poisson_batches(...)`` into a model trained by ``self._dp_optimizer(...)``.
+        """
         raise NotImplementedError

@@ -36,22 +36,14 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from dpsynth.devices import resolve_device
-from dpsynth.randomness import secret_numpy_rng, secret_torch_generator
 from dpsynth.tabular.methods._dpsgd import (
     DPSGDMethod,
     FittedCodeDecoder,
-    learning_rate_factor,
-    make_dp_optimizer,
     mlp,
     one_hot_codes,
     per_sample_gradient_module,
-    poisson_sample_indices,
-    public_torch_generator,
     reset_linear_layers,
-    validate_codes,
 )
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 from dpsynth.validation import positive_float, positive_int
@@ -178,10 +170,8 @@ class DPSGDGANMethod(DPSGDMethod):
         progress: bool = True,
     ) -> FittedDPSGDGAN:
         """Train the GAN following ``plan`` on private int codes ``(n, d)``; costs ``plan.event``."""
-        p = self._checked_parameters(plan)
-        sizes = [int(k) for k in p["domain_sizes"]]
-        data = validate_codes(codes, sizes)
-        device = resolve_device(self.device)
+        setup = self._begin_fit(codes, plan, rng)
+        p, sizes, device, public_generator = setup.parameters, setup.sizes, setup.device, setup.public_generator
         width = sum(sizes)
         latent_dim = int(p["latent_dim"])
         temperature = float(p["gumbel_temperature"])
@@ -189,7 +179,6 @@ class DPSGDGANMethod(DPSGDMethod):
         normaliser = float(p["expected_batch_size"])
         fake_rows = max(1, int(round(normaliser)))  # public constant
 
-        public_generator = public_torch_generator(rng)
         generator = make_generator(latent_dim, p["hidden_sizes"], width)
         discriminator = make_discriminator(width, p["discriminator_hidden_sizes"])
         reset_linear_layers(generator, public_generator)
@@ -198,35 +187,19 @@ class DPSGDGANMethod(DPSGDMethod):
         discriminator.to(device)
 
         dp_discriminator = per_sample_gradient_module(discriminator)
-        d_optimizer = make_dp_optimizer(
-            dp_discriminator.parameters(),
-            learning_rate=float(p["learning_rate"]),
-            noise_multiplier=float(p["noise_multiplier"]),
-            max_grad_norm=float(p["max_grad_norm"]),
-            normaliser=normaliser + fake_rows,
-            generator=secret_torch_generator(device),
-            optimizer="adam",
-            betas=ADAM_BETAS,
-        )
+        d_optimizer = self._dp_optimizer(dp_discriminator.parameters(), setup, normaliser=normaliser + fake_rows,
+                                         optimizer="adam", betas=ADAM_BETAS)
         g_optimizer = torch.optim.Adam(generator.parameters(), lr=float(p["generator_learning_rate"]), betas=ADAM_BETAS)
-        total_steps = int(p["steps"])
-        schedule = str(p["lr_schedule"])
-        schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(opt, lambda t: learning_rate_factor(t, total_steps, schedule))
-            for opt in (d_optimizer.original_optimizer, g_optimizer)
-        ]
-        batch_rng = secret_numpy_rng()
-        onehot = one_hot_codes(torch.from_numpy(data).to(device), sizes)
-        sample_rate = float(p["sample_rate"])
+        schedulers = self._lr_schedulers([d_optimizer.original_optimizer, g_optimizer], setup)
+        onehot = one_hot_codes(torch.from_numpy(setup.codes).to(device), sizes)
         bce = nn.functional.binary_cross_entropy_with_logits
 
         def fake_batch() -> torch.Tensor:
             z = torch.randn((fake_rows, latent_dim), generator=public_generator).to(device)
             return gumbel_softmax_blocks(generator(z), sizes, temperature, public_generator, hard=hard)
 
-        for _ in tqdm(range(total_steps), desc="DP-SGD GAN", unit="step", disable=not progress):
-            # discriminator: the only step that reads private rows (DP-SGD)
-            index = torch.from_numpy(poisson_sample_indices(len(data), sample_rate, batch_rng)).to(device)
+        # the discriminator's update is the only step that reads private rows (DP-SGD)
+        for index in self._poisson_batches(setup, progress=progress, desc="DP-SGD GAN"):
             with torch.no_grad():
                 fake = fake_batch()
             rows = torch.cat([onehot[index], fake], dim=0)

@@ -25,22 +25,14 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from dpsynth.devices import resolve_device
-from dpsynth.randomness import secret_numpy_rng, secret_torch_generator
 from dpsynth.tabular.methods._dpsgd import (
     DPSGDMethod,
     FittedCodeDecoder,
-    learning_rate_factor,
-    make_dp_optimizer,
     mlp,
     one_hot_codes,
     per_sample_gradient_module,
-    poisson_sample_indices,
-    public_torch_generator,
     reset_linear_layers,
-    validate_codes,
 )
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 
@@ -170,42 +162,24 @@ class DPSGDVAEMethod(DPSGDMethod):
         public randomness only (initialisation, reparameterisation noise); batch selection and
         privacy noise come from CSPRNG-seeded generators that are never stored.
         """
-        p = self._checked_parameters(plan)
-        sizes = [int(k) for k in p["domain_sizes"]]
-        data = validate_codes(codes, sizes)
-        device = resolve_device(self.device)
-
-        public_generator = public_torch_generator(rng)
-        model = TabularVAE(sizes, int(p["latent_dim"]), p["hidden_sizes"])
-        model.reset_parameters(public_generator)
-        model.to(device)
+        setup = self._begin_fit(codes, plan, rng)
+        p, sizes = setup.parameters, setup.sizes
+        latent_dim = int(p["latent_dim"])
+        model = TabularVAE(sizes, latent_dim, p["hidden_sizes"])
+        model.reset_parameters(setup.public_generator)
+        model.to(setup.device)
 
         grad_model = per_sample_gradient_module(model)
-        optimizer = make_dp_optimizer(
-            grad_model.parameters(),
-            learning_rate=float(p["learning_rate"]),
-            noise_multiplier=float(p["noise_multiplier"]),
-            max_grad_norm=float(p["max_grad_norm"]),
-            normaliser=float(p["expected_batch_size"]),
-            generator=secret_torch_generator(device),
-            optimizer=str(p["optimizer"]),
-        )
-        batch_rng = secret_numpy_rng()
-        codes_t = torch.from_numpy(data).to(device)
+        optimizer = self._dp_optimizer(grad_model.parameters(), setup, normaliser=float(p["expected_batch_size"]),
+                                       optimizer=str(p["optimizer"]))
+        (scheduler,) = self._lr_schedulers([optimizer.original_optimizer], setup)
+        codes_t = torch.from_numpy(setup.codes).to(setup.device)
         onehot = one_hot_codes(codes_t, sizes)
-        sample_rate = float(p["sample_rate"])
-        total_steps = int(p["steps"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer.original_optimizer,
-            lambda step: learning_rate_factor(step, total_steps, str(p["lr_schedule"])),
-        )
-        latent_dim = int(p["latent_dim"])
 
         grad_model.train()
-        for _ in tqdm(range(total_steps), desc="DP-SGD VAE", unit="step", disable=not progress):
-            index = torch.from_numpy(poisson_sample_indices(len(data), sample_rate, batch_rng)).to(device)
+        for index in self._poisson_batches(setup, progress=progress, desc="DP-SGD VAE"):
             optimizer.zero_grad(set_to_none=True)
-            eps = torch.randn((len(index), latent_dim), generator=public_generator).to(device)
+            eps = torch.randn((len(index), latent_dim), generator=setup.public_generator).to(setup.device)
             logits, mu, logvar = grad_model(onehot[index], eps)
             loss = per_row_negative_elbo(logits, codes_t[index], mu, logvar, sizes).sum()
             with warnings.catch_warnings():
