@@ -185,8 +185,6 @@ def test_top_level_imports_form_no_cycle() -> None:
     assert cycle is None, "import loop at module level: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.xfail(strict=False, reason="main still closes card <-> release through function-level imports; "
-                   "the lead is moving atomic writes to dpsynth.atomic (issue 13 §2)")
 def test_no_function_level_import_closes_a_cycle() -> None:
     """An import hidden in a function must not be the back edge of a loop: dependencies run one way."""
     top, functions = _graphs()

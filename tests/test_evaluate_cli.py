@@ -111,6 +111,54 @@ def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
     assert evidence["decision"] == "reject" and evidence["reads_private_data"] is True
 
 
+def _bind_release(data_path):
+    """Bind data and card in the ledger (what a release writer does once releases are bound)."""
+    from dpsynth.accounting.verify import file_sha256
+
+    ledger_path = data_path.with_name(data_path.name + ".ledger.json")
+    ledger = Ledger.load(ledger_path)
+    ledger.record_release(data_name=data_path.name, data_sha256=file_sha256(data_path),
+                          card_sha256=file_sha256(data_path.with_name(data_path.name + ".card.yaml")))
+    ledger_path.write_text(ledger.to_json(), encoding="utf-8")
+    return ledger_path
+
+
+@pytest.mark.usefixtures("source_key_home")
+def test_evaluate_rebinds_the_rewritten_card_in_a_bound_ledger(table_files):
+    from dpsynth.accounting.verify import verify_text
+
+    folder, _ = table_files
+    synth = release_table(folder / "bound.csv", population(200, 21))
+    ledger_path = _bind_release(synth)
+    card_path = folder / "bound.csv.card.yaml"
+    before = verify_text(ledger_path.read_text(encoding="utf-8"), data_path=synth, card_path=card_path)
+    assert before.ok, before.problems
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                 "--target", "label"])
+    assert result.exit_code == 0, result.output
+    after = verify_text(ledger_path.read_text(encoding="utf-8"), data_path=synth, card_path=card_path)
+    assert after.ok and after.files_checked, after.problems
+    ledger = Ledger.load(ledger_path)
+    assert [e["kind"] for e in ledger.entries][-2:] == ["release", "release"]
+    assert ledger.epsilon_spent == pytest.approx(1.0)  # evaluation charges nothing
+
+
+def test_evaluate_refuses_to_rewrite_a_card_bound_by_another_key(table_files, tmp_path, monkeypatch):
+    folder, _ = table_files
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "owner_home"))
+    monkeypatch.delenv("DPSYNTH_SIGNING_KEY", raising=False)
+    synth = release_table(folder / "theirs.csv", population(200, 22))
+    _bind_release(synth)
+    card_before = (folder / "theirs.csv.card.yaml").read_bytes()
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "someone_else"))
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv")])
+    assert result.exit_code == 2 and "--no-card" in result.output
+    assert not (folder / "theirs.csv.eval.json").exists()  # refused before any work
+    assert (folder / "theirs.csv.card.yaml").read_bytes() == card_before
+    ok = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"), "--no-card"])
+    assert ok.exit_code == 0, ok.output
+
+
 def test_evaluate_without_ledger_rejects_and_writes_no_card(table_files):
     folder, _ = table_files
     population(200, 9).to_csv(folder / "bare.csv", index=False)

@@ -3,8 +3,10 @@
 * :func:`evaluate_files` loads a released dataset (``X.csv`` or ``X.jsonl``), its ledger
   (``X.ledger.json``) and card (``X.card.yaml``), runs :func:`dpsynth.evaluate.evaluate`, writes
   the report as JSON (``X.eval.json``) and self-contained HTML (``X.eval.html``) and updates the
-  card's ``evals`` and ``release_decision``. Outputs are never overwritten without ``force`` and
-  the check happens before any work; every write is atomic (temp file + rename).
+  card's ``evals`` and ``release_decision``. When the ledger binds its files (a ``release`` entry
+  with their SHA-256), a new ``release`` entry binds the rewritten card (refused up front when the
+  signing key here is not the ledger's). Outputs are never overwritten without ``force`` and the
+  check happens before any work; every write is atomic (temp file + rename).
 * :func:`mix_files` writes a hybrid of real and synthetic records. Its ledger (the synthetic
   ledger plus a ``real-records-included`` entry) and its card (``privacy.differentially_private:
   false``, ``synthetic_ratio``, the ``mix`` block with the rounded-ratio ``note``) say that the
@@ -20,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from dpsynth.accounting.fingerprint import fingerprint_bytes
-from dpsynth.accounting.ledger import Ledger
+from dpsynth.accounting.ledger import Ledger, LedgerSigningError
+from dpsynth.accounting.verify import file_sha256
 from dpsynth.card import build_card, card_text, read_card, update_card as card_update, write_card
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate import text_metrics as txt
@@ -111,6 +114,9 @@ def evaluate_files(
     if not is_text and label_field:
         raise EvaluationInputError("--label-field is for text corpora; use --target for tables")
     ledger = _load_ledger(synthetic_path)
+    rebind = update_card and ledger is not None and ledger.last_release() is not None
+    if rebind:
+        _check_can_rebind(ledger, synthetic_path)  # before any work: refuse rather than break the binding
 
     if is_text:
         field = text_field or "text"
@@ -150,7 +156,27 @@ def evaluate_files(
                                              release_decision=result.decision))
         else:
             card_path = None
+        if rebind and card_path is not None:
+            rebind_release(ledger, synthetic_path, card_path)
     return result, EvaluationOutputs(json_out, html_out, card_path)
+
+
+def _check_can_rebind(ledger: Ledger, data_path: Path) -> None:
+    """Refuse (before anything is written) when this user cannot sign the ledger's new release entry."""
+    try:
+        ledger.copy().record_release(data_name=data_path.name, data_sha256="0" * 64, card_sha256="0" * 64)
+    except LedgerSigningError as exc:
+        raise EvaluationInputError(f"cannot update the card: {exc}; the ledger binds the card by its SHA-256, "
+                                   "so only its key holder may change it (pass --no-card)") from exc
+
+
+def rebind_release(ledger: Ledger, data_path: Path, card_path: Path) -> dict[str, Any]:
+    """Append a ``release`` entry binding the data file and the card ``dpsynth evaluate`` just rewrote,
+    and save the ledger: ``dpsynth ledger verify`` checks the last release entry (no charge, no data read)."""
+    entry = ledger.record_release(data_name=data_path.name, data_sha256=file_sha256(data_path),
+                                  card_sha256=file_sha256(card_path))
+    atomic_write_text(release_paths(data_path).ledger, ledger.to_json())
+    return entry
 
 
 def mix_files(
