@@ -206,3 +206,16 @@ def test_card_evals_carry_marked_reasons_and_never_a_bare_number():
     old["release_decision"] = {k: v for k, v in report["release_decision"].items()
                                if k not in ("findings", "note_findings")}
     assert card_evals(old)["release_decision_reasons"] == reasons
+
+
+def test_html_report_tags_each_reason_with_what_it_read():
+    report = _bad_everything_report()
+    report["release_decision"] = decide(report, 1.0)
+    page = render_html(report)
+    items = page.split("<ul>", 1)[1].split("</ul>", 1)[0].split("<li>")[1:]
+    assert len(items) == len(report["release_decision"]["reasons"])
+    by_text = {item.split(" <span", 1)[0]: item for item in items}
+    self_bleu = next(v for k, v in by_text.items() if k.startswith("self_bleu"))
+    audit = next(v for k, v in by_text.items() if "exceeds the ledger epsilon" in k)
+    assert "publishable" in self_bleu and "not for publication" not in self_bleu
+    assert "not for publication" in audit and "real_holdout" in audit

@@ -59,6 +59,13 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _read_label(finding: dict[str, Any]) -> str:
+    """``reads real data: private, real_holdout`` or ``publishable`` for one marked decision reason."""
+    if finding.get("reads_private_data"):
+        return "reads real data: " + ", ".join(finding.get("sources") or ["real data"])
+    return "publishable"
+
+
 def _print_report(report: dict[str, Any], outputs: Any) -> None:
     table = Table(title="dpsynth evaluation")
     table.add_column("metric")
@@ -70,10 +77,10 @@ def _print_report(report: dict[str, Any], outputs: Any) -> None:
     decision = report["release_decision"]
     style = DECISION_STYLE.get(decision["decision"], "bold")
     console.print(f"release_decision: [{style}]{decision['decision']}[/]")
-    for reason in decision["reasons"]:
-        console.print(f"  - {reason}", highlight=False)
-    for note in decision.get("notes", []):
-        console.print(f"  [dim]note: {note}[/]", highlight=False)
+    for finding in decision.get("findings", []):
+        console.print(f"  - {finding['reason']} [dim]({_read_label(finding)})[/]", highlight=False)
+    for note in decision.get("note_findings", []):
+        console.print(f"  [dim]note: {note['reason']} ({_read_label(note)})[/]", highlight=False)
     console.print(f"[dim]{report['notice']}[/]")
     console.print(f"report: {outputs.json}  {outputs.html}" + (f"  card: {outputs.card}" if outputs.card else
                                                                  "  (no card/ledger beside the data: card not updated)"))
