@@ -111,25 +111,14 @@ def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
     assert evidence["decision"] == "reject" and evidence["reads_private_data"] is True
 
 
-def _bind_release(data_path):
-    """Bind data and card in the ledger (what a release writer does once releases are bound)."""
-    from dpsynth.accounting.verify import file_sha256
-
-    ledger_path = data_path.with_name(data_path.name + ".ledger.json")
-    ledger = Ledger.load(ledger_path)
-    ledger.record_release(data_name=data_path.name, data_sha256=file_sha256(data_path),
-                          card_sha256=file_sha256(data_path.with_name(data_path.name + ".card.yaml")))
-    ledger_path.write_text(ledger.to_json(), encoding="utf-8")
-    return ledger_path
-
-
 @pytest.mark.usefixtures("source_key_home")
 def test_evaluate_rebinds_the_rewritten_card_in_a_bound_ledger(table_files):
     from dpsynth.accounting.verify import verify_text
 
     folder, _ = table_files
     synth = release_table(folder / "bound.csv", population(200, 21))
-    ledger_path = _bind_release(synth)
+    ledger_path = folder / "bound.csv.ledger.json"
+    assert Ledger.load(ledger_path).last_release() is not None  # the release writer bound data and card
     card_path = folder / "bound.csv.card.yaml"
     before = verify_text(ledger_path.read_text(encoding="utf-8"), data_path=synth, card_path=card_path)
     assert before.ok, before.problems
@@ -139,7 +128,7 @@ def test_evaluate_rebinds_the_rewritten_card_in_a_bound_ledger(table_files):
     after = verify_text(ledger_path.read_text(encoding="utf-8"), data_path=synth, card_path=card_path)
     assert after.ok and after.files_checked, after.problems
     ledger = Ledger.load(ledger_path)
-    assert [e["kind"] for e in ledger.entries][-2:] == ["release", "release"]
+    assert [e["kind"] for e in ledger.entries][-2:] == ["release", "release"]  # written, then re-bound
     assert ledger.epsilon_spent == pytest.approx(1.0)  # evaluation charges nothing
 
 
@@ -148,7 +137,6 @@ def test_evaluate_refuses_to_rewrite_a_card_bound_by_another_key(table_files, tm
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "owner_home"))
     monkeypatch.delenv("DPSYNTH_SIGNING_KEY", raising=False)
     synth = release_table(folder / "theirs.csv", population(200, 22))
-    _bind_release(synth)
     card_before = (folder / "theirs.csv.card.yaml").read_bytes()
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "someone_else"))
     result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv")])
@@ -262,8 +250,8 @@ def test_mix_ledger_records_real_records_and_card_says_not_dp(tmp_path):
     assert ledger.contains_real_records
     synthetic_ledger = Ledger.load(tmp_path / "synth.csv.ledger.json")
     assert not synthetic_ledger.contains_real_records  # the input release is untouched
-    entry = ledger.entries[-1]
-    assert entry["kind"] == "real-records-included" and entry["count"] == 100
+    (entry,) = [e for e in ledger.entries if e["kind"] == "real-records-included"]
+    assert entry["count"] == 100
     assert entry["differentially_private"] is False
     assert entry["source_fingerprint"].startswith("hmac-sha256-salted:")
     assert ledger.epsilon_spent == pytest.approx(synthetic_ledger.epsilon_spent)  # nothing charged
@@ -286,12 +274,15 @@ def test_mix_with_an_exact_ratio_has_no_rounding_note(tmp_path):
 
 
 @pytest.mark.usefixtures("source_key_home")
-@pytest.mark.xfail(strict=False, reason="the lead adds this line to `dpsynth ledger verify/show` (issue 8 §6)")
 def test_ledger_verify_and_show_of_a_hybrid_say_not_dp(tmp_path):
     out, _ = _mix_table(tmp_path)
     for command in ("verify", "show"):
         shown = runner.invoke(app, ["ledger", command, str(out)])
         assert "contains real records: not differentially private" in shown.output, (command, shown.output)
+    verified = runner.invoke(app, ["ledger", "verify", str(out)])
+    assert verified.exit_code != 0  # never a plain pass: "OK ... spend within budget" is gone
+    synthetic = runner.invoke(app, ["ledger", "verify", str(tmp_path / "synth.csv")])
+    assert "contains real records" not in synthetic.output  # the input release is still a DP release
 
 
 def test_mix_writes_hybrid_with_ratio_in_card(tmp_path):
