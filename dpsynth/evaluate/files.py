@@ -24,6 +24,7 @@ from typing import Any
 from dpsynth.accounting.fingerprint import fingerprint_bytes
 from dpsynth.accounting.ledger import Ledger, LedgerSigningError
 from dpsynth.accounting.verify import file_sha256
+from dpsynth.atomic import atomic_write, atomic_write_text
 from dpsynth.card import build_card, card_text, read_card, update_card as card_update, write_card
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate import text_metrics as txt
@@ -32,14 +33,7 @@ from dpsynth.evaluate.decision import DecisionThresholds
 from dpsynth.evaluate.io import EvaluationInputError, load_table, load_texts, looks_like_text, records_from_json
 from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
 from dpsynth.evaluate.report import render_html
-from dpsynth.release import (
-    OutputExistsError,
-    atomic_write,
-    atomic_write_text,
-    check_release_writable,
-    release_paths,
-    write_release,
-)
+from dpsynth.release import OutputExistsError, check_release_writable, release_paths, write_release
 
 
 @dataclass(frozen=True)
