@@ -95,8 +95,8 @@ def evaluate_files(
     progress: bool = False,
 ) -> tuple[EvaluationResult, EvaluationOutputs]:
     """Evaluate a release on disk; see the module docstring for what is read and written."""
-    from dpsynth.card import build_card, read_card, update_card as card_update, write_card
-    from dpsynth.release import atomic_write_text, release_paths
+    from dpsynth.card import build_card, merge_card, read_card, write_card
+    from dpsynth.release import atomic_write_text, rebind_card, release_paths
 
     synthetic_path = Path(synthetic_path)
     default_json, default_html = default_output_paths(synthetic_path)
@@ -137,14 +137,18 @@ def evaluate_files(
     card_path: Path | None = None
     if update_card:
         card_path = release_paths(synthetic_path).card
-        if card_path.exists():
-            previous = read_card(card_path)
+
+        def updated(previous: dict[str, Any] | None) -> dict[str, Any]:
+            if previous is None:
+                return build_card(ledger, evals=card_evals(result.report), release_decision=result.decision)
             history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
                        if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
-            card_update(card_path, evals=card_evals(result.report, history), release_decision=result.decision)
-        elif ledger is not None:
-            write_card(card_path, build_card(ledger, evals=card_evals(result.report),
-                                             release_decision=result.decision))
+            return merge_card(previous, evals=card_evals(result.report, history), release_decision=result.decision)
+
+        if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
+            rebind_card(synthetic_path, updated)
+        elif card_path.exists():
+            write_card(card_path, updated(read_card(card_path)))
         else:
             card_path = None
     return result, EvaluationOutputs(json_out, html_out, card_path)
