@@ -331,7 +331,7 @@ def rebind_card(
     the ledger are renamed into place. A crash between the two renames leaves the new card beside
     the old ledger, which fails ``verify`` (card hash) until the next rebind.
     """
-    from dpsynth.accounting.ledger import OWNER, Ledger
+    from dpsynth.accounting.ledger import OWNER, Ledger, LedgerSigningError
     from dpsynth.accounting.verify import file_sha256
     from dpsynth.card import card_text, read_card
 
@@ -365,6 +365,12 @@ def rebind_card(
                 data_name=paths.data.name, data_sha256=last["data_sha256"], card_sha256=file_sha256(temps["card"])
             )
             temps["ledger"] = write_temp(paths.ledger, _text_writer(ledger.to_json()))
+        except LedgerSigningError as exc:
+            _remove_all(temps.values())
+            raise ReleaseBindingError(
+                f"cannot bind a new card to {paths.data}: {exc}. The release is unchanged (leave its card "
+                "alone: dpsynth evaluate --no-card / update_card=False)"
+            ) from exc
         except OSError as exc:
             _remove_all(temps.values())
             raise ReleaseWriteError(

@@ -237,3 +237,15 @@ def test_disk_full_during_the_write_is_a_clear_exit_2_and_leaves_no_release(tabl
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.csv") or p.name.startswith("out.csv")) == [
         ".out.csv.lock"
     ]
+
+
+def test_mix_output_equal_to_an_input_is_refused_even_with_force(tmp_path: Path):
+    real = tmp_path / "real.csv"
+    real.write_text("a,b\n1,2\n3,4\n")
+    synth = tmp_path / "synth.csv"
+    synth.write_text("a,b\n5,6\n7,8\n")
+    before = real.read_bytes()
+    for target in (real, synth):
+        result = runner.invoke(app, ["mix", str(real), str(synth), "--ratio", "0.5", "-o", str(target), "--force"])
+        assert result.exit_code == 2 and "never overwrites an input" in result.output, result.output
+    assert real.read_bytes() == before

@@ -255,7 +255,7 @@ def test_rebind_card_needs_the_key_that_signs_the_ledger(tmp_path: Path):
     foreign = Ledger.create(PrivacyBudget(1.0, 1e-5), privacy_unit="one row", source_name="x", signer=Signer.generate())
     write_release(out, lambda tmp: tmp.write_text("a\n1\n"), foreign, build_card(foreign))
     before = {p.name: p.read_bytes() for p in release_paths(out).all()}
-    with pytest.raises(DpsynthError, match="only the ledger's key holder"):
+    with pytest.raises(ReleaseBindingError, match="only the ledger's key holder.*--no-card"):
         rebind_card(out, lambda card: card)
     assert {p.name: p.read_bytes() for p in release_paths(out).all()} == before
 
@@ -298,3 +298,27 @@ def test_rows_that_cannot_fit_in_memory_are_refused_with_a_clear_message():
     with pytest.raises(RowsTooLargeError, match="at most 31,250 rows"):
         check_rows_fit_memory(31_251, 1, available=1_000_000)
     check_rows_fit_memory(31_250, 1, available=1_000_000)
+
+
+def test_evaluate_rewrites_the_card_and_the_release_still_verifies(tmp_path: Path):
+    import numpy as np
+    import pandas as pd
+
+    from dpsynth.evaluate.files import evaluate_files
+
+    rng = np.random.default_rng(0)
+
+    def frame(n):
+        x = rng.normal(size=n).round(3)
+        return pd.DataFrame({"x": x, "c": rng.choice(["a", "b"], n), "label": np.where(x > 0, "pos", "neg")})
+
+    out = tmp_path / "synth.csv"
+    ledger = make_ledger()
+    synthetic = frame(80)
+    write_release(out, lambda tmp: synthetic.to_csv(tmp, index=False), ledger, build_card(ledger))
+    frame(80).to_csv(tmp_path / "holdout.csv", index=False)
+    card_before = release_paths(out).card.read_bytes()
+    evaluate_files(out, tmp_path / "holdout.csv", target="label", run_sdmetrics=False)
+    assert release_paths(out).card.read_bytes() != card_before
+    assert read_card(release_paths(out).card)["release_decision"] is not None
+    assert verify(out).status == "pass", verify(out).problems

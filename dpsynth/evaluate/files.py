@@ -171,10 +171,12 @@ def mix_files(
     covers the synthetic share only) and the card says so.
     """
     from dpsynth.card import build_card, card_text
-    from dpsynth.release import atomic_write, atomic_write_text, check_release_writable, write_release
+    from dpsynth.release import (atomic_write, atomic_write_text, check_release_writable, refuse_output_over_input,
+                                 write_release)
 
     ratio = validate_ratio(ratio)
     real_path, synthetic_path, out_path = Path(real_path), Path(synthetic_path), Path(out_path)
+    refuse_output_over_input(out_path, real_path, synthetic_path)
     paths = check_release_writable(out_path, force)
     text_mode = looks_like_text(synthetic_path)
     if text_mode != looks_like_text(real_path):
