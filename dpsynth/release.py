@@ -167,8 +167,9 @@ def reserve_release(data_path: str | Path, force: bool = False) -> Iterator[Rele
     an existing data file, ledger or card is refused unless ``force`` (:class:`OutputExistsError`);
     temp files left by a killed earlier writer of the three files are removed (safe: no live writer
     can own them while we hold the lock). Call it **before** reading or charging anything, so a
-    refused run has spent nothing. Re-entrant within one thread of one process (``write_release``
-    inside a CLI's reservation takes it again). Released on every exit path.
+    refused run has spent nothing. Re-entrant within one thread (``write_release`` inside a CLI's
+    reservation takes it again); another thread or process gets :class:`OutputBusyError`. Released
+    on every exit path.
     """
     paths = release_paths(data_path)
     _check_folder(paths)

@@ -60,7 +60,8 @@ def synth(
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file
     from dpsynth.errors import DpsynthError
-    from dpsynth.release import OutputExistsError, ReleaseWriteError, check_rows_fit_memory, refuse_output_over_input, reserve_release
+    from dpsynth.release import (OutputExistsError, ReleaseWriteError, check_rows_fit_memory,
+                                 refuse_output_over_input, reserve_release)
 
     budget = parse_budget(epsilon, delta)
     if rows is not None and rows < 1:
