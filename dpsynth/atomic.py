@@ -45,15 +45,32 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_temp(path: str | Path, write: Callable[[Path], Any]) -> Path:
+def default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the process umask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)  # no reader-free way elsewhere; restored at once
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_temp(path: str | Path, write: Callable[[Path], Any], mode: int | None = None) -> Path:
     """Call ``write(tmp_path)`` on a fresh temp file beside ``path`` and fsync it; return the temp path.
 
-    The caller renames it into place (``os.replace``) or removes it. On any exception the temp file
-    is removed and the exception re-raised.
+    The temp file is created readable by its owner only (``0o600``); ``mode`` (e.g.
+    :func:`default_file_mode`) is applied before returning. The caller renames it into place
+    (``os.replace``) or removes it. On any exception the temp file is removed and the exception re-raised.
     """
     tmp = temp_path_for(Path(path))
     try:
         write(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         fsync_file(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -204,10 +204,10 @@ def test_disk_full_on_the_ledger_temp_keeps_the_old_release_whole(tmp_path: Path
 
     real = release.write_temp
 
-    def full_on_ledger(path, write):
+    def full_on_ledger(path, write, *args):
         if str(path).endswith(".ledger.json"):
-            return real(path, _enospc)
-        return real(path, write)
+            return real(path, _enospc, *args)
+        return real(path, write, *args)
 
     monkeypatch.setattr(release, "write_temp", full_on_ledger)
     with pytest.raises(ReleaseWriteError, match="nothing was released"):
@@ -322,3 +322,12 @@ def test_evaluate_rewrites_the_card_and_the_release_still_verifies(tmp_path: Pat
     assert release_paths(out).card.read_bytes() != card_before
     assert read_card(release_paths(out).card)["release_decision"] is not None
     assert verify(out).status == "pass", verify(out).problems
+
+
+def test_release_files_get_the_permissions_of_any_new_file(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        paths = write_text_release(tmp_path / "out.csv", "a\n1\n")
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in paths.all()} == {oct(0o644)}
