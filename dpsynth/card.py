@@ -85,7 +85,7 @@ def read_card(path: str | Path) -> dict[str, Any]:
 
 
 def write_card(path: str | Path, card: dict[str, Any]) -> Path:
-    from dpsynth.release import atomic_write_text
+    from dpsynth.atomic import atomic_write_text
 
     return atomic_write_text(Path(path), card_text(card))
 
