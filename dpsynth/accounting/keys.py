@@ -23,7 +23,7 @@ from dpsynth.errors import DpsynthError
 MIN_SOURCE_KEY_BYTES = 32
 
 
-class KeyError_(DpsynthError, ValueError):
+class KeyFileError(DpsynthError, ValueError):
     """A key is malformed, too short, or unreadable."""
 
 
@@ -45,7 +45,7 @@ def _hex_bytes(text: str, what: str) -> bytes:
     try:
         return bytes.fromhex(text.strip())
     except ValueError as exc:
-        raise KeyError_(f"{what} is not hex") from exc
+        raise KeyFileError(f"{what} is not hex") from exc
 
 
 def create_secret_file(path: Path, secret: bytes, *, notice: str | None = None) -> bytes:
@@ -74,36 +74,36 @@ def create_secret_file(path: Path, secret: bytes, *, notice: str | None = None) 
     return _hex_bytes(path.read_text(), str(path))
 
 
+def _owner_secret(env_var: str, path: Path, notice: str) -> bytes:
+    """The secret in ``env_var`` (hex), else in ``path`` (32 random bytes created there on first use)."""
+    env = os.environ.get(env_var)
+    if env:
+        return _hex_bytes(env, env_var)
+    return create_secret_file(path, secrets.token_bytes(32), notice=notice)
+
+
 def load_source_key(source_key: bytes | None = None) -> bytes:
     """The owner's fingerprint key: the argument, else ``DPSYNTH_SOURCE_KEY`` (hex), else the key file."""
     if source_key is None:
-        env = os.environ.get("DPSYNTH_SOURCE_KEY")
-        if env:
-            source_key = _hex_bytes(env, "DPSYNTH_SOURCE_KEY")
-        else:
-            source_key = create_secret_file(
-                source_key_path(),
-                secrets.token_bytes(32),
-                notice="dpsynth: created your source key {path} (mode 0600). It keys the fingerprints that "
-                "let you check which data a release came from; keep it private and back it up.",
-            )
+        source_key = _owner_secret(
+            "DPSYNTH_SOURCE_KEY",
+            source_key_path(),
+            "dpsynth: created your source key {path} (mode 0600). It keys the fingerprints that let you "
+            "check which data a release came from; keep it private and back it up.",
+        )
     if len(source_key) < MIN_SOURCE_KEY_BYTES:
-        raise KeyError_(f"a source key must be at least {MIN_SOURCE_KEY_BYTES} bytes (got {len(source_key)})")
+        raise KeyFileError(f"a source key must be at least {MIN_SOURCE_KEY_BYTES} bytes (got {len(source_key)})")
     return source_key
 
 
 def load_signing_key_bytes() -> bytes:
     """The owner's 32-byte Ed25519 private key: ``DPSYNTH_SIGNING_KEY`` (hex), else the key file."""
-    env = os.environ.get("DPSYNTH_SIGNING_KEY")
-    if env:
-        raw = _hex_bytes(env, "DPSYNTH_SIGNING_KEY")
-    else:
-        raw = create_secret_file(
-            signing_key_path(),
-            secrets.token_bytes(32),
-            notice="dpsynth: created your ledger signing key {path} (mode 0600). Every ledger you write is "
-            "signed with it; `dpsynth keys show-public` prints the public key reviewers need.",
-        )
+    raw = _owner_secret(
+        "DPSYNTH_SIGNING_KEY",
+        signing_key_path(),
+        "dpsynth: created your ledger signing key {path} (mode 0600). Every ledger you write is signed "
+        "with it; `dpsynth keys show-public` prints the public key reviewers need.",
+    )
     if len(raw) != 32:
-        raise KeyError_(f"an Ed25519 signing key is 32 bytes (got {len(raw)})")
+        raise KeyFileError(f"an Ed25519 signing key is 32 bytes (got {len(raw)})")
     return raw

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dpsynth.accounting.keys import KeyError_, load_signing_key_bytes
+from dpsynth.accounting.keys import KeyFileError, load_signing_key_bytes
 
 SCHEME = "ed25519"
 
@@ -88,13 +88,13 @@ def read_public_key(path: str | Path) -> str:
     if text.startswith("-----BEGIN"):
         key = serialization.load_pem_public_key(text.encode())
         if not isinstance(key, Ed25519PublicKey):
-            raise KeyError_(f"{path} is not an Ed25519 public key")
+            raise KeyFileError(f"{path} is not an Ed25519 public key")
         return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
     token = text.split()[-1] if text else ""
     try:
         raw = bytes.fromhex(token)
     except ValueError as exc:
-        raise KeyError_(f"{path} holds neither 64 hex digits nor a PEM public key") from exc
+        raise KeyFileError(f"{path} holds neither 64 hex digits nor a PEM public key") from exc
     if len(raw) != 32:
-        raise KeyError_(f"{path}: an Ed25519 public key is 32 bytes (got {len(raw)})")
+        raise KeyFileError(f"{path}: an Ed25519 public key is 32 bytes (got {len(raw)})")
     return raw.hex()

@@ -42,14 +42,14 @@ def _load(path: Path) -> tuple[Ledger, bool, list[str]]:
 
 def _trusted_keys(public_key: Optional[Path], trust_key_id: Optional[List[str]]) -> set[str]:
     """Keys the verifier trusts: the files and ids given, plus the owner's own key when it exists here."""
-    from dpsynth.accounting.keys import KeyError_, signing_key_path
+    from dpsynth.accounting.keys import KeyFileError, signing_key_path
     from dpsynth.accounting.signing import Signer, read_public_key
 
     trusted: set[str] = set(k.strip().lower() for k in (trust_key_id or []))
     if public_key is not None:
         try:
             trusted.add(read_public_key(public_key))
-        except (OSError, KeyError_, ValueError) as exc:
+        except (OSError, KeyFileError, ValueError) as exc:
             fail(f"cannot read public key {public_key}: {exc}")
     if os.environ.get("DPSYNTH_SIGNING_KEY") or signing_key_path().exists():
         trusted.add(Signer.owner().public_key_hex)
