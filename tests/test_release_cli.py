@@ -65,7 +65,7 @@ RACER = textwrap.dedent(
     import builtins, io, sys, time
     from pathlib import Path
 
-    role, go, markers, *argv = sys.argv[1:]
+    role, go, release, markers, *argv = sys.argv[1:]
     markers = Path(markers)
     private = str(Path(argv[2]).resolve())
 
@@ -77,7 +77,9 @@ RACER = textwrap.dedent(
     def spying_open(file, *args, **kwargs):
         if isinstance(file, (str, Path)) and str(Path(file).resolve()) == private:
             (markers / (role + ".read")).touch()
-            time.sleep(1.5)  # hold the reservation long enough for the other racer to ask for it
+            deadline = time.time() + 120  # hold the reservation until the test has seen the other racer end
+            while not Path(release).exists() and time.time() < deadline:
+                time.sleep(0.01)
         return real_open(file, *args, **kwargs)
 
     builtins.open = io.open = spying_open
@@ -104,10 +106,11 @@ def test_two_runs_on_one_output_exactly_one_wins_and_the_other_reads_and_spends_
     racer.write_text(RACER)
     markers = tmp_path / "markers"
     markers.mkdir()
-    go = tmp_path / "go"
+    go, release = tmp_path / "go", tmp_path / "release"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
     procs = {
-        role: subprocess.Popen([sys.executable, str(racer), role, str(go), str(markers), *synth_args(data, meta, out)],
+        role: subprocess.Popen([sys.executable, str(racer), role, str(go), str(release), str(markers),
+                                *synth_args(data, meta, out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for role in ("one", "two")
     }
@@ -116,6 +119,10 @@ def test_two_runs_on_one_output_exactly_one_wins_and_the_other_reads_and_spends_
         assert all(p.poll() is None for p in procs.values()), {r: p.communicate() for r, p in procs.items()}
         time.sleep(0.02)
     go.touch()
+    deadline = time.time() + 120  # the racer that opened the input waits in `open` until one racer has ended
+    while all(p.poll() is None for p in procs.values()) and time.time() < deadline:
+        time.sleep(0.02)
+    release.touch()
     results = {role: (p.wait(timeout=300), *p.communicate()) for role, p in procs.items()}
     codes = sorted(code for code, _, _ in results.values())
     assert codes == [0, 2], results
