@@ -332,13 +332,16 @@ def rebind_card(
     """Replace the card of an existing release and bind it in the ledger (e.g. after ``dpsynth evaluate``).
 
     Under the output's reservation: the ledger beside ``data_path`` is loaded and verified; the data
-    file must be the one its last ``release`` entry binds, and an existing card the one it binds
-    (else :class:`ReleaseBindingError`: a swapped file is never re-bound). ``card`` is the new card,
-    or a function from the current card (``None`` when there is none) to the new one, called under
-    the reservation. A ``release`` entry with the same data hash and the new card's hash is appended
-    -- this needs the key that signs the ledger (the data owner's key) -- then the card and, last,
-    the ledger are renamed into place. A crash between the two renames leaves the new card beside
-    the old ledger, which fails ``verify`` (card hash) until the next rebind.
+    file must be the one its last ``release`` entry binds, and an existing card one that a
+    ``release`` entry of this data binds (else :class:`ReleaseBindingError`: a swapped or edited
+    file is never re-bound). ``card`` is the new card, or a function from the current card
+    (``None`` when there is none) to the new one, called under the reservation. A ``release`` entry
+    with the same data hash and the new card's hash is appended -- this needs the key that signs the
+    ledger (the data owner's key) -- then the ledger and, last, the card are renamed into place.
+
+    A crash between the two renames leaves the old card beside the new ledger: ``verify`` fails on
+    the card hash (no mixed state passes), and the next rebind recovers, because the old card is
+    one the ledger bound earlier. (Card first would leave a card no entry binds: unrecoverable.)
     """
     from dpsynth.accounting.ledger import OWNER, Ledger, LedgerSigningError
     from dpsynth.accounting.verify import file_sha256
@@ -360,9 +363,14 @@ def rebind_card(
             )
         current = None
         if paths.card.exists():
-            if file_sha256(paths.card) != last["card_sha256"]:
+            bound_cards = {
+                e["card_sha256"]
+                for e in ledger.entries
+                if e["kind"] == "release" and e["data_sha256"] == last["data_sha256"]
+            }
+            if file_sha256(paths.card) not in bound_cards:
                 raise ReleaseBindingError(
-                    f"{paths.card} is not the card its ledger was written with (edited outside dpsynth); refusing "
+                    f"{paths.card} is not a card its ledger was written with (edited outside dpsynth); refusing "
                     "to bind a card derived from it"
                 )
             current = read_card(paths.card)
@@ -389,7 +397,7 @@ def rebind_card(
         except BaseException:
             _remove_all(temps.values())
             raise
-        _commit(paths, [("card", paths.card), ("ledger", paths.ledger)], temps, unlink_old_ledger=False)
+        _commit(paths, [("ledger", paths.ledger), ("card", paths.card)], temps, unlink_old_ledger=False)
     return paths
 
 

@@ -177,3 +177,67 @@ def test_sigkill_while_writing_the_data_leaves_the_old_release_and_a_temp_the_ne
     write(out, NEW_DATA, "new", 7.0)
     assert temps_in(tmp_path) == []
     assert verifies(out) == (True, True)
+
+
+def rebind_in_killed_child(out: Path, kill_at: int) -> bool:
+    """Fork; the child rebinds a new card and SIGKILLs itself at the ``kill_at``-th replace/unlink.
+    Returns True when the child was killed."""
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            from dpsynth.release import rebind_card
+
+            calls = [0]
+
+            def killing(real):
+                def call(*args, **kwargs):
+                    calls[0] += 1
+                    if calls[0] == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return real(*args, **kwargs)
+
+                return call
+
+            os.replace, os.unlink = killing(os.replace), killing(os.unlink)
+            rebind_card(out, lambda card: {**card, "which": "rebound"})
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return True
+    assert os.WEXITSTATUS(status) == 0
+    return False
+
+
+def test_sigkill_while_rebinding_a_card_never_verifies_a_card_the_ledger_does_not_bind(tmp_path: Path):
+    """``dpsynth evaluate`` rewrites the card through ``rebind_card``: ledger renamed first, card last."""
+    outcomes = []
+    for k in (1, 2, 3):
+        folder = tmp_path / f"k{k}"
+        folder.mkdir()
+        out = folder / "out.csv"
+        write(out, OLD_DATA, "old", 3.0)
+        paths = release_paths(out)
+        old_card, old_ledger = paths.card.read_bytes(), paths.ledger.read_bytes()
+        killed = rebind_in_killed_child(out, k)
+        card = "old" if paths.card.read_bytes() == old_card else "rebound"
+        ledger = "old" if paths.ledger.read_bytes() == old_ledger else "new"
+        library, cli = verifies(out)
+        assert library == cli
+        outcomes.append((killed, card, ledger, library))
+        if card == "rebound" and ledger == "new":
+            assert library, "the whole rebound release must verify"
+        else:
+            assert library == (card == "old" and ledger == "old"), (k, card, ledger, library)
+        # the next rebind (e.g. evaluate run again) recovers and leaves no temp behind
+        from dpsynth.release import rebind_card
+
+        rebind_card(out, lambda card: {**card, "which": "recovered"})
+        assert verifies(out) == (True, True) and temps_in(folder) == []
+    assert outcomes == [
+        (True, "old", "old", True),  # killed before the ledger rename: the release as it was
+        (True, "old", "new", False),  # new ledger beside the old card: fails on the card hash
+        (False, "rebound", "new", True),  # two renames only: the rebind completed
+    ]

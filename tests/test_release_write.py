@@ -242,7 +242,7 @@ def test_rebind_card_refuses_a_swapped_data_file_or_an_edited_card(tmp_path: Pat
         rebind_card(out, lambda card: card)
     out.write_text("a\n1\n")
     paths.card.write_text(paths.card.read_text() + "note: edited by hand\n")
-    with pytest.raises(ReleaseBindingError, match="not the card"):
+    with pytest.raises(ReleaseBindingError, match="not a card its ledger"):
         rebind_card(out, lambda card: card)
     assert paths.ledger.read_text() == ledger_before
     paths.ledger.unlink()
@@ -331,3 +331,27 @@ def test_release_files_get_the_permissions_of_any_new_file(tmp_path: Path):
     finally:
         os.umask(old)
     assert {oct(p.stat().st_mode & 0o777) for p in paths.all()} == {oct(0o644)}
+
+
+def test_every_unlink_and_rename_of_a_release_is_made_durable_before_the_next(tmp_path: Path, monkeypatch):
+    import dpsynth.release as release
+
+    out = tmp_path / "out.csv"
+    write_text_release(out, "a\n1\n")
+    log: list[str] = []
+    real_replace, real_unlink, real_sync = os.replace, os.unlink, release.fsync_dir
+
+    def replace(src, dst):
+        log.append("rename " + Path(dst).name)
+        return real_replace(src, dst)
+
+    def unlink(path, *args, **kwargs):
+        log.append("unlink " + Path(path).name)
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(release, "fsync_dir", lambda folder: log.append("fsync folder"))
+    write_text_release(out, "a\n2\n", force=True)
+    assert log == ["unlink out.csv.ledger.json", "fsync folder", "rename out.csv", "fsync folder",
+                   "rename out.csv.card.yaml", "fsync folder", "rename out.csv.ledger.json", "fsync folder"]
