@@ -289,7 +289,9 @@ def write_release(
             _remove_all(temps.values())
             raise
         _commit(paths, [("data", paths.data), ("card", paths.card), ("ledger", paths.ledger)], temps,
-                unlink_old_ledger=True)
+                unlink_old_ledger=True,
+                broke_off="No ledger is in place, so nothing there verifies as a release; run again with "
+                          "--force / force=True")
     return paths
 
 
@@ -299,8 +301,12 @@ def _commit(
     temps: dict[str, Path],
     *,
     unlink_old_ledger: bool,
+    broke_off: str,
 ) -> None:
-    """Rename ``temps`` into place in ``order`` (ledger last); see :func:`write_release`."""
+    """Rename ``temps`` into place in ``order``, each rename made durable before the next.
+
+    ``broke_off`` ends the error message when a rename fails after something was changed.
+    """
     folder = paths.data.parent
     changed = False
     try:
@@ -309,20 +315,18 @@ def _commit(
             changed = True
             fsync_dir(folder)
         for key, target in order:
-            os.replace(temps.pop(key), target)
+            os.replace(temps[key], target)
+            del temps[key]
             changed = True
             fsync_dir(folder)  # each rename durable before the next: the order survives a power cut
     except OSError as exc:
         _remove_all(temps.values())
         if not changed:
             raise ReleaseWriteError(
-                f"could not write the release {paths.data}: {_describe(exc)}; nothing was released "
+                f"could not write the release {paths.data}: {_describe(exc)}; nothing was changed "
                 "(any earlier release there is untouched)"
             ) from exc
-        raise ReleaseWriteError(
-            f"writing the release {paths.data} broke off: {_describe(exc)}. Its ledger was not written, so "
-            "nothing there verifies as a release; run again with --force / force=True"
-        ) from exc
+        raise ReleaseWriteError(f"writing the release {paths.data} broke off: {_describe(exc)}. {broke_off}") from exc
 
 
 def rebind_card(
@@ -397,7 +401,9 @@ def rebind_card(
         except BaseException:
             _remove_all(temps.values())
             raise
-        _commit(paths, [("ledger", paths.ledger), ("card", paths.card)], temps, unlink_old_ledger=False)
+        _commit(paths, [("ledger", paths.ledger), ("card", paths.card)], temps, unlink_old_ledger=False,
+                broke_off="The ledger binds a card that is not in place, so the release does not verify; "
+                          "run the same step (dpsynth evaluate / rebind_card) again")
     return paths
 
 

@@ -355,3 +355,23 @@ def test_every_unlink_and_rename_of_a_release_is_made_durable_before_the_next(tm
     write_text_release(out, "a\n2\n", force=True)
     assert log == ["unlink out.csv.ledger.json", "fsync folder", "rename out.csv", "fsync folder",
                    "rename out.csv.card.yaml", "fsync folder", "rename out.csv.ledger.json", "fsync folder"]
+
+
+def test_a_rename_that_fails_midway_says_no_release_is_in_place_and_removes_the_temps(tmp_path: Path, monkeypatch):
+    out = tmp_path / "out.csv"
+    write_text_release(out, "a\n1\n")
+    real_replace = os.replace
+
+    def refuse_card(src, dst):
+        if str(dst).endswith(".card.yaml"):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_card)
+    with pytest.raises(ReleaseWriteError, match="broke off.*No ledger is in place.*--force"):
+        write_text_release(out, "a\n2\n", force=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not release_paths(out).ledger.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    write_text_release(out, "a\n3\n", force=True)
+    assert verify(out).status == "pass"
