@@ -375,3 +375,17 @@ def test_a_rename_that_fails_midway_says_no_release_is_in_place_and_removes_the_
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     write_text_release(out, "a\n3\n", force=True)
     assert verify(out).status == "pass"
+
+
+def test_a_shared_ledger_file_is_snapshotted_and_left_unchanged(tmp_path: Path):
+    from dpsynth.accounting.ledger_file import LedgerFile
+
+    shared = LedgerFile.create(tmp_path / "source.ledger.json", PrivacyBudget(3.0, 1e-5), privacy_unit="one row",
+                               source_name="in.csv")
+    shared.charge(operation="test.step", mechanism="gaussian", event=dp_event.GaussianDpEvent(3.0), delta=1e-6)
+    before = (tmp_path / "source.ledger.json").read_bytes()
+    out = tmp_path / "out.csv"
+    write_release(out, lambda tmp: tmp.write_text("a\n1\n"), shared, build_card(shared.load()))
+    assert (tmp_path / "source.ledger.json").read_bytes() == before
+    assert Ledger.load(release_paths(out).ledger).last_release()["data_sha256"] == file_sha256(out)
+    assert verify(out).status == "pass"
