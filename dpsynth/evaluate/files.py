@@ -23,9 +23,8 @@ from typing import Any
 
 from dpsynth.accounting.fingerprint import fingerprint_bytes
 from dpsynth.accounting.ledger import Ledger, LedgerSigningError
-from dpsynth.accounting.verify import file_sha256
 from dpsynth.atomic import atomic_write, atomic_write_text
-from dpsynth.card import build_card, card_text, read_card, update_card as card_update, write_card
+from dpsynth.card import build_card, card_text, merge_card, read_card, write_card
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate import text_metrics as txt
 from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
@@ -33,7 +32,14 @@ from dpsynth.evaluate.decision import DecisionThresholds
 from dpsynth.evaluate.io import EvaluationInputError, load_table, load_texts, looks_like_text, records_from_json
 from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
 from dpsynth.evaluate.report import render_html
-from dpsynth.release import OutputExistsError, check_release_writable, release_paths, write_release
+from dpsynth.release import (
+    OutputExistsError,
+    check_release_writable,
+    rebind_card,
+    refuse_output_over_input,
+    release_paths,
+    write_release,
+)
 
 
 @dataclass(frozen=True)
@@ -140,18 +146,20 @@ def evaluate_files(
     card_path: Path | None = None
     if update_card:
         card_path = release_paths(synthetic_path).card
-        if card_path.exists():
-            previous = read_card(card_path)
+
+        def updated(previous: dict[str, Any] | None) -> dict[str, Any]:
+            if previous is None:
+                return build_card(ledger, evals=card_evals(result.report), release_decision=result.decision)
             history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
                        if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
-            card_update(card_path, evals=card_evals(result.report, history), release_decision=result.decision)
-        elif ledger is not None:
-            write_card(card_path, build_card(ledger, evals=card_evals(result.report),
-                                             release_decision=result.decision))
+            return merge_card(previous, evals=card_evals(result.report, history), release_decision=result.decision)
+
+        if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
+            rebind_card(synthetic_path, updated)
+        elif card_path.exists():
+            write_card(card_path, updated(read_card(card_path)))
         else:
             card_path = None
-        if rebind and card_path is not None:
-            rebind_release(ledger, synthetic_path, card_path)
     return result, EvaluationOutputs(json_out, html_out, card_path)
 
 
@@ -162,15 +170,6 @@ def _check_can_rebind(ledger: Ledger, data_path: Path) -> None:
     except LedgerSigningError as exc:
         raise EvaluationInputError(f"cannot update the card: {exc}; the ledger binds the card by its SHA-256, "
                                    "so only its key holder may change it (pass --no-card)") from exc
-
-
-def rebind_release(ledger: Ledger, data_path: Path, card_path: Path) -> dict[str, Any]:
-    """Append a ``release`` entry binding the data file and the card ``dpsynth evaluate`` just rewrote,
-    and save the ledger: ``dpsynth ledger verify`` checks the last release entry (no charge, no data read)."""
-    entry = ledger.record_release(data_name=data_path.name, data_sha256=file_sha256(data_path),
-                                  card_sha256=file_sha256(card_path))
-    atomic_write_text(release_paths(data_path).ledger, ledger.to_json())
-    return entry
 
 
 def mix_files(
@@ -191,6 +190,7 @@ def mix_files(
     """
     ratio = validate_ratio(ratio)
     real_path, synthetic_path, out_path = Path(real_path), Path(synthetic_path), Path(out_path)
+    refuse_output_over_input(out_path, real_path, synthetic_path)
     paths = check_release_writable(out_path, force)
     text_mode = looks_like_text(synthetic_path)
     if text_mode != looks_like_text(real_path):
