@@ -56,6 +56,8 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling rows from the fitted DP model (post-processing); privacy noise always uses OS entropy."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file
@@ -78,6 +80,11 @@ def synth(
             check_rows_fit_memory(rows, len(next(csv.reader(header), [])), name="--rows")
     except (DpsynthError, OSError) as exc:
         fail(str(exc))
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT
+
+    source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
+        input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget, privacy_unit=PRIVACY_UNIT))
 
     df = _read_csv(input)
 
@@ -116,6 +123,8 @@ def synth(
     except ValueError as exc:
         fail(f"bad input: {exc}")
 
+    if source_step is not None:
+        source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger
     console.print(f"Wrote {paths.data} ({len(result.data)} rows, method {result.method})")
     console.print(f"  ledger: {paths.ledger}")
