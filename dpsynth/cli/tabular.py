@@ -45,6 +45,7 @@ def _read_csv(path: Path):
 
 @app.command()
 def synth(
+    ctx: typer.Context,
     input: Path = typer.Argument(..., help="Sensitive input table (CSV; with --backend stream|ray also Parquet or a directory of parts)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet)."),
     epsilon: float = typer.Option(..., "--epsilon", "-e", help="Privacy budget epsilon (> 0, finite)."),
@@ -55,12 +56,16 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling rows from the fitted DP model (post-processing); privacy noise always uses OS entropy."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
     backend: str = typer.Option("memory", "--backend", help="memory (default) | stream | ray: stream/ray read a CSV/Parquet file or directory through counts (marginal methods, complete metadata; docs/scale.md)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address for --backend ray (default: a local cluster)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import (OutputExistsError, ReleaseWriteError, check_rows_fit_memory,
+                                 refuse_output_over_input, reserve_release)
 
     budget = parse_budget(epsilon, delta)
     if rows is not None and rows < 1:
@@ -68,19 +73,26 @@ def synth(
     if backend != "memory":  # scale-out path: dpsynth/cli/tabular_backends.py
         from dpsynth.cli.tabular_backends import synth_with_backend
 
-        return synth_with_backend(input=input, output=output, budget=budget, rows=rows, method=method, metadata=metadata,
-                                  seed=seed, force=force, quiet=quiet, backend=backend, ray_address=ray_address)
+        return synth_with_backend(ctx, input=input, output=output, budget=budget, rows=rows, method=method, metadata=metadata,
+                                  seed=seed, force=force, quiet=quiet, backend=backend, ray_address=ray_address,
+                                  ledger_file=ledger_file, no_source_budget=no_source_budget)
     require_input_file(input)
     if metadata is not None and not metadata.exists():
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         fail(f"unsupported output format {output.suffix!r}; use .csv, .jsonl or .parquet")
-    try:
-        check_release_writable(output, force)
-    except OutputExistsError as exc:
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        refuse_output_over_input(output, input, metadata)
+        ctx.with_resource(reserve_release(output, force))
+        with open(input, newline="", encoding="utf-8", errors="replace") as header:  # the header only: public
+            check_rows_fit_memory(rows, len(next(csv.reader(header), [])), name="--rows")
+    except (DpsynthError, OSError) as exc:
         fail(str(exc))
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT
+
+    source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
+        input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget, privacy_unit=PRIVACY_UNIT))
 
     df = _read_csv(input)
 
@@ -113,11 +125,14 @@ def synth(
         InvalidBudgetError,
         BudgetExceededError,
         OutputExistsError,
+        ReleaseWriteError,
     ) as exc:
         fail(str(exc))
     except ValueError as exc:
         fail(f"bad input: {exc}")
 
+    if source_step is not None:
+        source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger
     console.print(f"Wrote {paths.data} ({len(result.data)} rows, method {result.method})")
     console.print(f"  ledger: {paths.ledger}")

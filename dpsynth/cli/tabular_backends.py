@@ -10,11 +10,13 @@ would need the private table in memory.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dpsynth.accounting import PrivacyBudget
 
 
 def synth_with_backend(
+    ctx: Any,
     *,
     input: Path,
     output: Path,
@@ -27,12 +29,14 @@ def synth_with_backend(
     quiet: bool,
     backend: str,
     ray_address: str | None,
+    ledger_file: Path | None = None,
+    no_source_budget: bool = False,
 ) -> None:
     """Run one release on ``backend``; exits with a clear message on bad input (nothing spent)."""
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
     from dpsynth.cli.common import console, fail
     from dpsynth.errors import DpsynthError
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.release import OutputExistsError, refuse_output_over_input, reserve_release
     from dpsynth.tabular.backends import check_backend, write_streamed
     from dpsynth.tabular.methods import UnknownMethodError
     from dpsynth.tabular.schema import MetadataError
@@ -60,10 +64,17 @@ def synth_with_backend(
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".parquet"):
         fail(f"--backend {backend} writes .parquet or .csv output, not {output.suffix!r}")
-    try:
-        check_release_writable(output, force)
-    except (OutputExistsError, FileNotFoundError) as exc:
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        refuse_output_over_input(output, input, metadata)
+        ctx.with_resource(reserve_release(output, force))
+    except (DpsynthError, OSError) as exc:
         fail(str(exc))
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT
+
+    source_step = ctx.with_resource(source_budget_charge(  # the input path's source budget, before any read
+        input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT))
 
     synth = Synthesizer(
         epsilon=budget.epsilon, delta=budget.delta, method=method, metadata=str(metadata), seed=seed,
@@ -85,7 +96,11 @@ def synth_with_backend(
             if ray.is_initialized():
                 ray.shutdown()
 
-    ledger = synth.ledger
+    from dpsynth.accounting import Ledger
+
+    ledger = synth.ledger if isinstance(synth.ledger, Ledger) else synth.ledger.load()
+    if source_step is not None:
+        source_step.outputs = {"release": str(paths.data), "release_ledger_id": ledger.ledger_id}
     n = int(rows) if rows is not None else max(1, int(round(synth.n_public_ or 1)))
     console.print(f"Wrote {paths.data} ({n} rows, method {synth.method_}, streamed)")
     console.print(f"  ledger: {paths.ledger}")
