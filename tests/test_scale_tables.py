@@ -197,3 +197,27 @@ def test_streamed_output_crosses_chunks(inputs, tmp_path):
     assert len(data) == 2_345 and data["uid"].tolist() == list(range(1, 2_346))
     assert set(data["plan"].dropna()) <= {"бесплатно", "pro", "équipe"}
     assert verify_text(out.with_name(out.name + ".ledger.json").read_text()).ok
+
+
+def test_cli_stream_backend_charges_the_directory_source_budget_first(inputs, tmp_path, monkeypatch):
+    from dpsynth.accounting import PrivacyBudget
+    from dpsynth.accounting.source_budget import find_source_budget, init_source_budget
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT
+
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET", raising=False)
+    paths, _, _ = inputs
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps(METADATA), encoding="utf-8")
+    args = ["tabular", "synth", str(paths["parquet_dir"]), "--epsilon", "1", "--method", "independent",
+            "--metadata", str(meta), "--backend", "stream", "--quiet", "--rows", "20"]
+    refused = CliRunner().invoke(app, args + ["-o", str(tmp_path / "a.parquet")])
+    assert refused.exit_code == 2 and "no source budget" in refused.output  # nothing read, nothing written
+    assert not (tmp_path / "a.parquet").exists()
+    init_source_budget(paths["parquet_dir"], PrivacyBudget(1.5, 1e-5), privacy_unit=PRIVACY_UNIT)
+    ok = CliRunner().invoke(app, args + ["-o", str(tmp_path / "b.parquet")])
+    assert ok.exit_code == 0, ok.output
+    budget = find_source_budget(paths["parquet_dir"]).load()
+    assert [c["parameters"]["release"] for c in budget.charges()] == [str(tmp_path / "b.parquet")]
+    again = CliRunner().invoke(app, args + ["-o", str(tmp_path / "c.parquet")])  # 1 + 1 > 1.5: refused
+    assert again.exit_code == 2 and not (tmp_path / "c.parquet").exists()
