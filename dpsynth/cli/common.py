@@ -50,3 +50,52 @@ def require_input_file(path: Path) -> Path:
     if path.stat().st_size == 0:
         fail(f"input file {path} is empty")
     return path
+
+
+#: Above this epsilon the CLI warns that the guarantee is weak.
+LARGE_EPSILON = 10.0
+
+
+def warn_large_epsilon(epsilon: float) -> None:
+    """One console line when ``epsilon`` is above :data:`LARGE_EPSILON`."""
+    if epsilon > LARGE_EPSILON:
+        err_console.print(
+            f"[yellow]Warning:[/] epsilon={epsilon:g} is a weak guarantee: an observer's odds of telling whether "
+            f"any one record was in the input may grow by a factor up to e^{epsilon:g} (~{math.exp(min(epsilon, 700)):.3g}). "
+            "Values of 1-10 are usual; use more only if you know why.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def notice_source_key() -> None:
+    """Say, before it happens, that the data owner's source key will be created (one line)."""
+    import os
+
+    from dpsynth.accounting.fingerprint import default_key_path
+
+    if os.environ.get("DPSYNTH_SOURCE_KEY"):
+        return
+    path = default_key_path()
+    if not path.exists():
+        err_console.print(
+            f"Note: creating your private source key at {path} (mode 0600). It fingerprints input files in "
+            "ledgers without revealing them; keep it, and keep it private.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_warnings(caught: list, quiet: bool, skip: tuple[type, ...] = ()) -> None:
+    """Print recorded warnings once each (same class and message), as clean lines; nothing if quiet."""
+    if quiet:
+        return
+    seen: set[tuple[type, str]] = set()
+    for w in caught:
+        if skip and issubclass(w.category, skip):
+            continue
+        key = (w.category, str(w.message))
+        if key in seen:
+            continue
+        seen.add(key)
+        err_console.print(f"[yellow]Warning:[/] {w.message}", highlight=False, soft_wrap=True)
