@@ -205,7 +205,7 @@ def synth(
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Cap on the method's fitting time in seconds (methods that support it)."),
     allow_degenerate: bool = typer.Option(False, "--allow-degenerate", help="Write the release even when DP outputs show columns with no information."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, notes or warnings (errors still print)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, notes or warnings (errors and the final summary still print)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, notice_source_key, parse_budget, print_warnings, require_input_file, warn_large_epsilon
@@ -299,8 +299,6 @@ def synth(
         fail(str(exc))
 
     ledger = result.ledger
-    if quiet:
-        return
     console.print(f"Wrote {paths.data} ({len(result.data)} rows, method {result.method})", highlight=False)
     console.print(f"  ledger: {paths.ledger}", highlight=False)
     console.print(f"  card:   {paths.card}", highlight=False)
