@@ -248,7 +248,7 @@ def synth(
             method_options["max_time"] = float(max_time)
             try:
                 get_method(concrete, **method_options)
-            except DpsynthError as exc:
+            except (DpsynthError, ValueError) as exc:
                 fail(f"--max-time is not supported by method {concrete!r} in this version ({exc})")
     except (DpsynthError, ValueError) as exc:
         fail(str(exc))

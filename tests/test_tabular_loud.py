@@ -1,0 +1,117 @@
+"""Issue 9 sections 2-3 (tabular): loud failures from DP outputs, console notices, quiet mode."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dpsynth.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DPSYNTH_SOURCE_KEY", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture()
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({"age": rng.integers(18, 80, n), "region": rng.choice(["north", "south"], n),
+                       "user": [f"u{i:05d}" for i in range(n)]})
+    path = tmp_path / "in.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_collapsed_column_is_refused_unless_allowed(tmp_path, home, table):
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"row_count": 600, "columns": {
+        "age": {"type": "numerical", "lower": 18, "upper": 80, "integer": True},
+        "region": {"type": "categorical", "categories": ["north", "south"]},
+        "user": {"type": "categorical"}}}))
+    out = tmp_path / "out.csv"
+    res = run("tabular", "synth", table, "-o", out, "-e", 1, "--metadata", meta, "--method", "independent", "-q")
+    assert res.exit_code == 2
+    assert "'user'" in res.output and "type: id" in res.output and "--allow-degenerate" in res.output
+    assert not out.exists() and not (tmp_path / "out.csv.ledger.json").exists()
+    res = run("tabular", "synth", table, "-o", out, "-e", 1, "--metadata", meta, "--method", "independent", "-q",
+              "--allow-degenerate")
+    assert res.exit_code == 0, res.output
+    assert set(pd.read_csv(out)["user"]) == {"__other__"}
+
+
+def test_metadata_categories_matching_no_value_are_refused_after_the_charge(tmp_path, home, table):
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"row_count": 600, "columns": {
+        "age": {"type": "numerical", "lower": 18, "upper": 80, "integer": True},
+        "region": {"type": "categorical", "categories": ["North", "South"]},  # case mismatch
+        "user": {"type": "id"}}}))
+    res = run("tabular", "synth", table, "-o", tmp_path / "o.csv", "-e", 2, "--metadata", meta, "--method", "independent",
+              "-q")
+    assert res.exit_code == 2 and "'region'" in res.output and "match none of its categories" in res.output
+    assert "case" in res.output and not (tmp_path / "o.csv").exists()
+
+
+def test_domain_report_quality_key_notice_and_large_epsilon(tmp_path, home, table):
+    out = tmp_path / "o.csv"
+    res = run("tabular", "synth", table, "-o", out, "-e", 20, "--method", "independent", "--allow-degenerate")
+    assert res.exit_code == 0, res.output
+    assert "weak guarantee" in res.output
+    assert "creating your private source key" in res.output and (home / "source.key").exists()
+    assert "Domain stage (DP outputs" in res.output and "region: type categorical (DP type step)" in res.output
+    assert "per column (1-way TVD, not DP)" in res.output and "public bins" in res.output
+    again = run("tabular", "synth", table, "-o", tmp_path / "o2.csv", "-e", 1, "--method", "independent",
+                "--allow-degenerate")
+    assert "creating your private source key" not in again.output and "weak guarantee" not in again.output
+
+
+def test_quiet_silences_warnings_and_bounds_warning_is_one_line(tmp_path, home):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.uniform(1, 5, 30).round(3), "b": rng.uniform(1, 5, 30).round(3)})
+    df.to_csv(tmp_path / "small.csv", index=False)
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"row_count": 30, "columns": {"a": {"type": "numerical"}, "b": {"type": "numerical"}}}))
+    res = run("tabular", "synth", tmp_path / "small.csv", "-o", tmp_path / "o.csv", "-e", 0.1, "--metadata", meta,
+              "--method", "independent")
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if "DP bounds are mostly noise" in ln]
+    assert len(lines) == 1 and "a, b" in lines[0]
+    assert ".py:" not in res.output  # no Python source lines
+    quiet = run("tabular", "synth", tmp_path / "small.csv", "-o", tmp_path / "q.csv", "-e", 0.1, "--metadata", meta,
+                "--method", "independent", "-q")
+    assert quiet.exit_code == 0 and "Warning" not in quiet.output and "mostly noise" not in quiet.output
+
+
+def test_output_equal_to_input_is_refused_and_force_is_a_flag(tmp_path, home, table):
+    res = run("tabular", "synth", table, "-o", table, "-e", 1, "--force")
+    assert res.exit_code == 2 and "input" in res.output
+    assert "u00000" in table.read_text()
+
+
+def test_max_time_reaches_the_method_or_is_a_clear_error(tmp_path, home, table):
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"row_count": 600, "columns": {
+        "age": {"type": "numerical", "lower": 18, "upper": 80, "integer": True},
+        "region": {"type": "categorical", "categories": ["north", "south"]}, "user": {"type": "id"}}}))
+    res = run("tabular", "synth", table, "-o", tmp_path / "o.csv", "-e", 1, "--metadata", meta, "--method", "mst",
+              "--max-time", 30, "-q")
+    if res.exit_code != 0:
+        assert "--max-time is not supported by method 'mst'" in res.output
+    bad = run("tabular", "synth", table, "-o", tmp_path / "o.csv", "-e", 1, "--max-time", -1)
+    assert bad.exit_code == 2 and "--max-time" in bad.output
