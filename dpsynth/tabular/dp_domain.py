@@ -61,7 +61,7 @@ from dpsynth.tabular.parsing import (
 from dpsynth.tabular.schema import ColumnSpec, TableSchema
 
 #: Shares of the domain budget between its parts (renormalised over the parts a call needs).
-PART_WEIGHTS = {"types": 0.25, "row_count": 0.15, "values": 0.6}
+PART_WEIGHTS = {"types": 0.25, "row_count": 0.1, "values": 0.65}
 #: Public label that stands for every value outside a DP-discovered category list.
 OTHER_LABEL = "__other__"
 #: Window widths (in public bins) of the bounds tests; see :func:`dp_bounds`.
@@ -234,8 +234,9 @@ def decide_type(noisy: Sequence[float], sigma: float) -> TypeDecision:
     The type is the largest of the groups boolean / numeric (integer + number) / datetime / text
     (text -> categorical); a numerical column is ``integer`` unless its noisy count of non-integer
     numbers clears ``z * sigma`` (z = the 99% normal quantile); the column is nullable when its noisy
-    missing count clears the same level. ``reliable`` is false when the noisy non-missing total is
-    below ``5 * sigma`` (the decision is then mostly noise).
+    missing count clears the same level. ``reliable`` is false when the largest group leads the
+    second by less than ``3 * sqrt(3) * sigma`` (three standard deviations of the difference of
+    two group sums; the decision is then mostly noise).
     """
     c = np.asarray(noisy, dtype=np.float64)
     z = float(norm.isf(DECISION_ERROR))
@@ -245,13 +246,14 @@ def decide_type(noisy: Sequence[float], sigma: float) -> TypeDecision:
         "datetime": c[DATETIME],
         "categorical": c[TEXT],
     }
-    ctype = max(groups, key=lambda k: groups[k])
-    nonmissing = float(sum(groups.values()))
+    ranked = sorted(groups, key=lambda k: groups[k], reverse=True)
+    ctype = ranked[0]
+    lead = float(groups[ranked[0]] - groups[ranked[1]])
     return TypeDecision(
         type=ctype,
         integer=bool(ctype == "numerical" and c[NUMBER] <= z * sigma),
         nullable=bool(c[MISSING] > z * sigma),
-        reliable=bool(nonmissing > 5.0 * sigma),
+        reliable=bool(lead > 3.0 * math.sqrt(3.0) * sigma),
     )
 
 

@@ -5,9 +5,9 @@ Split rule (public, documented, tested):
 * If the metadata leaves something to derive (a column's type, the row count, numeric/datetime
   bounds, category sets), a **domain stage** gets a share of epsilon and of delta and the method
   gets the rest: ``PREPROCESSING_FRACTION`` (10%) when every column's type is declared, and
-  ``TYPE_STEP_FRACTION`` (30%) when some column's type is left to the DP type step (a first run
+  ``TYPE_STEP_FRACTION`` (40%) when some column's type is left to the DP type step (a first run
   without metadata: discovering types, bounds and categories is then most of what the release
-  needs, and with 10% every category of a 2,000-row table fell under the threshold). With
+  needs; with 10%, every category of Adult-2,000 fell under the threshold, see docs/tabular.md). With
   complete metadata the method gets everything.
 * Inside the domain stage the share is split between the parts needed by
   :data:`dpsynth.tabular.dp_domain.PART_WEIGHTS`; see :func:`dpsynth.tabular.dp_domain.calibrate_domain`.
@@ -28,7 +28,7 @@ from dpsynth.tabular.dp_domain import (  # noqa: F401 - re-exported: the domain 
 from dpsynth.tabular.schema import TableSchema
 
 PREPROCESSING_FRACTION = 0.1
-TYPE_STEP_FRACTION = 0.3
+TYPE_STEP_FRACTION = 0.4
 
 #: Former name of :func:`calibrate_domain`.
 plan_domain = calibrate_domain
