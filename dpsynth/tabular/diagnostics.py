@@ -30,7 +30,7 @@ from dpsynth.tabular.schema import TableSchema
 #: Share of synthetic rows on the missing/unfit code above which a column is degenerate.
 UNFIT_SHARE = 0.9
 #: Share above which a non-nullable column gets a (non-blocking) warning.
-UNFIT_WARN_SHARE = 0.2
+UNFIT_WARN_SHARE = 0.5
 
 
 class DegenerateColumnWarning(DpsynthWarning):
