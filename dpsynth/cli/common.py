@@ -87,15 +87,15 @@ def notice_source_key() -> None:
 
 
 def print_warnings(caught: list, quiet: bool, skip: tuple[type, ...] = ()) -> None:
-    """Print recorded warnings once each (same class and message), as clean lines; nothing if quiet."""
+    """Print recorded warnings once per warning site (class, file, line) as clean lines, with a
+    repeat count; nothing when ``quiet``."""
     if quiet:
         return
-    seen: set[tuple[type, str]] = set()
+    groups: dict[tuple, list] = {}
     for w in caught:
         if skip and issubclass(w.category, skip):
             continue
-        key = (w.category, str(w.message))
-        if key in seen:
-            continue
-        seen.add(key)
-        err_console.print(f"[yellow]Warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        groups.setdefault((w.category, w.filename, w.lineno), []).append(w)
+    for items in groups.values():
+        more = f" (and {len(items) - 1} similar)" if len(items) > 1 else ""
+        err_console.print(f"[yellow]Warning:[/] {items[0].message}{more}", highlight=False, soft_wrap=True)

@@ -45,8 +45,10 @@ def _read_csv(path: Path, sep: Optional[str]):
         fail(str(exc))
     except pd.errors.EmptyDataError:
         fail(f"{path} has no data (empty CSV)")
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-        fail(f"cannot parse {path} as CSV: {str(exc).strip().splitlines()[0]}")
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, ValueError):
+        # No parser detail (line numbers, field counts): it would describe private rows before any charge.
+        fail(f"cannot parse {path} as CSV: a row does not match the header (field count or quoting) or the "
+             "text is not UTF-8; check the delimiter (--sep) and the quoting")
     if df.shape[1] == 0:
         fail(f"{path} has no columns")
     return df
