@@ -204,11 +204,13 @@ def test_encoding_never_refuses_a_value_and_non_nullable_columns_output_no_missi
 def test_zero_is_a_point_code_so_zero_inflated_columns_stay_zero_inflated():
     spec = ColumnSpec("gain", "numerical", lower=0, upper=10000, bins=4, integer=True)
     enc = ColumnEncoder.from_spec(spec)
-    assert enc.points == (0.0,) and enc.size == 4 + 1 + 1
-    codes = enc.encode(pd.Series([0, 0, 0, 5000, 1]))
-    assert codes.tolist()[:3] == [4, 4, 4] and codes[3] == 2 and codes[4] == 0
+    assert enc.points == (0.0, 10000.0) and enc.size == 4 + 2 + 1  # bins, points 0 and the upper bound, missing
+    codes = enc.encode(pd.Series([0, 0, 0, 5000, 1, 99999]))
+    assert codes.tolist() == [4, 4, 4, 2, 0, 5]  # 99999 is clipped onto the bound's own code
     out = enc.decode(codes.repeat(100), np.random.default_rng(0))
-    assert (out == 0).mean() == pytest.approx(0.6)
+    assert (out == 0).mean() == pytest.approx(0.5) and (out == 10000).mean() == pytest.approx(1 / 6)
+    floats = ColumnEncoder.from_spec(ColumnSpec("x", "numerical", lower=-1.0, upper=1.0, bins=4))
+    assert floats.points == (0.0,)
     # a column with one code per integer already has its own code for 0
     assert ColumnEncoder.from_spec(ColumnSpec("k", "numerical", lower=0, upper=3, integer=True)).points == ()
 

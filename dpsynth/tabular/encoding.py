@@ -19,7 +19,8 @@ synthetic data is a DP quantity and drives the "matches none of the values" warn
 * numerical / datetime: values are clipped to the public ``[lower, upper]`` (never revealed),
   cut into ``bins`` equal-width bins (one bin per integer when an integer column has fewer
   integers than bins). A numerical column whose public bounds contain 0 gets a **point code for
-  exactly 0** (public special value), so a zero-inflated column stays zero-inflated. Decoding draws a
+  exactly 0** (public special value), so a zero-inflated column stays zero-inflated; an integer
+  column also gets point codes for its two bounds (values clipped there keep their pile-up). Decoding draws a
   value uniformly inside the bin (rounded for integer columns, clipped to the bounds); datetimes
   are handled as seconds since the epoch.
 * id: not encoded (no private information is used); decoding makes fresh ids ``1..n``.
@@ -107,8 +108,9 @@ class ColumnEncoder:
             clipped = np.clip(np.nan_to_num(values, nan=s.lower, posinf=s.upper, neginf=s.lower), s.lower, s.upper)
             codes = np.searchsorted(np.asarray(self.edges[1:-1]), clipped, side="right").astype(np.int64)
             n_bins = len(self.edges) - 1
-            for j, point in enumerate(self.points):
-                codes = np.where(values == point, n_bins + j, codes)
+            bounds = (s.lower, s.upper) if s.integer else ()
+            for j, point in enumerate(self.points):  # a bound's code also takes the values clipped onto it
+                codes = np.where((clipped if point in bounds else values) == point, n_bins + j, codes)
         else:
             raise ValueError(f"column {s.name!r} of type {s.type!r} is not encoded")
         return np.where(missing, self.missing_code, codes).astype(np.int64)
@@ -145,6 +147,9 @@ class ColumnEncoder:
             values = np.floor(values)
             if s.integer:
                 values = np.clip(values, math.ceil(s.lower), math.floor(s.upper))  # type: ignore[arg-type]
+                for point in self.points:  # a bin's draw never lands on a point code's value
+                    hit = (values == point) & ~is_point
+                    values = np.where(hit, np.where(point + 1 < hi, point + 1, point - 1), values)
         values = np.clip(values, s.lower, s.upper)
         values = np.where(missing, np.nan, values)
         if s.type == "datetime":
@@ -170,13 +175,18 @@ def numeric_edges(spec: ColumnSpec) -> tuple[float, ...]:
 
 
 def point_values(spec: ColumnSpec, edges: tuple[float, ...]) -> tuple[float, ...]:
-    """Public special values with their own code: 0 for a numerical column whose bounds hold it
-    (unless the column already has one code per integer)."""
-    if spec.type != "numerical" or not (spec.lower <= 0.0 <= spec.upper):  # type: ignore[operator]
+    """Public special values with their own code (numerical columns only): 0 when the bounds hold
+    it, and for integer columns the two bounds themselves (values clipped to a bound land there, so
+    a pile-up at a bound stays a pile-up). None when the column has one code per integer already."""
+    if spec.type != "numerical":
         return ()
-    if spec.integer and len(edges) - 1 == math.floor(spec.upper) - math.ceil(spec.lower) + 1:  # type: ignore[arg-type]
-        return ()  # one bin per integer value: 0 already has its own code
-    return (0.0,)
+    lo, hi = float(spec.lower), float(spec.upper)  # type: ignore[arg-type]
+    if spec.integer and len(edges) - 1 == math.floor(hi) - math.ceil(lo) + 1:
+        return ()  # one bin per integer value: every value already has its own code
+    points = [0.0] if lo <= 0.0 <= hi else []
+    if spec.integer:
+        points += [p for p in (lo, hi) if float(p).is_integer() and p not in points]
+    return tuple(sorted(points))
 
 
 def impute_missing_codes(codes: np.ndarray, missing_code: int, n_values: int, rng: np.random.Generator) -> np.ndarray:
