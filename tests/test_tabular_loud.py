@@ -115,3 +115,26 @@ def test_max_time_reaches_the_method_or_is_a_clear_error(tmp_path, home, table):
         assert "--max-time is not supported by method 'mst'" in res.output
     bad = run("tabular", "synth", table, "-o", tmp_path / "o.csv", "-e", 1, "--max-time", -1)
     assert bad.exit_code == 2 and "--max-time" in bad.output
+
+
+def test_csv_parse_errors_describe_no_private_row(tmp_path):
+    broken = tmp_path / "broken.csv"
+    broken.write_text('a,b\n1,2\n3,"4\n5,6,7,8\n9,SECRET,1,2,3\n')
+    res = run("tabular", "synth", broken, "-o", tmp_path / "o.csv", "-e", 1)
+    assert res.exit_code == 2 and "cannot parse" in res.output
+    assert "line" not in res.output.lower() and "SECRET" not in res.output
+
+
+def test_library_warns_once_for_unreliable_bounds_listing_the_columns():
+    import warnings
+
+    from dpsynth.tabular import UnreliableDPBoundsWarning, synthesize
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.uniform(1, 5, 30), "b": rng.uniform(1, 5, 30)})
+    meta = {"row_count": 30, "columns": {"a": {"type": "numerical"}, "b": {"type": "numerical"}}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        synthesize(df, epsilon=0.1, metadata=meta, method="independent", progress=False)
+    bounds = [w for w in caught if issubclass(w.category, UnreliableDPBoundsWarning)]
+    assert len(bounds) == 1 and "a, b" in str(bounds[0].message)
