@@ -80,26 +80,20 @@ def infer_metadata_dp(
         )
     if not plan.needed:
         return schema, ledger, {}
-    entry = ledger.charge(
+    with ledger.spend(
+        plan,
         operation="tabular.infer_metadata",
-        mechanism=plan.mechanism,
-        stages=list(plan.stages),
-        delta=plan.delta,
-        parameters=plan.parameters,
         limit=budget,
         provenance={"source_columns": list(map(str, df.columns))},
-    )
-    release = run_domain(df, schema, plan, acc.privacy_rng())
-    schema = release.schema
-    if release.dp_row_count is not None:
-        from dataclasses import replace
+    ) as step:
+        release = run_domain(df, schema, plan, acc.privacy_rng())
+        schema = release.schema
+        if release.dp_row_count is not None:
+            from dataclasses import replace
 
-        schema = replace(schema, row_count=int(release.dp_row_count))
-    ledger.complete(
-        entry,
-        source_fingerprint=acc.fingerprint_dataframe(df),
-        outputs={"public_domain": schema.to_dict(), "domain_report": release.report},
-    )
+            schema = replace(schema, row_count=int(release.dp_row_count))
+        step.source_fingerprint = acc.fingerprint_dataframe(df)
+        step.outputs = {"public_domain": schema.to_dict(), "domain_report": release.report}
     return schema, ledger, release.report
 
 

@@ -33,7 +33,6 @@ TYPE_STEP_FRACTION = 0.4
 #: Former name of :func:`calibrate_domain`.
 plan_domain = calibrate_domain
 
-
 def needs_domain_stage(schema: TableSchema) -> bool:
     """True when the metadata leaves a type, the row count, bounds or categories to DP."""
     return (
