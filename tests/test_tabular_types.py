@@ -192,7 +192,8 @@ def test_infer_metadata_dp_pass_writes_a_ledger_and_the_file_drives_synth(tmp_pa
     res = run("tabular", "infer-metadata", tmp_path / "in.csv", "-o", meta, "-e", 1, "-q")
     assert res.exit_code == 0, res.output
     ledger = tmp_path / "meta.yaml.ledger.json"
-    assert ledger.exists() and run("ledger", "verify", ledger).exit_code == 0
+    assert ledger.exists() and (tmp_path / "meta.yaml.card.yaml").exists()
+    assert run("ledger", "verify", meta).exit_code == 0
     raw = yaml.safe_load(meta.read_text())
     assert raw["columns"]["age"]["type"] == "numerical" and raw["columns"]["sex"]["categories"] == ["F", "M"]
     assert "row_count" in raw

@@ -68,24 +68,6 @@ def warn_large_epsilon(epsilon: float) -> None:
         )
 
 
-def notice_source_key() -> None:
-    """Say, before it happens, that the data owner's source key will be created (one line)."""
-    import os
-
-    from dpsynth.accounting.fingerprint import default_key_path
-
-    if os.environ.get("DPSYNTH_SOURCE_KEY"):
-        return
-    path = default_key_path()
-    if not path.exists():
-        err_console.print(
-            f"Note: creating your private source key at {path} (mode 0600). It fingerprints input files in "
-            "ledgers without revealing them; keep it, and keep it private.",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
 def print_warnings(caught: list, quiet: bool, skip: tuple[type, ...] = ()) -> None:
     """Print recorded warnings once per warning site (class, file, line) as clean lines, with a
     repeat count; nothing when ``quiet``."""

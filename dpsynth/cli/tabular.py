@@ -112,7 +112,7 @@ def infer_metadata(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages besides errors."),
 ) -> None:
     """Write a metadata file from a charged DP pass over INPUT, or from a public sample."""
-    from dpsynth.cli.common import console, fail, notice_source_key, parse_budget, require_input_file, warn_large_epsilon
+    from dpsynth.cli.common import console, fail, parse_budget, require_input_file, warn_large_epsilon
     from dpsynth.errors import DpsynthError
     from dpsynth.release import atomic_write_text
     from dpsynth.tabular.infer import infer_metadata_dp, metadata_from_public_sample, schema_to_yaml
@@ -142,12 +142,13 @@ def infer_metadata(
     require_input_file(input)
     if metadata is not None and not metadata.exists():
         fail(f"metadata file {metadata} does not exist")
-    ledger_path = output.with_name(output.name + ".ledger.json")
-    _check_new_file(output, force)
-    _check_new_file(ledger_path, force)
+    from dpsynth.release import OutputExistsError, check_release_writable, write_release
+
+    try:
+        paths = check_release_writable(output, force)
+    except (OutputExistsError, FileNotFoundError) as exc:
+        fail(str(exc))
     df = _read_csv(input, sep)
-    if not quiet:
-        notice_source_key()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -157,17 +158,24 @@ def infer_metadata(
             )
         except DpsynthError as exc:
             fail(str(exc))
+    from dpsynth.card import build_card
     from dpsynth.cli.common import print_warnings
 
     print_warnings(caught, quiet)
-    atomic_write_text(ledger_path, ledger.to_json())
-    atomic_write_text(output, schema_to_yaml(
+    text = schema_to_yaml(
         schema, f"Metadata of {input.name} released with differential privacy (epsilon={budget.epsilon:g}, "
-                f"delta={budget.delta:g});\nits ledger is {ledger_path.name}. Compose it with the ledgers of later "
-                "releases from the same data (dpsynth ledger compose)."))
+                f"delta={budget.delta:g});\nits ledger is {paths.ledger.name}. Compose it with the ledgers of later "
+                "releases from the same data (dpsynth ledger compose).")
+    card = build_card(ledger, generator_model={"family": "dpsynth.tabular", "method": "infer-metadata"},
+                      extra={"tabular": {"columns": list(map(str, df.columns)), "public_domain": schema.to_dict()}})
+    try:
+        paths = write_release(output, lambda tmp: tmp.write_text(text, encoding="utf-8"), ledger, card, force=force)
+    except (DpsynthError, OutputExistsError) as exc:
+        fail(str(exc))
     if not quiet:
         _print_domain_report(report)
-        console.print(f"Wrote {output} and {ledger_path} (epsilon spent {ledger.epsilon_spent:.4f}).", highlight=False)
+        console.print(f"Wrote {paths.data} with its ledger {paths.ledger} and card {paths.card} "
+                      f"(epsilon spent {ledger.epsilon_spent:.4f}).", highlight=False)
 
 
 def _print_domain_report(report: dict) -> None:
@@ -210,7 +218,7 @@ def synth(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, notes or warnings (errors and the final summary still print)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
-    from dpsynth.cli.common import console, fail, notice_source_key, parse_budget, print_warnings, require_input_file, warn_large_epsilon
+    from dpsynth.cli.common import console, fail, parse_budget, print_warnings, require_input_file, warn_large_epsilon
     from dpsynth.errors import DpsynthError
     from dpsynth.release import OutputExistsError, check_release_writable
 
@@ -256,7 +264,6 @@ def synth(
         fail(str(exc))
     if not quiet:
         _print_estimate(n_modelled, concrete, method)
-        notice_source_key()
         console.print(f"Fitting on {input.name} with epsilon={budget.epsilon:g}, delta={budget.delta:g}, "
                       f"method {concrete} ...", highlight=False)
 
