@@ -264,6 +264,7 @@ def synth(
         fail(str(exc))
     if not quiet:
         _print_estimate(n_modelled, concrete, method)
+        _print_domain_plan(schema, budget.epsilon, budget.delta)
         console.print(f"Fitting on {input.name} with epsilon={budget.epsilon:g}, delta={budget.delta:g}, "
                       f"method {concrete} ...", highlight=False)
 
@@ -319,6 +320,25 @@ def synth(
         console.print(f"  - {entry['operation']}: epsilon={entry['charge']['epsilon']:.4f} ({entry['charge']['accountant']})",
                       highlight=False)
     _print_quality(df, result, synth)
+
+
+def _print_domain_plan(schema, epsilon: float, delta: float) -> None:
+    """Before the fit, what the DP domain stage will cost and need (public: plan only)."""
+    from dpsynth.cli.common import console
+    from dpsynth.tabular.dp_domain import calibrate_domain
+    from dpsynth.tabular.plan import split_budget
+
+    (eps_d, delta_d), _ = split_budget(epsilon, delta, schema)
+    plan = calibrate_domain(schema, eps_d, delta_d)
+    if not plan.needed:
+        return
+    p = plan.parameters
+    parts = [f"the metadata leaves {', '.join(s.name for s in plan.stages)} to a DP domain stage "
+             f"(epsilon {eps_d:g} of {epsilon:g})"]
+    if "threshold" in p.get("values", {}):
+        parts.append(f"category values need a noisy count above ~{p['values']['threshold']:.0f} rows to be kept "
+                     "(rarer values become '__other__'; list categories in the metadata to keep them)")
+    console.print("Note: " + "; ".join(parts) + ".", highlight=False, soft_wrap=True)
 
 
 def _print_estimate(n_modelled: int, concrete: str, requested: str) -> None:
