@@ -138,3 +138,21 @@ def test_library_warns_once_for_unreliable_bounds_listing_the_columns():
         synthesize(df, epsilon=0.1, metadata=meta, method="independent", progress=False)
     bounds = [w for w in caught if issubclass(w.category, UnreliableDPBoundsWarning)]
     assert len(bounds) == 1 and "a, b" in str(bounds[0].message)
+
+
+def test_wide_tables_get_a_pre_start_note_and_the_domain_plan_is_announced(tmp_path, home):
+    rng = np.random.default_rng(0)
+    cols = {f"c{i}": rng.integers(0, 3, 200) for i in range(20)}
+    pd.DataFrame(cols).to_csv(tmp_path / "wide.csv", index=False)
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"row_count": 200, "columns": {
+        k: {"type": "categorical", "categories": ["0", "1", "2"]} for k in cols}}))
+    res = run("tabular", "synth", tmp_path / "wide.csv", "-o", tmp_path / "o.csv", "-e", 1, "--metadata", meta,
+              "--method", "independent")
+    assert res.exit_code == 0, res.output
+    assert "20 modelled columns" in res.output and "1,140 three-column marginals" in res.output
+    assert "DP domain stage" not in res.output  # complete metadata: nothing left to DP
+    plain = run("tabular", "synth", tmp_path / "wide.csv", "-o", tmp_path / "p.csv", "-e", 1, "--method", "independent",
+                "--allow-degenerate")
+    assert "leaves types, row_count, values to a DP domain stage" in plain.output
+    assert "category values need a noisy count above" in plain.output
