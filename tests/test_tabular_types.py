@@ -96,7 +96,7 @@ def test_without_metadata_the_type_is_released_by_a_charged_dp_step(tmp_path, th
 def test_type_step_histogram_has_sensitivity_one():
     """Same noise draw, neighbouring tables: the noisy class counts differ by one in one class."""
     base = pd.Series([a for a, _ in base_rows()], dtype=object)
-    for extra in ("", "abc", "12", "1.5", "2020-01-02", "true"):
+    for extra in ("", "abc", "12", "1.5", "2020-01-02", "2020-01-02 10:00", "true"):
         plus = pd.concat([base, pd.Series([extra], dtype=object)], ignore_index=True)
         a = dp_domain.dp_type_counts(base, 5.0, np.random.default_rng(7))
         b = dp_domain.dp_type_counts(plus, 5.0, np.random.default_rng(7))
@@ -105,12 +105,14 @@ def test_type_step_histogram_has_sensitivity_one():
 
 
 def test_type_decision_is_post_processing_of_the_noisy_counts_only():
-    noisy = np.array([3.0, -2.0, 250.0, 1.0, 4.0, 40.0])  # missing, boolean, integer, number, datetime, text
+    noisy = np.array([3.0, -2.0, 250.0, 1.0, 4.0, 1.0, 40.0])  # missing, boolean, integer, number, date, datetime, text
     d = dp_domain.decide_type(noisy, sigma=10.0)
     assert (d.type, d.integer, d.nullable, d.reliable) == ("numerical", True, False, True)
-    assert dp_domain.decide_type(np.array([0, 0, 5, 0, 0, 300.0]), 10.0).type == "categorical"
-    assert dp_domain.decide_type(np.array([80.0, 0, 0, 0, 400, 0]), 10.0).nullable
-    assert not dp_domain.decide_type(np.array([0, 0, 3.0, 0, 0, 2.0]), 10.0).reliable
+    assert dp_domain.decide_type(np.array([0, 0, 5, 0, 0, 0, 300.0]), 10.0).type == "categorical"
+    dates = dp_domain.decide_type(np.array([80.0, 0, 0, 0, 400, 3, 0]), 10.0)
+    assert dates.nullable and dates.type == "datetime" and dates.datetime_format == "%Y-%m-%d"
+    assert dp_domain.decide_type(np.array([0, 0, 0, 0, 3, 400.0, 0]), 10.0).datetime_format is None
+    assert not dp_domain.decide_type(np.array([0, 0, 3.0, 0, 0, 0, 2.0]), 10.0).reliable
 
 
 def test_type_step_statistics_match_the_gaussian_guarantee():
@@ -128,13 +130,14 @@ def test_type_step_statistics_match_the_gaussian_guarantee():
 
 
 def test_parse_rules_are_applied_to_each_value_alone():
-    values = ["12", " 7 ", "", "NA", "1.5", "1e3", "abc", "2020-01-02", "True", "no", "F", "inf", "3.0"]
+    values = ["12", " 7 ", "", "NA", "1.5", "1e3", "abc", "2020-01-02", "True", "no", "F", "inf", "3.0",
+              "2020-01-02 10:30"]
     whole = parse_classes(pd.Series(values, dtype=object))
     alone = [int(parse_classes(pd.Series([v], dtype=object))[0]) for v in values]
     assert whole.tolist() == alone
     names = [PARSE_CLASSES[i] for i in whole]
-    assert names == ["integer", "integer", "missing", "missing", "number", "number", "text", "datetime",
-                     "boolean", "boolean", "text", "text", "number"]
+    assert names == ["integer", "integer", "missing", "missing", "number", "number", "text", "date",
+                     "boolean", "boolean", "text", "text", "number", "datetime"]
 
 
 def test_csv_is_read_as_text_and_the_delimiter_comes_from_the_header(tmp_path):

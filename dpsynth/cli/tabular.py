@@ -190,7 +190,8 @@ def _print_domain_report(report: dict) -> None:
         if rep.get("type_unreliable"):
             parts.append("type decided mostly by noise")
         if "lower" in rep:
-            parts.append(f"bounds [{rep['lower']:g}, {rep['upper']:g}]" + (" (mostly noise)" if rep.get("bounds_unreliable") else ""))
+            fmt = (lambda v: f"{v:g}") if isinstance(rep["lower"], (int, float)) else str
+            parts.append(f"bounds [{fmt(rep['lower'])}, {fmt(rep['upper'])}]" + (" (mostly noise)" if rep.get("bounds_unreliable") else ""))
         if "kept" in rep:
             kept = rep["kept"]
             shown = ", ".join(kept[:8]) + (", ..." if len(kept) > 8 else "")

@@ -49,6 +49,7 @@ from dpsynth.errors import DpsynthError, DpsynthWarning
 from dpsynth.tabular import _accounting as acc
 from dpsynth.tabular.parsing import (
     BOOLEAN,
+    DATE,
     DATETIME,
     INTEGER,
     MISSING,
@@ -226,13 +227,15 @@ class TypeDecision:
     integer: bool
     nullable: bool
     reliable: bool
+    datetime_format: str | None = None
 
 
 def decide_type(noisy: Sequence[float], sigma: float) -> TypeDecision:
     """Public rule on the noisy class counts (post-processing, so it is DP).
 
     The type is the largest of the groups boolean / numeric (integer + number) / datetime / text
-    (text -> categorical); a numerical column is ``integer`` unless its noisy count of non-integer
+    (text -> categorical; date + datetime -> datetime, written as ``%Y-%m-%d`` when plain dates
+    outnumber timestamps); a numerical column is ``integer`` unless its noisy count of non-integer
     numbers clears ``z * sigma`` (z = the 99% normal quantile); the column is nullable when its noisy
     missing count clears the same level. ``reliable`` is false when the largest group leads the
     second by less than ``3 * sqrt(3) * sigma`` (three standard deviations of the difference of
@@ -243,7 +246,7 @@ def decide_type(noisy: Sequence[float], sigma: float) -> TypeDecision:
     groups = {
         "boolean": c[BOOLEAN],
         "numerical": c[INTEGER] + c[NUMBER],
-        "datetime": c[DATETIME],
+        "datetime": c[DATE] + c[DATETIME],
         "categorical": c[TEXT],
     }
     ranked = sorted(groups, key=lambda k: groups[k], reverse=True)
@@ -254,6 +257,7 @@ def decide_type(noisy: Sequence[float], sigma: float) -> TypeDecision:
         integer=bool(ctype == "numerical" and c[NUMBER] <= z * sigma),
         nullable=bool(c[MISSING] > z * sigma),
         reliable=bool(lead > 3.0 * math.sqrt(3.0) * sigma),
+        datetime_format="%Y-%m-%d" if ctype == "datetime" and c[DATE] > c[DATETIME] else None,
     )
 
 
@@ -391,7 +395,7 @@ def run_domain(df: pd.DataFrame, schema: TableSchema, plan: DomainPlan, rng: np.
         for name in p["types"]["columns"]:
             decision = decide_type(dp_type_counts(df[name], sigma_t, rng), sigma_t)
             spec = replace(schema[name], type=decision.type, integer=decision.integer, nullable=decision.nullable,
-                           declared=False)
+                           datetime_format=decision.datetime_format, declared=False)
             schema = schema.with_column(spec)
             report[name] = {"type": decision.type, "type_source": "dp", "integer": decision.integer,
                             "nullable": decision.nullable, "type_unreliable": not decision.reliable}
@@ -414,7 +418,8 @@ def run_domain(df: pd.DataFrame, schema: TableSchema, plan: DomainPlan, rng: np.
                     warnings.simplefilter("always")
                     lo, hi = dp_bounds(values, sigma, rng, candidates=grid, column=repr(name))
                 spec = _with_bounds(spec, lo, hi)
-                entry.update(lower=spec.lower, upper=spec.upper,
+                shown = (lambda v: pd.Timestamp(v, unit="s").isoformat()) if spec.type == "datetime" else float
+                entry.update(lower=shown(spec.lower), upper=shown(spec.upper),
                              bounds_unreliable=any(issubclass(w.category, UnreliableDPBoundsWarning) for w in caught))
             elif spec.needs_dp_categories:
                 cats = dp_categories(df[name], q["sigma"], q["threshold"], rng, q["min_count"])

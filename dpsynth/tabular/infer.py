@@ -128,7 +128,8 @@ def metadata_from_public_sample(df: pd.DataFrame, max_categories: int = 100) -> 
             lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 86400.0)
             if hi <= lo:
                 hi = lo + 86400.0
-            specs.append(ColumnSpec(str(name), "datetime", lower=lo, upper=hi, nullable=nullable))
+            specs.append(ColumnSpec(str(name), "datetime", lower=lo, upper=hi, nullable=nullable,
+                                    datetime_format=d.datetime_format))
         elif d.type == "boolean":
             specs.append(ColumnSpec(str(name), "boolean", nullable=nullable))
         else:

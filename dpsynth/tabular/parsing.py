@@ -29,15 +29,14 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 CANDIDATE_SEPARATORS = (",", ";", "\t", "|")
 
 #: The parse classes of one value, in the order they are tried (first match wins).
-PARSE_CLASSES = ("missing", "boolean", "integer", "number", "datetime", "text")
-MISSING, BOOLEAN, INTEGER, NUMBER, DATETIME, TEXT = range(6)
+PARSE_CLASSES = ("missing", "boolean", "integer", "number", "date", "datetime", "text")
+MISSING, BOOLEAN, INTEGER, NUMBER, DATE, DATETIME, TEXT = range(7)
 
 _BOOL_TOKENS = frozenset({"true", "false", "yes", "no"})  # not t/f/y/n: F/M would read as booleans
 _INT_RE = re.compile(r"^[+-]?\d+$")
-_DATE_RE = re.compile(
-    r"^(\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{4})"
-    r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
-)
+_DAY = r"(\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{4})"
+_DATE_RE = re.compile(r"^" + _DAY + r"$")
+_DATETIME_RE = re.compile(r"^" + _DAY + r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
 class CsvFormatError(DpsynthError, ValueError):
@@ -118,8 +117,8 @@ def parse_classes(series: pd.Series) -> np.ndarray:
     """The parse class (index into :data:`PARSE_CLASSES`) of every value; first match wins.
 
     missing (see :func:`is_missing`) -> boolean (true/false/yes/no) -> integer
-    (``[+-]digits``) -> number (finite float text) -> datetime (ISO ``YYYY-MM-DD[ hh:mm[:ss]]`` or
-    ``D/M/YYYY``-style) -> text. Typed (non-text) values are classified by their text form.
+    (``[+-]digits``) -> number (finite float text) -> date (ISO ``YYYY-MM-DD`` or ``D/M/YYYY``-style)
+    -> datetime (a date with ``hh:mm[:ss]``) -> text. Typed (non-text) values are classified by their text form.
     """
     if pd.api.types.is_bool_dtype(series.dtype):
         out = np.full(len(series), BOOLEAN, dtype=np.int64)
@@ -135,6 +134,7 @@ def parse_classes(series: pd.Series) -> np.ndarray:
                             errors="coerce").to_numpy(dtype=np.float64)
     number = np.isfinite(numeric)
     date = text.str.match(_DATE_RE).to_numpy(dtype=bool)
-    for mask, cls in ((date, DATETIME), (number, NUMBER), (integer, INTEGER), (boolean, BOOLEAN), (missing, MISSING)):
+    stamp = text.str.match(_DATETIME_RE).to_numpy(dtype=bool)
+    for mask, cls in ((stamp, DATETIME), (date, DATE), (number, NUMBER), (integer, INTEGER), (boolean, BOOLEAN), (missing, MISSING)):
         out[mask] = cls  # reverse priority order: the earliest class in PARSE_CLASSES wins
     return out
