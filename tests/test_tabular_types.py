@@ -217,3 +217,21 @@ def test_infer_metadata_from_a_public_sample_spends_nothing(tmp_path):
                                      "integer": True}
     assert raw["columns"]["sex"]["categories"] == ["F", "M"] and raw["columns"]["when"]["type"] == "datetime"
     assert not (tmp_path / "m.yaml.ledger.json").exists()
+
+
+def test_library_with_metadata_gives_the_same_schema_whatever_pandas_inferred():
+    """The three tables as plain ``pd.read_csv`` would type them (int64 / float64 / object)."""
+    from dpsynth.tabular import synthesize
+
+    rows = base_rows()
+    frames = {
+        "base": pd.DataFrame({"age": [int(a) for a, _ in rows], "city": [c for _, c in rows]}),
+        "empty_age": pd.DataFrame({"age": [float(a) for a, _ in rows] + [np.nan], "city": [c for _, c in rows] + ["north"]}),
+        "abc_age": pd.DataFrame({"age": [a for a, _ in rows] + ["abc"], "city": [c for _, c in rows] + ["south"]}),
+    }
+    assert [str(f["age"].dtype) for f in frames.values()] == ["int64", "float64", "object"]
+    out = {k: synthesize(f, epsilon=1.0, metadata=META, method="independent", progress=False) for k, f in frames.items()}
+    schemas = {k: json.dumps(r.schema.to_dict(), sort_keys=True) for k, r in out.items()}
+    dtypes = {k: tuple(str(t) for t in r.data.dtypes) for k, r in out.items()}
+    assert len(set(schemas.values())) == 1 and len(set(dtypes.values())) == 1
+    assert dtypes["base"][0] == "int64"
