@@ -22,7 +22,8 @@ from dpsynth.cli import app
 from dpsynth.tabular import dp_domain
 from dpsynth.tabular.parsing import PARSE_CLASSES, CsvFormatError, parse_classes, read_csv_text, read_header
 
-runner = CliRunner()
+#: these tests exercise single runs; the source budget (dpsynth budget init) has its own test below
+runner = CliRunner(env={"DPSYNTH_SOURCE_BUDGET": "off"})
 
 META = {
     "row_count": 300,

@@ -108,14 +108,15 @@ def infer_metadata(
     ),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Partial public metadata to complete."),
     sep: Optional[str] = _sep_option(),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Budget ledger to charge (default: the source budget of INPUT)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Each call starts a fresh budget; nothing limits the total over calls."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages besides errors."),
 ) -> None:
     """Write a metadata file from a charged DP pass over INPUT, or from a public sample."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file, warn_large_epsilon
-    from dpsynth.errors import DpsynthError
     from dpsynth.release import atomic_write_text
-    from dpsynth.tabular.infer import infer_metadata_dp, metadata_from_public_sample, schema_to_yaml
+    from dpsynth.tabular.infer import metadata_from_public_sample, schema_to_yaml
 
     if (input is None) == (public_sample is None):
         fail("give either INPUT with --epsilon (a charged DP pass) or --public-sample SAMPLE.csv (no budget)")
@@ -142,13 +143,30 @@ def infer_metadata(
     require_input_file(input)
     if metadata is not None and not metadata.exists():
         fail(f"metadata file {metadata} does not exist")
-    from dpsynth.release import OutputExistsError, check_release_writable, write_release
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.tabular.parsing import CsvFormatError, read_header
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT
 
     try:
-        paths = check_release_writable(output, force)
-    except (OutputExistsError, FileNotFoundError) as exc:
+        check_release_writable(output, force)
+        read_header(input, sep)
+    except (OutputExistsError, FileNotFoundError, CsvFormatError) as exc:
         fail(str(exc))
-    df = _read_csv(input, sep)
+    with source_budget_charge(input, budget=budget, release=output, ledger=ledger_file,
+                              no_source_budget=no_source_budget, privacy_unit=PRIVACY_UNIT):
+        df = _read_csv(input, sep)
+        _run_infer(df, input, output, budget, metadata, force, quiet)
+
+
+def _run_infer(df, input, output, budget, metadata, force, quiet) -> None:
+    """The DP pass of ``infer-metadata`` (after the source-budget charge) and the written release."""
+    from dpsynth.card import build_card
+    from dpsynth.cli.common import console, fail, print_warnings
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import OutputExistsError, write_release
+    from dpsynth.tabular.infer import infer_metadata_dp, schema_to_yaml
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -158,13 +176,11 @@ def infer_metadata(
             )
         except DpsynthError as exc:
             fail(str(exc))
-    from dpsynth.card import build_card
-    from dpsynth.cli.common import print_warnings
-
     print_warnings(caught, quiet)
+    ledger_name = output.name + ".ledger.json"
     text = schema_to_yaml(
         schema, f"Metadata of {input.name} released with differential privacy (epsilon={budget.epsilon:g}, "
-                f"delta={budget.delta:g});\nits ledger is {paths.ledger.name}. Compose it with the ledgers of later "
+                f"delta={budget.delta:g});\nits ledger is {ledger_name}. Compose it with the ledgers of later "
                 "releases from the same data (dpsynth ledger compose).")
     card = build_card(ledger, generator_model={"family": "dpsynth.tabular", "method": "infer-metadata"},
                       extra={"tabular": {"columns": list(map(str, df.columns)), "public_domain": schema.to_dict()}})
@@ -215,13 +231,39 @@ def synth(
     sep: Optional[str] = _sep_option(),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Cap on the method's fitting time in seconds (methods that support it)."),
     allow_degenerate: bool = typer.Option(False, "--allow-degenerate", help="Write the release even when DP outputs show columns with no information."),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Budget ledger to charge (default: the source budget of INPUT)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Each call starts a fresh budget; nothing limits the total over calls."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, notes or warnings (errors and the final summary still print)."),
 ) -> None:
-    """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
-    from dpsynth.cli.common import console, fail, parse_budget, print_warnings, require_input_file, warn_large_epsilon
+    """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card.
+
+    The run's whole budget is first charged to INPUT's source budget (``dpsynth budget init``) or
+    ``--ledger``, before the input is read; see :func:`dpsynth.cli.budget.source_budget_charge`.
+    """
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT
+
+    budget, method_options = _check_synth(input, output, epsilon, delta, rows, method, metadata, sep, max_time,
+                                          force, quiet)
+    with source_budget_charge(input, budget=budget, release=output, ledger=ledger_file,
+                              no_source_budget=no_source_budget, privacy_unit=PRIVACY_UNIT):
+        df = _read_csv(input, sep)
+        _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force,
+                   quiet)
+
+
+def _check_synth(input, output, epsilon, delta, rows, method, metadata, sep, max_time, force, quiet):
+    """Every check that needs only public inputs (arguments, the header, the metadata): before any
+    charge and before the input's rows are read. Returns ``(budget, method_options)``."""
+    import pandas as pd
+
+    from dpsynth.cli.common import console, fail, parse_budget, require_input_file, warn_large_epsilon
     from dpsynth.errors import DpsynthError
     from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.tabular.methods import get_method, resolve_method_name
+    from dpsynth.tabular.parsing import CsvFormatError, read_header
+    from dpsynth.tabular.schema import resolve_schema
 
     budget = parse_budget(epsilon, delta)
     if rows is not None and rows < 1:
@@ -239,20 +281,16 @@ def synth(
         check_release_writable(output, force)
     except (OutputExistsError, FileNotFoundError) as exc:
         fail(str(exc))
+    try:
+        names, _ = read_header(input, sep)
+    except CsvFormatError as exc:
+        fail(str(exc))
     if not quiet:
         warn_large_epsilon(budget.epsilon)
-
-    df = _read_csv(input, sep)
-
-    from dpsynth.tabular.diagnostics import DegenerateColumnWarning
-    from dpsynth.tabular.dp_domain import UnreliableDPBoundsWarning
-    from dpsynth.tabular.methods import get_method, resolve_method_name
-    from dpsynth.tabular.schema import resolve_schema
-    from dpsynth.tabular.synthesize import Synthesizer
-
+    header = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})  # names only: every column is text
     method_options: dict = {}
-    try:  # public: metadata, column names, method name
-        schema = resolve_schema(df, str(metadata) if metadata is not None else None)
+    try:
+        schema = resolve_schema(header, str(metadata) if metadata is not None else None)
         n_modelled = sum(1 for c in schema.columns if c.type != "id")
         concrete = resolve_method_name(method, max(n_modelled, 1))
         if max_time is not None:
@@ -268,6 +306,17 @@ def synth(
         _print_domain_plan(schema, budget.epsilon, budget.delta)
         console.print(f"Fitting on {input.name} with epsilon={budget.epsilon:g}, delta={budget.delta:g}, "
                       f"method {concrete} ...", highlight=False)
+    return budget, method_options
+
+
+def _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force,
+               quiet) -> None:
+    """Fit, check the DP outputs for degenerate columns, write the release, print the summary."""
+    from dpsynth.cli.common import console, fail, print_warnings
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import OutputExistsError
+    from dpsynth.tabular.diagnostics import DegenerateColumnWarning
+    from dpsynth.tabular.synthesize import Synthesizer
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
