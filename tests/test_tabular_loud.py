@@ -180,3 +180,18 @@ def test_source_budget_is_charged_before_the_input_is_read(tmp_path, home, table
     assert third.exit_code == 2 and not (tmp_path / "o3.csv").exists()
     bad = strict.invoke(app, ["tabular", "synth", str(table), "-o", str(tmp_path / "o4.csv"), "-e", "1", "--rows", "0"])
     assert bad.exit_code == 2 and "rows" in bad.output  # a bad flag is refused before any charge
+
+
+def test_a_mostly_empty_nullable_column_is_a_warning_not_a_refusal(tmp_path, home):
+    rng = np.random.default_rng(0)
+    n = 800
+    df = pd.DataFrame({"region": rng.choice(["north", "south"], n), "note": [""] * n})
+    df.to_csv(tmp_path / "in.csv", index=False)
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"row_count": n, "columns": {
+        "region": {"type": "categorical", "categories": ["north", "south"]},
+        "note": {"type": "categorical", "categories": ["x"], "nullable": True}}}))
+    res = run("tabular", "synth", tmp_path / "in.csv", "-o", tmp_path / "o.csv", "-e", 2, "--metadata", meta,
+              "--method", "independent")
+    assert res.exit_code == 0, res.output
+    assert "'note'" in res.output and "declared nullable" in res.output

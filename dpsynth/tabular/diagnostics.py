@@ -11,7 +11,8 @@ Two kinds of problems:
   is the ``other`` label (too few rows per value for the noise, or an identifier-like column);
 * ``unfit`` -- at least :data:`UNFIT_SHARE` of the synthetic rows fall on the column's
   missing/unfit code: the data's values mostly match none of the metadata's categories (e.g. a case
-  mismatch ``North``/``north``), or do not parse as the declared type.
+  mismatch ``North``/``north``), or do not parse as the declared type. Blocking for non-nullable
+  columns (the default); a warning for a column declared nullable, which may be mostly empty.
 """
 
 from __future__ import annotations
@@ -89,11 +90,13 @@ def find_issues(
                         message=(
                             f"column {spec.name!r}: {share:.0%} of the synthetic rows (DP model) are missing or "
                             f"{what} -- the metadata probably does not match the data"
+                            + (" (or the column is mostly empty: it is declared nullable)" if spec.nullable else "")
                         ),
                         hint=(
                             f"check {spec.name!r} in the metadata against the data's spelling and case "
                             "(e.g. 'North' vs 'north'), its type, and 'nullable'"
                         ),
+                        blocking=not spec.nullable,  # a nullable column may legitimately be mostly missing
                     )
                 )
             elif share >= UNFIT_WARN_SHARE and not spec.nullable:
