@@ -345,7 +345,7 @@ def _run_synth(df, input, output, budget, rows, method, metadata, seed, method_o
         if not issue.blocking and not quiet:
             console.print(f"[yellow]Warning:[/] {issue.message}. Fix: {issue.hint}", highlight=False, soft_wrap=True)
     if blocking:
-        lines = "\n".join(f"  - {i.message}.\n    Add to the metadata: {i.hint}" for i in blocking)
+        lines = "\n".join(f"  - {i.message}.\n    Fix: {i.hint}" for i in blocking)
         msg = (f"the release would carry no information in {len(blocking)} column(s) (found from DP outputs):\n{lines}\n"
                "Start from `dpsynth tabular metadata-template` and rerun with --metadata.")
         if not allow_degenerate:
