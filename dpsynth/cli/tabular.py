@@ -220,6 +220,7 @@ def _print_domain_report(report: dict) -> None:
 
 @app.command()
 def synth(
+    ctx: typer.Context,
     input: Path = typer.Argument(..., help="Sensitive input table (CSV)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet)."),
     epsilon: float = typer.Option(..., "--epsilon", "-e", help="Privacy budget epsilon (> 0, finite)."),
@@ -231,8 +232,8 @@ def synth(
     sep: Optional[str] = _sep_option(),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Cap on the method's fitting time in seconds (methods that support it)."),
     allow_degenerate: bool = typer.Option(False, "--allow-degenerate", help="Write the release even when DP outputs show columns with no information."),
-    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Budget ledger to charge (default: the source budget of INPUT)."),
-    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Each call starts a fresh budget; nothing limits the total over calls."),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, notes or warnings (errors and the final summary still print)."),
 ) -> None:
@@ -244,23 +245,25 @@ def synth(
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.tabular.synthesize import PRIVACY_UNIT
 
-    budget, method_options = _check_synth(input, output, epsilon, delta, rows, method, metadata, sep, max_time,
+    budget, method_options = _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time,
                                           force, quiet)
-    with source_budget_charge(input, budget=budget, release=output, ledger=ledger_file,
-                              no_source_budget=no_source_budget, privacy_unit=PRIVACY_UNIT):
-        df = _read_csv(input, sep)
-        _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force,
-                   quiet)
+    source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
+        input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT))
+    df = _read_csv(input, sep)
+    _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force, quiet,
+               source_step)
 
 
-def _check_synth(input, output, epsilon, delta, rows, method, metadata, sep, max_time, force, quiet):
-    """Every check that needs only public inputs (arguments, the header, the metadata): before any
-    charge and before the input's rows are read. Returns ``(budget, method_options)``."""
+def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time, force, quiet):
+    """Every check that needs only public inputs (arguments, the header, the metadata), and the
+    output reservation: before any charge and before the input's rows are read. Returns
+    ``(budget, method_options)``."""
     import pandas as pd
 
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file, warn_large_epsilon
     from dpsynth.errors import DpsynthError
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.release import check_rows_fit_memory, refuse_output_over_input, reserve_release
     from dpsynth.tabular.methods import get_method, resolve_method_name
     from dpsynth.tabular.parsing import CsvFormatError, read_header
     from dpsynth.tabular.schema import resolve_schema
@@ -276,14 +279,14 @@ def _check_synth(input, output, epsilon, delta, rows, method, metadata, sep, max
     if output.suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         fail(f"unsupported output format {output.suffix!r}; use .csv, .jsonl or .parquet")
     try:
-        if output.resolve() == input.resolve():
-            fail("the output path is the input file; choose another output path")
-        check_release_writable(output, force)
-    except (OutputExistsError, FileNotFoundError) as exc:
-        fail(str(exc))
-    try:
         names, _ = read_header(input, sep)
     except CsvFormatError as exc:
+        fail(str(exc))
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        refuse_output_over_input(output, input, metadata)
+        ctx.with_resource(reserve_release(output, force))
+        check_rows_fit_memory(rows, len(names), name="--rows")
+    except (DpsynthError, OSError) as exc:
         fail(str(exc))
     if not quiet:
         warn_large_epsilon(budget.epsilon)
@@ -310,7 +313,7 @@ def _check_synth(input, output, epsilon, delta, rows, method, metadata, sep, max
 
 
 def _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force,
-               quiet) -> None:
+               quiet, source_step) -> None:
     """Fit, check the DP outputs for degenerate columns, write the release, print the summary."""
     from dpsynth.cli.common import console, fail, print_warnings
     from dpsynth.errors import DpsynthError
@@ -357,6 +360,8 @@ def _run_synth(df, input, output, budget, rows, method, metadata, seed, method_o
         paths = result.save(output, force=force)
     except (DpsynthError, OutputExistsError) as exc:
         fail(str(exc))
+    if source_step is not None:
+        source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
 
     ledger = result.ledger
     console.print(f"Wrote {paths.data} ({len(result.data)} rows, method {result.method})", highlight=False)

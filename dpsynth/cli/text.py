@@ -115,6 +115,7 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
 
 @app.command("synth")
 def synth(
+    ctx: typer.Context,
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Private texts: .jsonl (one object per line) or .csv."),
     text_field: str = typer.Option(..., "--text-field", help="Field/column holding the text."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .jsonl (ledger and card are written beside it)."),
@@ -138,7 +139,8 @@ def synth(
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import OutputExistsError, ReleaseWriteError, refuse_output_over_input, reserve_release
     from dpsynth.text import TooFewTextsError, generate
 
     budget = parse_budget(epsilon, delta)
@@ -147,9 +149,10 @@ def synth(
     if labels is not None and not label_field:
         fail("--labels was given without --label-field")
     label_set = _parse_label_set(labels)
-    try:
-        check_release_writable(output, force)
-    except (OutputExistsError, FileNotFoundError) as exc:
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        refuse_output_over_input(output, input_path)
+        ctx.with_resource(reserve_release(output, force))
+    except DpsynthError as exc:
         fail(str(exc))
     require_input_file(input_path)
     try:
@@ -184,7 +187,7 @@ def synth(
         fail(str(exc))
     try:
         paths = result.save(output, force=force)
-    except (OutputExistsError, FileNotFoundError) as exc:
+    except (OutputExistsError, ReleaseWriteError, FileNotFoundError) as exc:
         fail(str(exc))
     ledger = result.ledger
     console.print(
