@@ -136,6 +136,8 @@ def synth(
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
@@ -155,6 +157,12 @@ def synth(
     except DpsynthError as exc:
         fail(str(exc))
     require_input_file(input_path)
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.text.privacy import PRIVACY_UNIT
+
+    source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
+        input_path, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT))
     try:
         texts, text_labels = read_text_records(input_path, text_field, label_field)
     except (InputFormatError, OSError) as exc:
@@ -189,6 +197,8 @@ def synth(
         paths = result.save(output, force=force)
     except (OutputExistsError, ReleaseWriteError, FileNotFoundError) as exc:
         fail(str(exc))
+    if source_step is not None:
+        source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger
     console.print(
         f"Privacy spent: epsilon={ledger.epsilon_spent:.6g}, delta={ledger.delta_spent:.3g} "
