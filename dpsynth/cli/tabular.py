@@ -265,7 +265,7 @@ def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep
     from dpsynth.errors import DpsynthError
     from dpsynth.release import check_rows_fit_memory, refuse_output_over_input, reserve_release
     from dpsynth.tabular.methods import get_method, resolve_method_name
-    from dpsynth.tabular.parsing import CsvFormatError, read_header
+    from dpsynth.tabular.parsing import read_header
     from dpsynth.tabular.schema import resolve_schema
 
     budget = parse_budget(epsilon, delta)
@@ -278,13 +278,13 @@ def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         fail(f"unsupported output format {output.suffix!r}; use .csv, .jsonl or .parquet")
-    try:
-        names, _ = read_header(input, sep)
-    except CsvFormatError as exc:
-        fail(str(exc))
     try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
         refuse_output_over_input(output, input, metadata)
         ctx.with_resource(reserve_release(output, force))
+    except (DpsynthError, OSError) as exc:
+        fail(str(exc))
+    try:  # the header only (public), after the reservation: a refused racer never opens the input
+        names, _ = read_header(input, sep)
         check_rows_fit_memory(rows, len(names), name="--rows")
     except (DpsynthError, OSError) as exc:
         fail(str(exc))
