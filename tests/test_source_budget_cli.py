@@ -78,11 +78,12 @@ def test_explicit_ledger_file(owner):
 
 
 def test_a_run_that_fails_after_its_charge_keeps_it_as_failed(owner):
-    src, _ = _table(owner)
-    bad_meta = owner / "bad.json"
-    bad_meta.write_text(json.dumps({"row_count": 80, "columns": {"nope": {"type": "categorical", "categories": ["x"]}}}))
+    src, meta = _table(owner)
+    # a header without rows: public checks pass, and the row count is private, so the refusal comes
+    # only after the charge (metadata naming an unknown column is now refused before it, from the header)
+    src.write_text("a,b\n")
     assert runner.invoke(app, ["budget", "init", str(src), "--epsilon", "2", "--delta", "1e-6"]).exit_code == 0
-    result = _synth(src, bad_meta, owner / "a.csv")
+    result = _synth(src, meta, owner / "a.csv")
     assert result.exit_code == 2
     shown = json.loads(runner.invoke(app, ["budget", "show", str(src), "--json"]).output)
     assert [r["status"] for r in shown[0]["releases"]] == ["failed"]

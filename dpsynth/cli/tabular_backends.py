@@ -20,7 +20,8 @@ def synth_with_backend(
     *,
     input: Path,
     output: Path,
-    budget: PrivacyBudget,
+    epsilon: float,
+    delta: float,
     rows: int | None,
     method: str,
     metadata: Path | None,
@@ -31,6 +32,7 @@ def synth_with_backend(
     ray_address: str | None,
     ledger_file: Path | None = None,
     no_source_budget: bool = False,
+    unsupported: dict[str, Any] | None = None,
 ) -> None:
     """Run one release on ``backend``; exits with a clear message on bad input (nothing spent)."""
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
@@ -42,6 +44,14 @@ def synth_with_backend(
     from dpsynth.tabular.schema import MetadataError
     from dpsynth.tabular.synthesize import EmptyTableError, Synthesizer
 
+    from dpsynth.cli.common import parse_budget
+
+    budget: PrivacyBudget = parse_budget(epsilon, delta)
+    if rows is not None and rows < 1:
+        fail(f"--rows must be a positive integer, got {rows}")
+    given = [flag for flag, value in (unsupported or {}).items() if value is not None]
+    if given:
+        fail(f"{', '.join(given)} cannot be used with --backend {backend} (in-memory backend only)")
     try:
         backend = check_backend(backend)
     except (DpsynthError, ImportError) as exc:

@@ -127,7 +127,8 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     from dpsynth.tabular.encoding import TableEncoder
     from dpsynth.tabular.methods import get_method, resolve_method_name
     from dpsynth.tabular.methods.base import EncodedDomain
-    from dpsynth.tabular.plan import plan_domain, split_budget
+    from dpsynth.tabular.dp_domain import DomainRelease, calibrate_domain
+    from dpsynth.tabular.plan import split_budget
     from dpsynth.tabular.synthesize import PRIVACY_UNIT, EmptyTableError, _validate_budget
 
     backend = check_backend(getattr(synth, "backend", "stream"))
@@ -149,7 +150,9 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
         )
     method = get_method(method_name, **synth.method_options)
     (eps_d, delta_d), (eps_m, delta_m) = split_budget(budget.epsilon, budget.delta, schema)
-    domain_plan = plan_domain(schema, eps_d, delta_d)
+    domain_plan = calibrate_domain(schema, eps_d, delta_d)
+    if set(domain_plan.parameters) - {"row_count", "epsilon", "delta"}:  # only a DP row count is a count
+        raise BackendError("internal: the stream and ray backends release only a DP row count in the domain stage")
 
     ledger = synth.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=synth.source_name)
     remaining_eps, remaining_delta = ledger.remaining
@@ -175,6 +178,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
 
     # ---- stage 1: the DP domain (only the row count can be open on these backends) ----------
     n_public: float | None = schema.row_count
+    release = DomainRelease(schema=schema, dp_row_count=None, report={})
     if domain_plan.needed:
         with ledger.spend(
             domain_plan,
@@ -184,8 +188,10 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
         ) as step:
             noisy_n = dp_domain.dp_row_count(counts.rows, domain_plan.parameters["row_count"]["sigma"], noise_rng)
             n_public = float(noisy_n)
+            release = DomainRelease(schema=schema, dp_row_count=noisy_n, report={})
             step.source_fingerprint = fingerprint
-            step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": noisy_n}
+            step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": noisy_n,
+                            "domain_report": release.report}
     assert n_public is not None
 
     # ---- stage 2: the method on counts ------------------------------------------------------
@@ -202,6 +208,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
 
     synth.ledger = ledger
     synth.schema_, synth.method_, synth.plan_, synth.domain_plan_ = schema, method_name, plan, domain_plan
+    synth.domain_release_ = release
     synth.n_public_, synth.model_, synth.encoder_, synth._rng = float(n_public), model, encoder, rng
     synth.counts_ = counts
     return synth
