@@ -118,17 +118,17 @@ def test_dpsgd_and_incomplete_metadata_are_refused_before_any_charge(inputs):
         check_backend("spark")
 
 
-def test_value_refused_by_the_schema_fails_before_the_charge(tmp_path):
-    df = pd.DataFrame({"plan": ["pro", "free", "pro", "équipe"] * 10})
-    df.to_parquet(tmp_path / "t.parquet", index=False)
-    meta = {"columns": {"plan": {"type": "categorical", "categories": ["pro", "équipe"], "nullable": False}}}
-    from dpsynth.accounting import Ledger, PrivacyBudget
-
-    ledger = Ledger.create(PrivacyBudget(1.0, 1e-6), privacy_unit="row", source_name="t")
-    with pytest.raises(ValueError, match="outside its public category list"):
-        Synthesizer(epsilon=1.0, method="mst", metadata=meta, progress=False, backend="stream",
-                    ledger=ledger).fit(tmp_path / "t.parquet")
-    assert ledger.charges() == []
+def test_unparseable_numbers_are_missing_as_in_memory(tmp_path):
+    (tmp_path / "t.csv").write_text("age,plan\n30,pro\nunknown,pro\n41.5,équipe\n,x\n1e2,pro\n", encoding="utf-8")
+    meta = {"columns": {"age": {"type": "numerical", "lower": 0, "upper": 100},
+                        "plan": {"type": "categorical", "categories": ["pro", "équipe"]}}}
+    memory_df = pd.read_csv(tmp_path / "t.csv")
+    encoder = TableEncoder.from_schema(resolve_schema(memory_df, meta))
+    memory = InMemoryCounts(encoder.encode(memory_df), encoder.columns, encoder.sizes)
+    stream = StreamingCounts(TableSource.from_path(tmp_path / "t.csv"), encoder)
+    for clique in [("age",), ("plan",), ("age", "plan")]:
+        np.testing.assert_array_equal(stream.counts(clique), memory.counts(clique))
+    assert memory.counts(("age",))[-1] == 2  # "unknown" and "" are missing
 
 
 def test_missing_ray_names_the_extra(monkeypatch):

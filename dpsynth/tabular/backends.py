@@ -151,7 +151,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     method = get_method(method_name, **synth.method_options)
     (eps_d, delta_d), (eps_m, delta_m) = split_budget(budget.epsilon, budget.delta, schema)
     domain_plan = calibrate_domain(schema, eps_d, delta_d)
-    if set(domain_plan.parameters) - {"row_count", "epsilon", "delta"}:  # only a DP row count is a count
+    if set(domain_plan.parameters) - {"row_count", "epsilon", "delta", "shares"}:  # only a DP row count is a count
         raise BackendError("internal: the stream and ray backends release only a DP row count in the domain stage")
 
     ledger = synth.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=synth.source_name)
@@ -167,8 +167,8 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     domain = EncodedDomain(encoder.columns, encoder.sizes)
     counts = private_counts(backend, source, encoder, chunk_rows=chunk_rows,
                             ray_address=getattr(synth, "ray_address", None), progress=synth.progress)
-    # First pass, before any charge: exact counts of the method's workload. Encoding errors
-    # (values the public schema refuses) and too-small tables raise here, with nothing spent.
+    # First pass, before any charge: exact counts of the method's workload. Unreadable input and
+    # too-small tables raise here, with nothing spent.
     counts.prefetch(workload(method_name, method, encoder.columns, encoder.sizes))
     if counts.rows < 2:
         raise EmptyTableError("the table has fewer than two rows; there is nothing to synthesise privately from it")

@@ -18,8 +18,7 @@ Three implementations of :class:`PrivateCounts`:
 
 Count queries are answered from a cache. :meth:`prefetch` computes many cliques in one pass over
 the data (the backends prefetch each method's workload before any charge, which also surfaces
-encoding errors -- a value outside a non-nullable public category list, text in a numeric column
--- before anything is spent); a clique not in the cache costs one more pass.
+unreadable input before anything is spent); a clique not in the cache costs one more pass.
 """
 
 from __future__ import annotations
@@ -230,16 +229,14 @@ def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
 
 
 def csv_convert_options(encoder: TableEncoder, names: Sequence[str]):
-    """pyarrow CSV conversion fixed by the public schema, never inferred from the data: numerical
-    columns as float64, everything else as text (the encoder parses booleans, dates, categories);
-    pandas' missing-value strings are missing in every column."""
+    """pyarrow CSV conversion fixed in advance, never inferred from the data: every column is read
+    as text and parsed by the public encoder (numbers, booleans, dates, categories; a value it
+    cannot parse is missing, as in memory); pandas' missing-value strings are missing everywhere."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    types = {}
-    modelled = {e.spec.name: e.spec.type for e in encoder.encoders}
-    for name in names:
-        types[name] = pa.float64() if modelled.get(name) == "numerical" else pa.string()
+    modelled = [e.spec.name for e in encoder.encoders]
+    types = {name: pa.string() for name in names}
     return pacsv.ConvertOptions(
         column_types=types,
         include_columns=list(modelled),
