@@ -298,8 +298,8 @@ def encode_frame(encoder: TableEncoder, df: pd.DataFrame) -> np.ndarray:
     """Codes for one chunk; the same codes as ``encoder.encode`` (tested), faster on text columns.
 
     Categorical and boolean columns are encoded once per distinct value of the chunk (their
-    encoding is value by value); on any encoding error the column is encoded again with the
-    library's own encoder so that the error is exactly the in-memory one.
+    encoding is value by value); should that fail, the column is encoded by the library's own
+    encoder.
     """
     if not encoder.encoders:
         return np.zeros((len(df), 0), dtype=np.int64)
@@ -313,8 +313,6 @@ def _encode_column(e: ColumnEncoder, series: pd.Series) -> np.ndarray:
         inverse, uniques = pd.factorize(series, use_na_sentinel=True)
         unique_codes = e.encode(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
         if (inverse < 0).any():
-            if e.missing_code is None:
-                raise ValueError("missing values in a non-nullable column")
             unique_codes = np.append(unique_codes, e.missing_code)
         return unique_codes[inverse].astype(np.int64)
     except (ValueError, TypeError):
