@@ -129,19 +129,21 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     from dpsynth.tabular.methods.base import EncodedDomain
     from dpsynth.tabular.dp_domain import DomainRelease, calibrate_domain
     from dpsynth.tabular.plan import split_budget
-    from dpsynth.tabular.synthesize import PRIVACY_UNIT, EmptyTableError, _validate_budget
+    from dpsynth.tabular.infer import PRIVACY_UNIT
 
     backend = check_backend(getattr(synth, "backend", "stream"))
     if backend == "memory":
         raise BackendError("the memory backend is Synthesizer.fit(df) itself; give a DataFrame to it")
     if isinstance(data, pd.DataFrame):
         raise BackendError(f"backend {backend!r} reads CSV/Parquet files: pass a path (file or directory)")
-    budget = _validate_budget(synth.epsilon, synth.delta)
+    budget = acc.PrivacyBudget(synth.epsilon, synth.delta)
+    if budget.delta <= 0:
+        raise acc.InvalidBudgetError("delta must be in (0, 1): the marginal methods use Gaussian noise, which needs delta > 0")
     source = TableSource.from_path(data)
     schema = source_schema(source, synth.metadata)
     modelled = [c for c in schema.columns if c.type != "id"]
     if not modelled:
-        raise EmptyTableError("every column is an id column; there is nothing to synthesise")
+        raise BackendError("every column is an id column; there is nothing to synthesise")
     method_name = resolve_method_name(synth.method, len(modelled))
     if method_name not in COUNT_METHODS:
         raise BackendError(
@@ -171,7 +173,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     # too-small tables raise here, with nothing spent.
     counts.prefetch(workload(method_name, method, encoder.columns, encoder.sizes))
     if counts.rows < 2:
-        raise EmptyTableError("the table has fewer than two rows; there is nothing to synthesise privately from it")
+        raise BackendError("the table has fewer than two rows; there is nothing to synthesise privately from it")
     noise_rng = secret_numpy_rng()  # privacy noise: OS entropy, drawn here in the driver only
     rng = np.random.default_rng(synth.seed)  # post-processing only
     fingerprint = source.fingerprint()

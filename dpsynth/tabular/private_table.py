@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.errors import DpsynthError
+from dpsynth.ray_support import RayUnavailableError, ensure_ray, require_ray  # noqa: F401 - re-exported
 from dpsynth.tabular.encoding import ColumnEncoder, TableEncoder
 
 Clique = tuple[str, ...]
@@ -358,31 +359,6 @@ class StreamingCounts(_CachedCounts):
 
 
 # ----------------------------------------------------------------------------------------- Ray
-class RayUnavailableError(DpsynthError, ImportError):
-    """``backend='ray'`` was asked for but Ray is not installed."""
-
-
-def require_ray():
-    """The ``ray`` module, or a clear error naming the extra to install."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise RayUnavailableError(
-            "the Ray backend needs Ray Data, which is not installed: pip install 'dpsynth[ray]'"
-        ) from exc
-    return ray
-
-
-def ensure_ray(address: str | None = None):
-    """Connect to the Ray cluster at ``address`` (or start a local one) unless already connected."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    return ray
-
-
 class _PartCounter:
     """Ray Data UDF: the exact counts of ``cliques`` over the file parts of one batch, as rows."""
 

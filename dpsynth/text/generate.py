@@ -243,7 +243,7 @@ def generate(
     if backend not in ("memory", "ray"):
         raise ValueError(f"backend must be 'memory' or 'ray', got {backend!r}")
     if backend == "ray":  # fail before the charge when Ray is missing
-        from dpsynth.tabular.private_table import require_ray
+        from dpsynth.ray_support import require_ray
 
         require_ray()
         if isinstance(ray_workers, int):

@@ -74,7 +74,7 @@ def _actor_class(ray: Any):
 def start_workers(model: Any, workers: int = 2, *, address: str | None = None, num_gpus: float = 0.0,
                   threads: int | None = 1) -> list[Any]:
     """``workers`` Ray actors, each holding one replica of ``model`` (public weights)."""
-    from dpsynth.tabular.private_table import ensure_ray
+    from dpsynth.ray_support import ensure_ray
 
     ray = ensure_ray(address)
     cls = _actor_class(ray)
@@ -97,7 +97,7 @@ def ray_decode_groups(
     :func:`start_workers`, which keep their model replica loaded; else ``workers`` actors are
     started and stopped here. Raises :class:`TextWorkerFailed` if any worker dies; nothing is returned then.
     """
-    from dpsynth.tabular.private_table import ensure_ray
+    from dpsynth.ray_support import ensure_ray
 
     ray = ensure_ray(address)
     if actors is None and not isinstance(workers, int):
