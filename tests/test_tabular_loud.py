@@ -195,3 +195,20 @@ def test_a_mostly_empty_nullable_column_is_a_warning_not_a_refusal(tmp_path, hom
               "--method", "independent")
     assert res.exit_code == 0, res.output
     assert "'note'" in res.output and "declared nullable" in res.output
+
+
+def test_metadata_files_are_written_as_yaml_only(tmp_path):
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    src = tmp_path / "p.csv"
+    src.write_text("age,sex\n31,F\n45,M\n")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["tabular", "metadata-template", str(src), "-o", str(tmp_path / "m.json")])
+    assert refused.exit_code == 2 and "YAML" in refused.output and not (tmp_path / "m.json").exists()
+    ok = runner.invoke(app, ["tabular", "metadata-template", str(src), "-o", str(tmp_path / "m.yaml"), "-q"])
+    assert ok.exit_code == 0
+    import yaml
+
+    assert set(yaml.safe_load((tmp_path / "m.yaml").read_text())["columns"]) == {"age", "sex"}

@@ -63,6 +63,14 @@ def _check_new_file(path: Path, force: bool) -> None:
         fail(f"refusing to overwrite existing output {path} (pass --force)")
 
 
+def _check_yaml_name(path: Path) -> None:
+    """Metadata files written here are YAML (with comments): refuse a name that says otherwise."""
+    from dpsynth.cli.common import fail
+
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        fail(f"metadata files written by dpsynth are YAML: name the output *.yaml or *.yml, not {path.name}")
+
+
 def _sep_option():
     return typer.Option(None, "--sep", help="Column delimiter (default: the one found in the header line).")
 
@@ -90,6 +98,7 @@ def metadata_template(
     if output is None:
         typer.echo(text, nl=False)
         return
+    _check_yaml_name(output)
     _check_new_file(output, force)
     atomic_write_text(output, text)
     if not quiet:
@@ -120,6 +129,7 @@ def infer_metadata(
 
     if (input is None) == (public_sample is None):
         fail("give either INPUT with --epsilon (a charged DP pass) or --public-sample SAMPLE.csv (no budget)")
+    _check_yaml_name(output)
     if public_sample is not None:
         if epsilon is not None:
             fail("--epsilon is for a DP pass over INPUT; --public-sample spends no budget")
