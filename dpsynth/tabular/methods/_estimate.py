@@ -74,6 +74,7 @@ class GraphicalModel:
     tree: JunctionTree
     log_marginals: list[np.ndarray] = field(default_factory=list)
     iterations: int = 0  # mirror-descent iterations run by the fit that made this model
+    step: float = 0.0  # the step size mirror descent ended with (a warm start continues from it)
 
     def node_marginals(self) -> list[np.ndarray]:
         """Count tables (summing to ``total``) of the junction tree's nodes."""
@@ -147,10 +148,15 @@ def mirror_descent(
         lip[c] = lip.get(c, 0.0) + float(w.max()) * math.prod(shape(c)) / math.prod(shape(m))
     L = max(lip.values()) if lip else 1.0
     alpha = 2.0 / (L * total)
+    if warm_start is not None and warm_start.step > 0:
+        alpha = max(alpha, warm_start.step)  # continue with the step size the last fit reached
+
+    used_nodes = sorted(set(host.values()))
 
     def marginals_and_loss(th):
         logm = _calibrate(tree, th, host)
-        mu = {c: total * project(np.exp(logm[host[c]]), tree.nodes[host[c]], c) for c in cliques}
+        probs = {h: total * np.exp(logm[h]) for h in used_nodes}
+        mu = {c: project(probs[host[c]], tree.nodes[host[c]], c) for c in cliques}
         loss = 0.0
         grad = {c: np.zeros(shape(c)) for c in cliques}
         for m, (y, w) in ys.items():
@@ -175,5 +181,5 @@ def mirror_descent(
             if last_check - loss <= tol * max(loss, 1.0):
                 break
             last_check = loss
-    model = GraphicalModel(sizes, cliques, theta, total, tree, logm, it)
+    model = GraphicalModel(sizes, cliques, theta, total, tree, logm, it, alpha)
     return model, it

@@ -52,7 +52,7 @@ from dpsynth.tabular.methods._junction import model_cells
 from dpsynth.tabular.methods._pgm import PgmModel, estimate, indices, marginal, measure, sorted_clique
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 from dpsynth.tabular.methods.exponential import exponential_mechanism
-from dpsynth.tabular.methods.workload import normalise_workload, target_option
+from dpsynth.tabular.methods.workload import normalise_workload, target_option, workload_option
 
 
 class FilterExhaustedError(DpsynthError, RuntimeError):
@@ -169,7 +169,7 @@ class AIMMethod:
         self.max_time = None if max_time is None else float(max_time)
         self.target = target_option(target)
         self.target_weight = float(target_weight)
-        self.workload = None if workload is None else [tuple(str(c) for c in w) for w in workload]
+        self.workload = workload_option(workload)
 
     def calibrate(self, epsilon: float, delta: float, domain: EncodedDomain, n_public: float) -> MethodPlan:
         """rho from the budget (checked by the ledger's accountants); the rest is public caps."""
@@ -303,12 +303,13 @@ def run_aim(
             # time for this round and a final estimation ~ 4 round estimates (warm start, tol)
             needed = round_seconds + 4 * last_estimate_s
             out_of_time = (round_start - started) + 2 * needed > max_time
-        if remaining < 2 * (gaussian_rho(sigma) + em_rho(epsilon)) or out_of_time:
+        budget_end = remaining < 2 * (gaussian_rho(sigma) + em_rho(epsilon))
+        if budget_end or out_of_time:
             # Last round: spend exactly what is left (90% measurement, 10% selection).
             sigma = math.sqrt(1 / (2 * 0.9 * remaining))
             epsilon = math.sqrt(8 * 0.1 * remaining)
             terminate = True
-            stopped_by_time = out_of_time and remaining >= 2 * (gaussian_rho(sigma) + em_rho(epsilon))
+            stopped_by_time = not budget_end
         size_limit = max_cells_model * (budget.spent + gaussian_rho(sigma) + em_rho(epsilon)) / rho
         model_idx = [indices(domain, c) for c in cliques]
         nodes = [set(n) for n in model.tree.nodes]

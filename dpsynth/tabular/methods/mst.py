@@ -42,7 +42,7 @@ from dpsynth.tabular.methods._estimate import Measurement, estimate_total
 from dpsynth.tabular.methods._pgm import PgmModel, estimate, marginal
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 from dpsynth.tabular.methods.exponential import exponential_mechanism
-from dpsynth.tabular.methods.workload import check_target, target_option
+from dpsynth.tabular.methods.workload import WorkloadError, check_target, target_option
 
 
 def mst_event(rho: float, d: int) -> dp_event.DpEvent:
@@ -125,7 +125,10 @@ class MSTMethod:
         target: str | None = None,
         target_degree: int = 3,
         max_time: float | None = None,
+        workload: object = None,
     ) -> None:
+        if workload is not None:
+            raise WorkloadError("MST selects its own tree and takes no workload; use target= (or method='aim')")
         self.iters = int(iters)
         self.tol = float(tol)
         self.compress = bool(compress)

@@ -26,6 +26,18 @@ def target_option(target: object) -> str | None:
     return target
 
 
+def workload_option(workload: object) -> list[tuple[str, ...]] | None:
+    """``workload`` as a list of column-name tuples (or None); columns are checked by calibrate."""
+    if workload is None:
+        return None
+    if isinstance(workload, (str, bytes)) or not hasattr(workload, "__iter__"):
+        raise WorkloadError("workload must be a list of marginals (lists of column names)")
+    out = []
+    for w in workload:
+        out.append((w,) if isinstance(w, str) else tuple(str(c) for c in w))
+    return out
+
+
 def check_target(domain: EncodedDomain, target: str | None) -> None:
     """Refuse a target that is not a column of the (public) encoded domain."""
     if target is not None and target not in domain.columns:
