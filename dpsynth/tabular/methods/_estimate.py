@@ -72,13 +72,13 @@ class GraphicalModel:
     potentials: dict[Clique, np.ndarray]
     total: float
     tree: JunctionTree
-    log_marginals: list[np.ndarray] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)  # normalised node marginals
     iterations: int = 0  # mirror-descent iterations run by the fit that made this model
     step: float = 0.0  # the step size mirror descent ended with (a warm start continues from it)
 
     def node_marginals(self) -> list[np.ndarray]:
         """Count tables (summing to ``total``) of the junction tree's nodes."""
-        return [self.total * np.exp(lm) for lm in self.log_marginals]
+        return [self.total * p for p in self.probabilities]
 
     def marginal(self, clique: Sequence[int]) -> np.ndarray | None:
         """Count table of ``clique`` (sorted axes) if it lies inside one node, else None."""
@@ -87,7 +87,7 @@ class GraphicalModel:
             h = self.tree.host(cl)
         except KeyError:
             return None
-        return self.total * project(np.exp(self.log_marginals[h]), self.tree.nodes[h], cl)
+        return self.total * project(self.probabilities[h], self.tree.nodes[h], cl)
 
 
 def maximal(cliques: Sequence[Clique]) -> list[Clique]:
@@ -155,7 +155,7 @@ def mirror_descent(
 
     def marginals_and_loss(th):
         logm = _calibrate(tree, th, host)
-        probs = {h: total * np.exp(logm[h]) for h in used_nodes}
+        probs = {h: total * logm[h] for h in used_nodes}
         mu = {c: project(probs[host[c]], tree.nodes[host[c]], c) for c in cliques}
         loss = 0.0
         grad = {c: np.zeros(shape(c)) for c in cliques}

@@ -163,7 +163,7 @@ class JunctionTree:
         return tuple(self.sizes[v] for v in clique)
 
     def calibrate(self, node_log_potentials: list[np.ndarray]) -> list[np.ndarray]:
-        """Normalised log-marginals of every node (each component sums to one)."""
+        """Normalised marginal probabilities of every node (each component sums to one)."""
         n = len(self.nodes)
         children: dict[int, list[int]] = {i: [] for i in range(n)}
         for c, p in self.parent.items():
@@ -187,8 +187,8 @@ class JunctionTree:
             for c in children[u]:
                 without = belief - expand(up[c], self._sep(c), self.nodes[u])
                 down[c] = _logsumexp_to(without, self.nodes[u], self._sep(c))
-            m = belief.max()
-            beliefs[u] = belief - (np.log(np.exp(belief - m).sum()) + m)
+            p = np.exp(belief - belief.max())
+            beliefs[u] = p / p.sum()
         return beliefs
 
     def _sep(self, child: int) -> Clique:
