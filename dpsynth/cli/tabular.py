@@ -12,6 +12,7 @@ is shown only on this console for the data owner, and is written nowhere.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -55,6 +56,8 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling rows from the fitted DP model (post-processing); privacy noise always uses OS entropy."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    target: Optional[str] = typer.Option(None, "--target", help="Column a model will predict (public): AIM weights its marginals, MST keeps it in the tree with its strongest partners."),
+    workload: Optional[Path] = typer.Option(None, "--workload", help="JSON file with a list of marginals (lists of column names) for AIM's workload (public)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file
@@ -75,6 +78,12 @@ def synth(
     except FileNotFoundError as exc:
         fail(str(exc))
 
+    method_options: dict = {} if target is None else {"target": target}
+    if workload is not None:
+        try:
+            method_options["workload"] = json.loads(workload.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the workload file {workload}: {exc}")
     df = _read_csv(input)
 
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
@@ -92,6 +101,7 @@ def synth(
             seed=seed,
             progress=not quiet,
             source_name=input.name,
+            method_options=method_options,
         )
         console.print(f"Fitting on {input.name} with epsilon={budget.epsilon:g}, delta={budget.delta:g} ...")
         synth.fit(df)
