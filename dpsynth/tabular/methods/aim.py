@@ -300,8 +300,8 @@ def run_aim(
         remaining = budget.remaining
         out_of_time = False
         if max_time is not None:
-            # time for this round and a final estimation ~ 4 round estimates (warm start, tol)
-            needed = round_seconds + 4 * last_estimate_s
+            # this round as the last one, then the final estimation (given whatever time is left)
+            needed = max(round_seconds, 2 * last_estimate_s)
             out_of_time = (round_start - started) + 2 * needed > max_time
         budget_end = remaining < 2 * (gaussian_rho(sigma) + em_rho(epsilon))
         if budget_end or out_of_time:
@@ -353,7 +353,7 @@ def run_aim(
     if max_time is not None and last_estimate_s > 0:
         left = max_time - (clock() - started)
         per_iter = last_estimate_s / max(model.iterations, 1)
-        iters = int(min(final_iters, max(left / per_iter, 50)))
+        iters = int(min(final_iters, max(left / per_iter, 20)))
     model = estimate(domain, measurements, iters=iters, tol=tol / 10, warm_start=model)
     return AimModel(
         domain=domain,
