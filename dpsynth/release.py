@@ -92,13 +92,22 @@ def write_release(
     before the card, so a reader never sees data without its ledger for longer than a rename."""
     from dpsynth.card import card_text
 
+    import hashlib
+
     paths = check_release_writable(data_path, force)
     data_tmp = paths.data.with_name(f".{paths.data.name}.partial")
-    # write the data to a temp file first (slowest step), then ledger and card, then rename data
+    # write the data to a temp file first (slowest step), bind data and card in the ledger, rename data last
     try:
         atomic_write(data_tmp, write_data)
-        atomic_write_text(paths.ledger, ledger.to_json())
-        atomic_write_text(paths.card, card_text(card))
+        text = card_text(card)
+        bound = ledger.copy()
+        bound.record_release(
+            data_name=paths.data.name,
+            data_sha256=hashlib.sha256(data_tmp.read_bytes()).hexdigest(),
+            card_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        )
+        atomic_write_text(paths.ledger, bound.to_json())
+        atomic_write_text(paths.card, text)
         os.replace(data_tmp, paths.data)
     finally:
         data_tmp.unlink(missing_ok=True)
