@@ -24,29 +24,49 @@ Clique = tuple[int, ...]
 
 
 def elimination(sizes: Sequence[int], cliques: Sequence[Sequence[int]]) -> tuple[list[int], list[frozenset]]:
-    """Greedy elimination order and the clique formed when each column is eliminated."""
-    clique_set = {frozenset(c) for c in cliques if len(c)}
-    unmarked = list(range(len(sizes)))
+    """Greedy elimination order and the clique formed when each column is eliminated.
+
+    Cliques are bit masks internally (column ``i`` is bit ``i``); ties go to the lowest column,
+    as in mbi's ``greedy_order``.
+    """
+    d = len(sizes)
+    cost_memo: dict[int, int] = {}
+
+    def cost(mask: int) -> int:
+        c = cost_memo.get(mask)
+        if c is None:
+            c, m, i = 1, mask, 0
+            while m:
+                if m & 1:
+                    c *= int(sizes[i])
+                m >>= 1
+                i += 1
+            cost_memo[mask] = c
+        return c
+
+    masks = {sum(1 << v for v in c) for c in cliques if len(c)}
+    unmarked = list(range(d))
     order: list[int] = []
     formed: list[frozenset] = []
-    for _ in range(len(unmarked)):
-        best, best_cost, best_vars = -1, math.inf, frozenset()
+    for _ in range(d):
+        best, best_cost, best_mask = -1, math.inf, 0
         for a in unmarked:
-            merged = set()
-            for cl in clique_set:
-                if a in cl:
-                    merged |= cl
-            merged.add(a)
-            cost = math.prod(int(sizes[v]) for v in merged)
-            if cost < best_cost:
-                best, best_cost, best_vars = a, cost, frozenset(merged)
+            bit = 1 << a
+            merged = bit
+            for m in masks:
+                if m & bit:
+                    merged |= m
+            c = cost(merged)
+            if c < best_cost:
+                best, best_cost, best_mask = a, c, merged
         unmarked.remove(best)
         order.append(best)
-        formed.append(best_vars)
-        clique_set = {cl for cl in clique_set if best not in cl}
-        rest = best_vars - {best}
+        formed.append(frozenset(i for i in range(d) if best_mask >> i & 1))
+        bit = 1 << best
+        masks = {m for m in masks if not m & bit}
+        rest = best_mask & ~bit
         if rest:
-            clique_set.add(frozenset(rest))
+            masks.add(rest)
     return order, formed
 
 
