@@ -52,6 +52,19 @@ def marginal(codes: np.ndarray, domain: EncodedDomain, clique: Sequence[str]) ->
     return np.bincount(flat, minlength=int(np.prod(shape))).astype(np.float64)
 
 
+def synthetic_counts(synth: np.ndarray, domain: EncodedDomain, clique: Sequence[str]) -> np.ndarray:
+    """Count vector (flattened, C order) of ``clique`` over *synthetic* rows (post-processing only;
+    private data goes through :func:`marginal`)."""
+    idx = [domain.columns.index(c) for c in clique]
+    flat = synth[:, idx[0]].astype(np.int64)
+    cells = int(domain.sizes[idx[0]])
+    for i in idx[1:]:
+        size = int(domain.sizes[i])
+        flat = flat * size + synth[:, i]
+        cells *= size
+    return np.bincount(flat, minlength=cells).astype(np.float64)
+
+
 def measure(
     codes: np.ndarray,
     domain: EncodedDomain,
@@ -149,7 +162,7 @@ class PgmModel:
         if missing:
             synth = self.sample(sample_rows_n, rng)
             for q in missing:
-                out[tuple(q)] = marginal(synth, self.domain, q) / max(sample_rows_n, 1)
+                out[tuple(q)] = synthetic_counts(synth, self.domain, q) / max(sample_rows_n, 1)
         return out
 
     def sample(self, n: int, rng: np.random.Generator, method: str = "round") -> np.ndarray:

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from dpsynth.errors import DpsynthError
 from dpsynth.tabular.methods._calibrate import domain_from_plan, domain_parameters, fit_rho
+from dpsynth.tabular.methods._estimate import maximal
 from dpsynth.tabular.methods._junction import model_cells
 from dpsynth.tabular.methods._pgm import PgmModel, estimate, indices, marginal, measure, sorted_clique
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
@@ -287,6 +288,7 @@ def run_aim(
     cliques: list[tuple[str, ...]] = []
     true_marginals: dict[tuple[str, ...], np.ndarray] = {}  # exact private counts, each computed once
     cells = {cl: math.prod(sizes[a] for a in cl) for cl in weights}
+    size_cache: dict[tuple, int] = {}  # public: junction-tree sizes of hypothetical models
     max_cells_model = max_model_size * 2**20 / 8
 
     bar = tqdm(total=100, desc="AIM budget %", disable=not progress, leave=False)
@@ -312,11 +314,18 @@ def run_aim(
             stopped_by_time = not budget_end
         size_limit = max_cells_model * (budget.spent + gaussian_rho(sigma) + em_rho(epsilon)) / rho
         model_idx = [indices(domain, c) for c in cliques]
+        structure = frozenset(maximal(model_idx))  # subsets add no edges: same sizes
         nodes = [set(n) for n in model.tree.nodes]
         candidates = []
         for cl in weights:
             idx = indices(domain, cl)
-            if any(set(idx) <= n for n in nodes) or model_cells(domain.sizes, model_idx + [idx]) <= size_limit:
+            if any(set(idx) <= n for n in nodes):
+                candidates.append(cl)
+                continue
+            key = (structure, idx)  # the size depends only on the model's cliques and the candidate
+            if key not in size_cache:
+                size_cache[key] = model_cells(domain.sizes, model_idx + [idx])
+            if size_cache[key] <= size_limit:
                 candidates.append(cl)
         pgm = PgmModel(domain=domain, model=model, cliques=tuple(cliques))
         estimates = pgm.query_marginals(candidates, rng)
