@@ -151,7 +151,7 @@ class AIMMethod:
         max_model_size: float = 2.0,
         max_rounds: int | None = None,
         round_iters: int = 100,
-        final_iters: int = 3000,
+        final_iters: int = 1000,
         tol: float = 1e-4,
         max_time: float | None = None,
         target: str | None = None,
