@@ -115,6 +115,7 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
 
 @app.command("synth")
 def synth(
+    ctx: typer.Context,
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Private texts: .jsonl (one object per line) or .csv."),
     text_field: str = typer.Option(..., "--text-field", help="Field/column holding the text."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .jsonl (ledger and card are written beside it)."),
@@ -135,10 +136,13 @@ def synth(
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."),
+    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import OutputExistsError, ReleaseWriteError, refuse_output_over_input, reserve_release
     from dpsynth.text import TooFewTextsError, generate
 
     budget = parse_budget(epsilon, delta)
@@ -147,11 +151,18 @@ def synth(
     if labels is not None and not label_field:
         fail("--labels was given without --label-field")
     label_set = _parse_label_set(labels)
-    try:
-        check_release_writable(output, force)
-    except (OutputExistsError, FileNotFoundError) as exc:
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        refuse_output_over_input(output, input_path)
+        ctx.with_resource(reserve_release(output, force))
+    except DpsynthError as exc:
         fail(str(exc))
     require_input_file(input_path)
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.text.privacy import PRIVACY_UNIT
+
+    source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
+        input_path, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT))
     try:
         texts, text_labels = read_text_records(input_path, text_field, label_field)
     except (InputFormatError, OSError) as exc:
@@ -184,8 +195,10 @@ def synth(
         fail(str(exc))
     try:
         paths = result.save(output, force=force)
-    except (OutputExistsError, FileNotFoundError) as exc:
+    except (OutputExistsError, ReleaseWriteError, FileNotFoundError) as exc:
         fail(str(exc))
+    if source_step is not None:
+        source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger
     console.print(
         f"Privacy spent: epsilon={ledger.epsilon_spent:.6g}, delta={ledger.delta_spent:.3g} "
