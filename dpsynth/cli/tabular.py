@@ -260,7 +260,7 @@ def synth(
 
     budget, method_options = _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time,
                                           force, quiet)
-    method_options.update(_workload_options(target, workload))
+    method_options.update(_workload_options(target, workload, input, sep))
     source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
         input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
         privacy_unit=PRIVACY_UNIT))
@@ -269,9 +269,11 @@ def synth(
                source_step)
 
 
-def _workload_options(target: Optional[str], workload: Optional[Path]) -> dict:
-    """``--target`` / ``--workload`` as method options (public inputs, recorded in the ledger and card)."""
+def _workload_options(target: Optional[str], workload: Optional[Path], input: Path, sep: Optional[str]) -> dict:
+    """``--target`` / ``--workload`` as method options (public inputs, recorded in the ledger and card),
+    checked against the header's column names before any charge."""
     from dpsynth.cli.common import fail
+    from dpsynth.tabular.parsing import read_header
 
     options: dict = {} if target is None else {"target": target}
     if workload is not None:
@@ -279,6 +281,14 @@ def _workload_options(target: Optional[str], workload: Optional[Path]) -> dict:
             options["workload"] = json.loads(workload.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             fail(f"cannot read the workload file {workload}: {exc}")
+        if not isinstance(options["workload"], list) or not all(isinstance(w, list) for w in options["workload"]):
+            fail(f"the workload file {workload} must hold a JSON list of marginals (lists of column names)")
+    if options:
+        names = set(read_header(input, sep)[0])
+        named = ([target] if target is not None else []) + [c for w in options.get("workload", []) for c in w]
+        unknown = sorted({str(c) for c in named if c not in names})
+        if unknown:
+            fail(f"--target/--workload name columns the input does not have: {', '.join(unknown)}")
     return options
 
 
