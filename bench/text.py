@@ -77,7 +77,8 @@ def run_throughput(args: argparse.Namespace) -> None:
     from _text_data import balanced_split
     from _text_naive import naive_decode_groups
 
-    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, entropy_generator
+    from dpsynth.randomness import secret_torch_generator as entropy_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
     from dpsynth.text.privacy import calibrate_text_mechanism
 
     torch.set_num_threads(args.threads)
@@ -180,7 +181,8 @@ def _nonprivate_texts(loaded, split_texts, split_labels, labels, per_label, B, T
 def _public_only_texts(loaded, labels, per_label, T) -> tuple[list, list]:
     """epsilon = 0: every group has no member, so the sample is the public model's top-k
     distribution for the (labelled) public prompt; no private text is read."""
-    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, entropy_generator
+    from dpsynth.randomness import secret_torch_generator as entropy_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
 
     encoder = _encoder(loaded)
     groups = [GroupPrompts(encoder.public_ids(label), []) for label in labels for _ in range(per_label)]

