@@ -141,3 +141,34 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "Error" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_csv_output_is_csv_and_plan_and_default_instruction_are_printed(model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    out = tmp_path / "out.csv"
+    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "2")
+    assert result.exit_code == 0, result.output
+    assert "Method: private_prediction, B=3 (3), T=6, C=" in result.output
+    assert "Instruction: Write one realistic body" in result.output
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and list(rows[0]) == ["text"]
+
+
+def test_auto_group_size_is_printed_before_generating(model_dir, tmp_path):
+    from dpsynth.text.auto import auto_group_size
+
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = runner.invoke(app, ["text", "synth", str(src), "--text-field", "body", "-o", str(tmp_path / "o.jsonl"),
+                                 "--epsilon", "5", "--model", str(model_dir), "--method", "private_prediction",
+                                 "--max-new-tokens", "4", "--num-texts", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"B={auto_group_size(5.0, 1e-6, 4, 1.0, 2)} (auto), T=4, C=" in result.output
+
+
+def test_unknown_output_suffix_is_refused_before_reading(model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "out.txt", "--epsilon", "2")
+    assert result.exit_code == 2
+    assert "use a .jsonl (JSON lines) or .csv output" in result.output
+    assert not (tmp_path / "out.txt").exists()
