@@ -82,3 +82,20 @@ def test_plan_summary_reports_b_t_c_for_private_prediction_and_sigma_for_pe():
     assert pp["clip"] == pytest.approx(calibrate_text_mechanism(3.0, 1e-6, pp["group_size"], 32, 1.0).clip)
     pe = plan_summary(epsilon=3.0, method="pe", num_texts_total=20, iterations=4)
     assert pe["method"] == "pe" and pe["iterations"] == 4 and pe["noise_multiplier"] > 0
+
+
+def test_documented_auto_group_size_examples():
+    """docs/text.md: at delta=1e-6, tau=1, T=32: epsilon 1 -> 26, 3 -> 10, 10 -> 4."""
+    assert [auto_group_size(e, 1e-6, 32, 1.0, 100) for e in (1.0, 3.0, 10.0)] == [26, 10, 4]
+
+
+def test_cpu_threads_follow_free_cpus_and_are_restored(monkeypatch):
+    import torch
+
+    from dpsynth.text.runtime import cpu_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("DPSYNTH_NUM_THREADS", "3")
+    with cpu_threads("cpu") as used:
+        assert used == 3 and torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before

@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 
 from dpsynth.cli.common import console, fail, parse_budget, require_input_file
+from dpsynth.constants import DEFAULT_DELTA
 from dpsynth.errors import DpsynthError
 
 app = typer.Typer(help="DP synthetic text by private LLM inference.", no_args_is_help=True)
@@ -150,7 +151,7 @@ def synth(
         ..., "-o", "--output", help="Output .jsonl or .csv (ledger and card are written beside it)."
     ),
     epsilon: float = typer.Option(..., "--epsilon", help="Privacy budget epsilon of this release."),
-    delta: float = typer.Option(1e-6, "--delta", help="Privacy budget delta (0 < delta < 1)."),
+    delta: float = typer.Option(DEFAULT_DELTA, "--delta", help="Privacy budget delta (0 < delta < 1)."),
     label_field: Optional[str] = typer.Option(None, "--label-field", help="Field/column holding a label."),
     labels: Optional[str] = typer.Option(
         None, "--labels", help="PUBLIC label set, comma-separated (required with --label-field)."

@@ -134,10 +134,20 @@ class TextPrivacyPlan:
     epsilon_per_token: float
     rho: float
 
+    #: the ledger's plan protocol: groups are a data-independent partition, no staged sub-events
+    sampling = "partition"
+    stages = ()
+    mechanism = MECHANISM_NAME
+
     @property
     def event(self) -> dp_event.DpEvent:
         """The event charged to the ledger for this call."""
         return text_generation_event(self.clip, self.group_size, self.temperature, self.max_new_tokens)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """JSON-ready parameters (the ledger's plan protocol)."""
+        return self.describe()
 
     @property
     def logit_sensitivity(self) -> float:

@@ -95,8 +95,10 @@ class PEPrivacyPlan:
     noise_multiplier: float
     threshold: float
 
-    mechanism: str = MECHANISM_NAME
-    sampling: str = "none"
+    #: the ledger's plan protocol: one event, no sampling, no staged sub-events
+    mechanism = MECHANISM_NAME
+    sampling = "none"
+    stages = ()
 
     @property
     def event(self) -> dp_event.DpEvent:
