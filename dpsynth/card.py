@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from dpsynth.accounting.ledger import Ledger
+from dpsynth.atomic import atomic_write_text
 
 CARD_SCHEMA = "dpsynth-card/1"
 EVAL_KEYS = ("real_holdout", "temporal_holdout", "contamination_scan", "diversity_metrics")
@@ -65,7 +66,10 @@ def build_card(
             "composition_rule": "basic composition across calls; min(PLD, RDP) within a call",
             "mechanisms": [c["mechanism"] for c in charges],
             "ledger_id": ledger.ledger_id,
+            # the head when the card was built; the ledger's release entry after it binds this card
             "ledger_head_hash": ledger.head_hash,
+            "signer_key_id": ledger.signer_key_id,
+            "differentially_private": not ledger.contains_real_records,
         },
     }
     if extra:
@@ -85,8 +89,6 @@ def read_card(path: str | Path) -> dict[str, Any]:
 
 
 def write_card(path: str | Path, card: dict[str, Any]) -> Path:
-    from dpsynth.release import atomic_write_text
-
     return atomic_write_text(Path(path), card_text(card))
 
 

@@ -10,6 +10,7 @@ from dp_accounting import dp_event
 from typer.testing import CliRunner
 
 from dpsynth.accounting import ExponentialMechanismDpEvent, Ledger, PrivacyBudget, compute_charge
+from dpsynth.accounting.verify import file_sha256
 from dpsynth.cli import app
 from dpsynth.release import release_paths
 
@@ -25,6 +26,9 @@ def dataset(tmp_path: Path) -> Path:
     ledger.complete(e, source_fingerprint="hmac-sha256:ab")
     ledger.charge(operation="text.generate", mechanism="em", delta=0.0,
                   event=dp_event.SelfComposedDpEvent(ExponentialMechanismDpEvent(0.05), 10))
+    card = release_paths(data).card
+    card.write_text("schema: test\n")
+    ledger.record_release(data_name=data.name, data_sha256=file_sha256(data), card_sha256=file_sha256(card))
     ledger.save(release_paths(data).ledger)
     return data
 
@@ -40,7 +44,7 @@ def test_show_json_has_required_keys(dataset: Path):
     assert summary["epsilon_spent"] == pytest.approx(expected, rel=1e-12)
     assert summary["delta_spent"] == pytest.approx(1e-6)
     assert summary["verified"] is True
-    assert [e["kind"] for e in summary["entries"]] == ["charge", "completion", "charge"]
+    assert [e["kind"] for e in summary["entries"]] == ["charge", "completion", "charge", "release"]
 
 
 def test_show_table_mentions_unit_and_totals(dataset: Path):

@@ -178,16 +178,41 @@ def test_ledger_file_refuses_to_overwrite(tmp_path: Path):
         LedgerFile.create(path, PrivacyBudget(5.0, 1e-6), privacy_unit="row", source_name="s")
 
 
-def test_fingerprints_are_keyed():
+def test_fingerprints_are_keyed_salted_and_checkable():
     import hashlib
 
     import pandas as pd
 
+    from dpsynth.accounting.fingerprint import matches_dataframe, salt_of
+
     df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
     k1, k2 = b"k" * 32, b"j" * 32
-    assert fingerprint_dataframe(df, k1) == fingerprint_dataframe(df.copy(), k1)
-    assert fingerprint_dataframe(df, k1) != fingerprint_dataframe(df, k2)
-    assert fingerprint_dataframe(df, k1) != fingerprint_dataframe(df.iloc[:2], k1)
+    salt = b"s" * 16
+    # same data, key and salt: same value (the owner can re-check a release)
+    assert fingerprint_dataframe(df, k1, salt=salt) == fingerprint_dataframe(df.copy(), k1, salt=salt)
+    assert fingerprint_dataframe(df, k1, salt=salt) != fingerprint_dataframe(df, k2, salt=salt)
+    assert fingerprint_dataframe(df, k1, salt=salt) != fingerprint_dataframe(df.iloc[:2], k1, salt=salt)
+    # two releases of the same data carry unlinkable fingerprints (fresh salt each time) ...
+    f1, f2 = fingerprint_dataframe(df, k1), fingerprint_dataframe(df, k1)
+    assert f1 != f2 and salt_of(f1) != salt_of(f2)
+    assert f1.split(":")[2] != f2.split(":")[2]
+    # ... that the key holder still matches to the data, and nobody matches with another key
+    assert matches_dataframe(f1, df, k1) and matches_dataframe(f2, df, k1)
+    assert not matches_dataframe(f1, df, k2)
+    assert not matches_dataframe(f1, df.iloc[:2], k1)
     plain = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
     assert plain not in fingerprint_dataframe(df, k1)
     assert fingerprint_texts(["a", "b"], source_key=k1) != fingerprint_texts(["ab"], source_key=k1)
+
+
+def test_short_source_keys_are_refused(monkeypatch):
+    import pandas as pd
+
+    from dpsynth.errors import DpsynthError
+
+    df = pd.DataFrame({"a": [1, 2]})
+    with pytest.raises(DpsynthError, match="at least 32 bytes"):
+        fingerprint_dataframe(df, b"k" * 31)
+    monkeypatch.setenv("DPSYNTH_SOURCE_KEY", "ab" * 16)
+    with pytest.raises(DpsynthError, match="at least 32 bytes"):
+        fingerprint_dataframe(df)

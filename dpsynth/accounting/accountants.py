@@ -28,6 +28,7 @@ from dp_accounting.pld.common import DifferentialPrivacyParameters
 from dp_accounting.rdp import rdp_privacy_accountant
 
 from dpsynth.accounting.events import ApproxDpEvent, ExponentialMechanismDpEvent, PureDpEvent
+from dpsynth.errors import DpsynthError
 
 ADD_OR_REMOVE_ONE = privacy_accountant.NeighboringRelation.ADD_OR_REMOVE_ONE
 
@@ -45,11 +46,11 @@ PLD_DISCRETIZATION_FAST = 1e-3
 PLD_SKIP_ABOVE_RDP_EPSILON = 50.0
 
 
-class UnsupportedEventError(ValueError):
+class UnsupportedEventError(DpsynthError, ValueError):
     """No accountant understands the event: it is refused, never counted as zero."""
 
 
-class AccountingError(ArithmeticError):
+class AccountingError(DpsynthError, ArithmeticError):
     """An accountant produced an invalid number (negative RDP, NaN epsilon, ...)."""
 
 

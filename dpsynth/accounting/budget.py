@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass
 from numbers import Real
 
+from dpsynth.errors import DpsynthError
 
-class InvalidBudgetError(ValueError):
+
+class InvalidBudgetError(DpsynthError, ValueError):
     """A privacy budget argument is malformed (zero, negative, NaN, infinite, delta out of range)."""
 
 
-class BudgetExceededError(RuntimeError):
+class BudgetExceededError(DpsynthError, RuntimeError):
     """A call's charge does not fit the budget. Raised before any private record is read.
 
     Attributes:

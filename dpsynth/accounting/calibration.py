@@ -15,11 +15,12 @@ from dp_accounting import dp_event
 
 from dpsynth.accounting.accountants import compute_charge
 from dpsynth.accounting.events import ExponentialMechanismDpEvent
+from dpsynth.errors import DpsynthError
 
 EventOf = Callable[[float], dp_event.DpEvent]
 
 
-class CalibrationError(ValueError):
+class CalibrationError(DpsynthError, ValueError):
     """No parameter in the search range meets the target."""
 
 

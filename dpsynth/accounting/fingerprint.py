@@ -1,81 +1,89 @@
-"""Keyed fingerprints that identify a source dataset without revealing anything about it.
+"""Salted keyed fingerprints that let the data owner re-check a release's source, and nobody else link releases.
 
 A plain hash of the private data would let anyone holding a candidate dataset test whether it was
-the source -- a deterministic function of the data, which DP forbids publishing. We therefore use
-HMAC-SHA256 under a *source key* that stays with the data owner: the key comes from the
-``source_key`` argument, else the environment variable ``DPSYNTH_SOURCE_KEY`` (hex), else a
-key file ``$DPSYNTH_HOME/source.key`` (default ``~/.config/dpsynth/source.key``, created with mode
-0600 on first use). Without the key the fingerprint is indistinguishable from random; with it, the
-owner can check which data a ledger came from (``dpsynth ledger verify --source FILE``).
+the source -- a deterministic function of the data, which DP forbids publishing. An unsalted keyed
+hash is still the same value in every release from the same data (and changes when one person is
+added), so two releases would reveal whether the data changed. Hence each fingerprint is
+
+    ``hmac-sha256-salted:<salt hex>:<HMAC-SHA256(source key, salt || data) hex>``
+
+with a fresh 16-byte random salt per fingerprint (recorded in it). Without the source key the MAC
+is indistinguishable from random and two fingerprints of the same data are unlinkable; with it, the
+owner recomputes the MAC under the recorded salt (``dpsynth ledger verify --source FILE``).
+The source key is the owner's (:mod:`dpsynth.accounting.keys`: >= 32 bytes, mode 0600).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-FINGERPRINT_SCHEME = "hmac-sha256"
+from dpsynth.accounting.keys import load_source_key
+
+FINGERPRINT_SCHEME = "hmac-sha256-salted"
+SALT_BYTES = 16
 
 
-def default_key_path() -> Path:
-    home = os.environ.get("DPSYNTH_HOME")
-    base = Path(home) if home else Path.home() / ".config" / "dpsynth"
-    return base / "source.key"
+def _finish(mac: "hmac.HMAC", salt: bytes) -> str:
+    return f"{FINGERPRINT_SCHEME}:{salt.hex()}:{mac.hexdigest()}"
 
 
-def load_source_key(source_key: bytes | None = None) -> bytes:
-    """The data owner's fingerprint key (see the module docstring for where it comes from)."""
-    if source_key is not None:
-        if len(source_key) < 16:
-            raise ValueError("a source key must be at least 16 bytes")
-        return source_key
-    env = os.environ.get("DPSYNTH_SOURCE_KEY")
-    if env:
-        return bytes.fromhex(env)
-    path = default_key_path()
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex())
-    try:
-        os.link(tmp, path)  # atomic, fails if another process created it first
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text().strip())
-
-
-def fingerprint_bytes(data: bytes, source_key: bytes | None = None) -> str:
-    """Keyed fingerprint of raw bytes (e.g. the input file)."""
-    mac = hmac.new(load_source_key(source_key), data, hashlib.sha256).hexdigest()
-    return f"{FINGERPRINT_SCHEME}:{mac}"
-
-
-def fingerprint_dataframe(df: pd.DataFrame, source_key: bytes | None = None) -> str:
-    """Keyed fingerprint of a table's content (column names, dtypes and values, in order)."""
+def _new_mac(source_key: bytes | None, salt: bytes | None) -> tuple["hmac.HMAC", bytes]:
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
     mac = hmac.new(load_source_key(source_key), digestmod=hashlib.sha256)
+    mac.update(salt)
+    return mac, salt
+
+
+def fingerprint_bytes(data: bytes, source_key: bytes | None = None, *, salt: bytes | None = None) -> str:
+    """Salted keyed fingerprint of raw bytes (e.g. the input file)."""
+    mac, salt = _new_mac(source_key, salt)
+    mac.update(data)
+    return _finish(mac, salt)
+
+
+def fingerprint_dataframe(df: pd.DataFrame, source_key: bytes | None = None, *, salt: bytes | None = None) -> str:
+    """Salted keyed fingerprint of a table's content (column names, dtypes and values, in order)."""
+    mac, salt = _new_mac(source_key, salt)
     mac.update(repr([(str(c), str(t)) for c, t in df.dtypes.items()]).encode())
     mac.update(pd.util.hash_pandas_object(df, index=False).values.tobytes())
-    return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+    return _finish(mac, salt)
 
 
-def fingerprint_texts(texts: Iterable[str], labels: Iterable[object] | None = None, source_key: bytes | None = None) -> str:
-    """Keyed fingerprint of a list of texts (and labels, when given)."""
-    mac = hmac.new(load_source_key(source_key), digestmod=hashlib.sha256)
+def fingerprint_texts(
+    texts: Iterable[str], labels: Iterable[object] | None = None, source_key: bytes | None = None, *, salt: bytes | None = None
+) -> str:
+    """Salted keyed fingerprint of a list of texts (and labels, when given)."""
+    mac, salt = _new_mac(source_key, salt)
     labels_list = list(labels) if labels is not None else None
     for i, text in enumerate(texts):
         mac.update(len(text.encode()).to_bytes(8, "big") + text.encode())
         if labels_list is not None:
             mac.update(repr(labels_list[i]).encode())
-    return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+    return _finish(mac, salt)
+
+
+def salt_of(fingerprint: str) -> bytes | None:
+    """The salt recorded in a fingerprint (``None`` when it is not of this scheme)."""
+    parts = fingerprint.split(":")
+    if len(parts) != 3 or parts[0] != FINGERPRINT_SCHEME:
+        return None
+    try:
+        return bytes.fromhex(parts[1])
+    except ValueError:
+        return None
+
+
+def matches_bytes(fingerprint: str, data: bytes, source_key: bytes | None = None) -> bool:
+    """True when ``fingerprint`` is of ``data`` under the owner's key (constant-time compare)."""
+    salt = salt_of(fingerprint)
+    return salt is not None and hmac.compare_digest(fingerprint, fingerprint_bytes(data, source_key, salt=salt))
+
+
+def matches_dataframe(fingerprint: str, df: pd.DataFrame, source_key: bytes | None = None) -> bool:
+    salt = salt_of(fingerprint)
+    return salt is not None and hmac.compare_digest(fingerprint, fingerprint_dataframe(df, source_key, salt=salt))

@@ -37,8 +37,13 @@ def summarize(ledger: Ledger, *, verified: bool | None = None) -> dict[str, Any]
         elif entry["kind"] == "postprocessing":
             row.update(operation=entry["operation"], mechanism="post-processing", epsilon=0.0, delta=0.0,
                        description=entry["description"])
-        else:
-            row.update(completes=entry["completes"], outputs=entry.get("outputs"))
+        elif entry["kind"] == "completion":
+            row.update(completes=entry["completes"], status=entry.get("status"), outputs=entry.get("outputs"))
+        elif entry["kind"] == "release":
+            row.update(operation="release", data_name=entry["data_name"], data_sha256=entry["data_sha256"],
+                       card_sha256=entry["card_sha256"])
+        else:  # real-records-included
+            row.update(operation="real records included (not DP)", count=entry["count"], note=entry.get("note"))
         rows.append(row)
     remaining = ledger.remaining
     return {
@@ -54,6 +59,9 @@ def summarize(ledger: Ledger, *, verified: bool | None = None) -> dict[str, Any]
         "epsilon_remaining": remaining[0],
         "delta_remaining": remaining[1],
         "verified": verified,
+        "signer_key_id": ledger.signer_key_id,
+        "contains_real_records": ledger.contains_real_records,
+        "differentially_private": not ledger.contains_real_records,
         "head_hash": ledger.head_hash,
         "entries": rows,
     }
@@ -63,7 +71,7 @@ def load_checked(path: Path) -> tuple[Ledger, bool, list[str]]:
     """Load a ledger without refusing it, and say whether it verifies (and why not)."""
     text = path.read_text(encoding="utf-8")
     report = verify_text(text)
-    return Ledger.load(path, verify=False), report.ok, report.problems
+    return Ledger.load(path, verify=False, signer=None), report.ok, report.problems
 
 
 @dataclass(frozen=True)
@@ -143,5 +151,9 @@ def compose_ledgers(ledgers: Sequence[Ledger]) -> dict[str, Any]:
         "privacy_units": sorted(units),
         "sources": sorted(sources),
         "warnings": (["the ledgers name different privacy units: their sum bounds the finest unit only if "
-                      "each unit is contained in the others"] if len(units) > 1 else []),
+                      "each unit is contained in the others"] if len(units) > 1 else [])
+        + (["the releases come from different sources (" + ", ".join(sorted(sources)) + "): a sum across sources "
+            "bounds nothing for one person unless the sources hold the same people"] if len(sources) > 1 else [])
+        + (["a ledger marks real records included: that output is not differentially private"]
+           if any(l.contains_real_records for l in by_id.values()) else []),
     }

@@ -1,4 +1,4 @@
-"""The privacy ledger: an append-only, hash-chained JSON record of every privacy charge.
+"""The privacy ledger: an append-only, hash-chained, signed JSON record of every privacy charge.
 
 One ledger belongs to one source dataset and one privacy unit (e.g. "one row of the input
 table", "one private text"). It holds the budget and an ordered list of entries:
@@ -6,9 +6,16 @@ table", "one private text"). It holds the budget and an ordered list of entries:
 * ``charge`` -- a DP step: operation, mechanism, the serialised ``DpEvent`` (and its stages), the
   neighbouring relation, privacy unit, sampling scheme, public parameters, the charge per
   accountant, the cumulative spend after it, dependency versions, time and provenance.
-* ``completion`` -- the step ran: the keyed source fingerprint and what was produced.
+* ``completion`` -- the step ran (``status: completed``) or broke off after its charge
+  (``status: failed``; the charge stands): the salted keyed source fingerprint and what was produced.
 * ``postprocessing`` -- a free step on DP outputs (e.g. sampling more rows from a DP model), with a
   ``NoOpDpEvent`` and zero charge, kept for provenance.
+* ``release`` -- the SHA-256 of the data file and of the card written with this ledger.
+* ``real-records-included`` -- the output holds real records verbatim: it is not a DP release.
+
+Every private step has one shape: plan from public inputs, then ``with ledger.spend(plan,
+operation=...) as step:`` (charge before any private record is read; completion or failure recorded
+on exit; never a refund).
 
 Composition rule across entries: **basic composition** (sum of epsilons, sum of deltas). It stays
 valid when a user picks the next call's budget after seeing earlier outputs (fully adaptive
@@ -16,10 +23,11 @@ composition, Rogers et al. 2016), unlike PLD composition across calls. Inside on
 parameters are fixed from public inputs before data is read, the charge is the minimum over the
 PLD, RDP (and stage-wise basic) bounds of that call's composed event.
 
-Every entry stores ``prev_hash`` (the previous entry's hash, or the header's) and its own ``hash``
-(SHA-256 of its canonical JSON without ``hash``). The file is written in one canonical form, so
-any edited byte breaks either the form, a hash, or a recomputed charge: see
-:func:`dpsynth.accounting.verify.verify_ledger`.
+Integrity: every entry stores ``prev_hash`` and its own ``hash`` (see :mod:`.format`), and the
+owner's Ed25519 key (:mod:`.signing`) signs the header, every entry and the head at every append.
+Editing any entry and re-hashing the chain breaks a signature; so does truncating or reordering.
+A forger can re-sign with their own key, which is why ``verify`` compares the signer with a key
+the verifier trusts. What no file can prove: that the recorded noise was really applied.
 
 Seeds of privacy noise are never written: a provenance key that looks like one is refused.
 """
@@ -31,42 +39,71 @@ import json
 import math
 import re
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 from dp_accounting import dp_event
 
 from dpsynth.accounting.accountants import Charge, Stage, composed_event, compute_charge
 from dpsynth.accounting.budget import BudgetExceededError, PrivacyBudget
+from dpsynth.accounting.format import (
+    ADD_OR_REMOVE_ONE,
+    COMPOSITION_RULE,
+    SAMPLING_SCHEMES,
+    SCHEMA,
+    entry_hash,
+    header_hash,
+    ledger_text,
+    signed_message,
+)
 from dpsynth.accounting.serialization import LedgerFormatError, event_to_json, sha256_hex
+from dpsynth.accounting.signing import Signer
+from dpsynth.accounting.verify import verify_document, verify_text
 from dpsynth.accounting.versions import dependency_versions
+from dpsynth.atomic import atomic_write_text
+from dpsynth.errors import DpsynthError
 
-SCHEMA = "dpsynth-ledger/1"
-ADD_OR_REMOVE_ONE = "add_or_remove_one"
-COMPOSITION_RULE = "basic"
-SAMPLING_SCHEMES = ("none", "poisson", "partition")
-ENTRY_KINDS = ("charge", "completion", "postprocessing")
-_HEADER_KEYS = ("schema", "ledger_id", "created", "budget", "source")
 _SECRET_SEED_KEY = re.compile(r"(noise|privacy|dp|sampling).*seed|seed.*(noise|privacy)", re.IGNORECASE)
+#: ``signer`` argument meaning "the data owner's key" (loaded, or created, only when first needed).
+OWNER = "owner"
+
+
+class LedgerSigningError(DpsynthError, RuntimeError):
+    """The ledger cannot be appended to with the signing key at hand."""
+
+
+@runtime_checkable
+class PrivatePlan(Protocol):
+    """What :meth:`Ledger.spend` needs from a calibrated private step (all public parameters).
+
+    ``event`` is the step's whole dp-accounting event (or ``None`` when ``stages`` are given; the
+    event is then their composition); ``delta`` the delta the charge is computed at; ``sampling``
+    one of ``none | poisson | partition``; ``parameters`` JSON-ready public parameters.
+    """
+
+    mechanism: str
+    event: dp_event.DpEvent | None
+    stages: Sequence[Stage]
+    delta: float
+    sampling: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class SpendStep:
+    """The handle a ``with ledger.spend(...)`` block gets: set what the step produced."""
+
+    charge: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    source_fingerprint: str | None = None
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def ledger_text(doc: dict[str, Any]) -> str:
-    """The one canonical on-disk form of a ledger document."""
-    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def header_of(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc[k] for k in _HEADER_KEYS}
-
-
-def entry_hash(entry: dict[str, Any]) -> str:
-    return sha256_hex({k: v for k, v in entry.items() if k != "hash"})
 
 
 def fsum(values: Sequence[float]) -> float:
@@ -104,12 +141,66 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-class Ledger:
-    """An in-memory privacy ledger (see the module docstring). Not thread-safe; for a ledger file
-    shared between processes use :class:`dpsynth.accounting.ledger_file.LedgerFile`."""
+class SpendingMixin:
+    """``spend`` written once over ``charge`` and ``complete`` (shared by :class:`Ledger` and ``LedgerFile``)."""
 
-    def __init__(self, doc: dict[str, Any]):
+    def charge(self, **kwargs: Any) -> dict[str, Any]:  # pragma: no cover - provided by the class
+        raise NotImplementedError
+
+    def complete(self, charge_entry: dict[str, Any] | int, **kwargs: Any) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    @contextmanager
+    def spend(
+        self,
+        plan: PrivatePlan,
+        *,
+        operation: str,
+        provenance: dict[str, Any] | None = None,
+        limit: PrivacyBudget | None = None,
+    ) -> Iterator[SpendStep]:
+        """Charge ``plan`` **before** the block reads private data; record how the block ended.
+
+        Raises :class:`BudgetExceededError` (ledger unchanged, block not run) when the charge does
+        not fit. Once the block has started, the charge is final: on normal exit a ``completed``
+        completion is appended with ``step.outputs`` / ``step.source_fingerprint``; on an exception
+        a ``failed`` completion naming only the exception's type (its message may hold private
+        data) is appended and the exception re-raised. Nothing is ever refunded.
+        """
+        stages = list(getattr(plan, "stages", None) or [])
+        entry = self.charge(
+            operation=operation,
+            mechanism=plan.mechanism,
+            delta=plan.delta,
+            event=None if stages else plan.event,
+            stages=stages or None,
+            sampling=plan.sampling,
+            parameters=dict(plan.parameters),
+            provenance=provenance,
+            limit=limit,
+        )
+        step = SpendStep(charge=entry)
+        try:
+            yield step
+        except BaseException as exc:
+            self.complete(entry, status="failed", outputs={"error_type": type(exc).__name__})
+            raise
+        self.complete(entry, source_fingerprint=step.source_fingerprint, outputs=step.outputs)
+
+
+class Ledger(SpendingMixin):
+    """An in-memory privacy ledger (see the module docstring). Not thread-safe; for a ledger file
+    shared between processes use :class:`dpsynth.accounting.ledger_file.LedgerFile`.
+
+    ``signer``: :data:`OWNER` (the data owner's key, loaded when the first entry is appended), a
+    :class:`~dpsynth.accounting.signing.Signer`, or ``None`` for an unsigned ledger (which
+    ``dpsynth ledger verify`` reports as "integrity: unsigned", never as a pass).
+    """
+
+    def __init__(self, doc: dict[str, Any], signer: Signer | str | None = OWNER):
         self._doc = doc
+        self._signer_spec = signer
+        self._signer: Signer | None = signer if isinstance(signer, Signer) else None
 
     # ------------------------------------------------------------------ creation / loading
     @classmethod
@@ -120,8 +211,9 @@ class Ledger:
         privacy_unit: str,
         source_name: str,
         neighbouring_relation: str = ADD_OR_REMOVE_ONE,
+        signer: Signer | str | None = OWNER,
     ) -> "Ledger":
-        """A new, empty ledger for one source dataset and privacy unit."""
+        """A new, empty ledger for one source dataset and privacy unit, signed by ``signer``."""
         if not isinstance(budget, PrivacyBudget):
             raise TypeError("budget must be a PrivacyBudget")
         if neighbouring_relation != ADD_OR_REMOVE_ONE:
@@ -132,6 +224,8 @@ class Ledger:
             )
         if not privacy_unit or not source_name:
             raise ValueError("privacy_unit and source_name must be non-empty")
+        ledger = cls({}, signer)
+        resolved = ledger._resolve_signer() if signer is not None else None
         doc: dict[str, Any] = {
             "schema": SCHEMA,
             "ledger_id": str(uuid.uuid4()),
@@ -142,29 +236,31 @@ class Ledger:
                 "privacy_unit": str(privacy_unit),
                 "neighbouring_relation": neighbouring_relation,
             },
+            "signer": resolved.describe() if resolved is not None else None,
             "entries": [],
         }
-        doc["header_hash"] = sha256_hex(header_of(doc))
+        doc["header_hash"] = header_hash(doc)
+        doc["header_signature"] = (
+            resolved.sign(signed_message("header", doc["ledger_id"], doc["header_hash"])) if resolved else None
+        )
         doc["head_hash"] = doc["header_hash"]
-        return cls(doc)
+        ledger._doc = doc
+        ledger._sign_head()
+        return ledger
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, verify: bool = True) -> "Ledger":
+    def from_dict(cls, doc: dict[str, Any], *, verify: bool = True, signer: Signer | str | None = OWNER) -> "Ledger":
         """Build from a parsed document; with ``verify`` (default) refuse a broken or tampered one."""
         doc = copy.deepcopy(doc)
         if verify:
-            from dpsynth.accounting.verify import verify_document
-
             report = verify_document(doc)
             if not report.ok:
                 raise LedgerFormatError("ledger failed verification: " + "; ".join(report.problems))
-        return cls(doc)
+        return cls(doc, signer)
 
     @classmethod
-    def load(cls, path: str | Path, *, verify: bool = True) -> "Ledger":
-        """Load a ledger file, verifying its canonical form, hash chain and charges."""
-        from dpsynth.accounting.verify import verify_text
-
+    def load(cls, path: str | Path, *, verify: bool = True, signer: Signer | str | None = OWNER) -> "Ledger":
+        """Load a ledger file, verifying its canonical form, hash chain, signatures and charges."""
         text = Path(path).read_text(encoding="utf-8")
         if verify:
             report = verify_text(text)
@@ -174,7 +270,41 @@ class Ledger:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LedgerFormatError(f"ledger {path} is not valid JSON: {exc}") from exc
-        return cls(doc)
+        return cls(doc, signer)
+
+    # ------------------------------------------------------------------ signing
+    def _resolve_signer(self) -> Signer | None:
+        if self._signer is None and self._signer_spec == OWNER:
+            self._signer = Signer.owner()
+        return self._signer
+
+    @property
+    def signer_key_id(self) -> str | None:
+        """The key id named in the header (``None`` for an unsigned ledger)."""
+        signer = self._doc.get("signer")
+        return signer.get("key_id") if isinstance(signer, dict) else None
+
+    def _signer_for_append(self) -> Signer | None:
+        named = self._doc.get("signer")
+        if named is None:
+            return None  # an unsigned ledger stays unsigned
+        signer = self._resolve_signer() if self._signer_spec is not None else None
+        if signer is None or signer.public_key_hex != named.get("public_key"):
+            have = signer.key_id if signer is not None else "none"
+            raise LedgerSigningError(
+                f"this ledger is signed by {named.get('key_id')}; the signing key here is {have}: only the "
+                "ledger's key holder can append to it"
+            )
+        return signer
+
+    def _sign_head(self) -> None:
+        signer = self._signer if self._doc.get("signer") is not None else None
+        doc = self._doc
+        doc["head_signature"] = (
+            signer.sign(signed_message("head", doc["ledger_id"], doc["head_hash"], len(doc["entries"])))
+            if signer is not None
+            else None
+        )
 
     # ------------------------------------------------------------------ views
     def to_dict(self) -> dict[str, Any]:
@@ -185,12 +315,12 @@ class Ledger:
 
     def save(self, path: str | Path) -> Path:
         """Write the ledger atomically (temp file + rename)."""
-        from dpsynth.release import atomic_write_text
-
         return atomic_write_text(Path(path), self.to_json())
 
     def copy(self) -> "Ledger":
-        return Ledger(copy.deepcopy(self._doc))
+        twin = Ledger(copy.deepcopy(self._doc), self._signer_spec)
+        twin._signer = self._signer
+        return twin
 
     @property
     def ledger_id(self) -> str:
@@ -354,8 +484,14 @@ class Ledger:
         *,
         source_fingerprint: str | None = None,
         outputs: dict[str, Any] | None = None,
+        status: str = "completed",
     ) -> dict[str, Any]:
-        """Record that a charged step ran (its spend is final: no refunds after data access)."""
+        """Record that a charged step ran (``completed``) or broke off (``failed``).
+
+        Its spend is final either way: no refunds after data access.
+        """
+        if status not in ("completed", "failed"):
+            raise ValueError(f"status must be 'completed' or 'failed', got {status!r}")
         seq = charge_entry if isinstance(charge_entry, int) else charge_entry["seq"]
         target = [e for e in self._doc["entries"] if e["seq"] == seq and e["kind"] == "charge"]
         if not target:
@@ -365,6 +501,7 @@ class Ledger:
             {
                 "kind": "completion",
                 "completes": seq,
+                "status": status,
                 "source_fingerprint": source_fingerprint,
                 "outputs": outputs,
             }
@@ -397,19 +534,68 @@ class Ledger:
             }
         )
 
+    def record_release(self, *, data_name: str, data_sha256: str, card_sha256: str) -> dict[str, Any]:
+        """Bind the released files: the SHA-256 of the data file and of the card written with it.
+
+        ``dpsynth ledger verify`` checks the **last** release entry against the files beside the
+        ledger, so a swapped data file or card fails. A later entry (e.g. after ``dpsynth evaluate``
+        rewrote the card) supersedes an earlier one.
+        """
+        for name, digest in (("data_sha256", data_sha256), ("card_sha256", card_sha256)):
+            if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+                raise ValueError(f"{name} must be 64 lowercase hex digits")
+        return self._append(
+            {"kind": "release", "data_name": str(data_name), "data_sha256": data_sha256, "card_sha256": card_sha256}
+        )
+
+    def record_real_records(self, *, count: int, source_fingerprint: str | None, note: str) -> dict[str, Any]:
+        """Mark the output as holding ``count`` real records verbatim: it is **not** a DP release.
+
+        ``verify`` and ``show`` then report "contains real records: not differentially private".
+        ``count`` must be a public number (e.g. fixed by a public ratio), never a data-dependent one.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        return self._append(
+            {
+                "kind": "real-records-included",
+                "count": int(count),
+                "source_fingerprint": source_fingerprint,
+                "note": str(note),
+                "differentially_private": False,
+            }
+        )
+
+    @property
+    def contains_real_records(self) -> bool:
+        return any(e["kind"] == "real-records-included" for e in self._doc["entries"])
+
+    def last_release(self) -> dict[str, Any] | None:
+        releases = [e for e in self._doc["entries"] if e["kind"] == "release"]
+        return copy.deepcopy(releases[-1]) if releases else None
+
     def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        signer = self._signer_for_append()
         entries = self._doc["entries"]
         entry = dict(entry)
         entry["seq"] = len(entries)
         entry["time"] = utc_now()
         entry["prev_hash"] = self._doc["head_hash"]
         entry["hash"] = entry_hash(entry)
+        entry["signature"] = (
+            signer.sign(signed_message("entry", self._doc["ledger_id"], entry["hash"])) if signer is not None else None
+        )
         entries.append(entry)
         self._doc["head_hash"] = entry["hash"]
+        self._sign_head()
         return copy.deepcopy(entry)
 
     def source_fingerprints(self) -> list[str]:
-        return [e["source_fingerprint"] for e in self._doc["entries"] if e["kind"] == "completion" and e.get("source_fingerprint")]
+        return [
+            e["source_fingerprint"]
+            for e in self._doc["entries"]
+            if e["kind"] in ("completion", "real-records-included") and e.get("source_fingerprint")
+        ]
 
 
 def _float_down(x: Fraction) -> float:

@@ -19,9 +19,10 @@ import attr
 from dp_accounting import dp_event
 
 from dpsynth.accounting.events import EVENT_TYPES
+from dpsynth.errors import DpsynthError
 
 
-class LedgerFormatError(ValueError):
+class LedgerFormatError(DpsynthError, ValueError):
     """A ledger or serialised event is malformed, tampered with, or uses an unknown type."""
 
 

@@ -1,50 +1,114 @@
-"""Verification of a ledger: canonical form, hash chain, event whitelist, recomputed charges.
+"""Verification of a ledger: canonical form, hash chain, signatures, event whitelist, recomputed charges,
+and (given the files) the binding of the data file and card to the ledger.
 
-``verify_text`` is what ``dpsynth ledger verify`` runs. It needs nothing but the file and the
-installed accountants, so a reviewer can re-check a release without trusting whoever wrote it.
+``verify_text`` is what ``dpsynth ledger verify`` runs. It needs the file, the installed
+accountants and -- to say *who* wrote the ledger -- a public key the verifier trusts.
+
+What a pass proves: the chain is intact and in canonical form, it was signed by the holder of a
+trusted key, every charge follows from its recorded events by dp-accounting, the spend stays within
+the budget, and the data file and card are the ones the ledger was written with. What no file can
+prove: that the recorded noise was really applied (that rests on running the released code), or
+that the key holder is honest.
+
+Statuses (``VerificationReport.status``) and the CLI's exit codes:
+
+* ``pass`` (0) -- all of the above;
+* ``fail`` (1) -- something does not hold; ``problems`` names the first bad entry first;
+* ``unsigned`` (3) -- intact but carries no signature: anyone could have written it;
+* ``untrusted`` (4) -- intact and signed, but by a key the verifier has not said they trust;
+* ``not-dp`` (5) -- intact, but the output holds real records (``dpsynth mix``): not a DP release.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
 from dpsynth.accounting.accountants import Stage, UnsupportedEventError, compute_charge
-from dpsynth.accounting.ledger import (
+from dpsynth.accounting.format import (
     ADD_OR_REMOVE_ONE,
     COMPOSITION_RULE,
     ENTRY_KINDS,
     SAMPLING_SCHEMES,
     SCHEMA,
+    TOP_LEVEL_KEYS,
     entry_hash,
-    header_of,
+    header_hash,
     ledger_text,
+    signed_message,
 )
 from dpsynth.accounting.serialization import LedgerFormatError, event_from_json, sha256_hex
+from dpsynth.accounting.signing import SCHEME, key_id_of, verify_signature
 from dpsynth.accounting.versions import dependency_versions
 
-#: Relative tolerance for a recomputed charge when the recorded dp-accounting version is installed
-#: (the computation is deterministic, so this only absorbs float noise) and when it is not.
-SAME_VERSION_RTOL = 1e-9
-OTHER_VERSION_RTOL = 1e-3
+#: Relative tolerance for a recomputed charge. The computation is deterministic; this absorbs float
+#: noise only. It is not widened when the recorded dp-accounting version differs (that is reported).
+RTOL = 1e-9
+
+EXIT_CODES = {"pass": 0, "fail": 1, "unsigned": 3, "untrusted": 4, "not-dp": 5}
 
 
 @dataclass
 class VerificationReport:
-    ok: bool = True
+    ok: bool = True  # integrity: form, chain, signatures, charges, budget, bound files
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signer_key_id: str | None = None
+    trusted: bool | None = None  # None: no trust decision was asked for
+    contains_real_records: bool = False
+    files_checked: bool = False
 
     def fail(self, message: str) -> None:
         self.ok = False
         self.problems.append(message)
 
+    @property
+    def signed(self) -> bool:
+        return self.signer_key_id is not None
 
-def verify_text(text: str) -> VerificationReport:
-    """Verify a ledger file's text, byte for byte."""
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "fail"
+        if not self.signed:
+            return "unsigned"
+        if self.trusted is False:
+            return "untrusted"
+        if self.contains_real_records:
+            return "not-dp"
+        return "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_text(
+    text: str,
+    *,
+    trusted_keys: Iterable[str] | None = None,
+    data_path: str | Path | None = None,
+    card_path: str | Path | None = None,
+) -> VerificationReport:
+    """Verify a ledger file's text, byte for byte.
+
+    ``trusted_keys``: public keys (64 hex digits) or key ids the verifier trusts; ``None`` makes no
+    trust decision (``trusted`` stays ``None``). ``data_path`` / ``card_path``: the released files,
+    checked against the last ``release`` entry.
+    """
     report = VerificationReport()
     try:
         doc = json.loads(text, parse_constant=_refuse_constant)
@@ -62,6 +126,12 @@ def verify_text(text: str) -> VerificationReport:
     if canonical != text:
         report.fail("the file is not in canonical form (it was edited outside dpsynth)")
     _verify_into(doc, report)
+    if report.ok and (data_path is not None or card_path is not None):
+        _verify_files(doc, report, data_path, card_path)
+    if trusted_keys is not None and report.signer_key_id is not None:
+        trusted = {k.strip().lower() for k in trusted_keys}
+        public = (doc.get("signer") or {}).get("public_key", "")
+        report.trusted = report.signer_key_id in trusted or public in trusted
     return report
 
 
@@ -70,7 +140,7 @@ def _refuse_constant(name: str) -> float:
 
 
 def verify_document(doc: dict[str, Any]) -> VerificationReport:
-    """Verify a parsed ledger document (everything but the byte-level form)."""
+    """Verify a parsed ledger document (everything but the byte-level form and the files)."""
     report = VerificationReport()
     _verify_into(doc, report)
     return report
@@ -83,13 +153,38 @@ def _verify_into(doc: dict[str, Any], report: VerificationReport) -> None:
         report.fail(f"malformed ledger: {type(exc).__name__}: {exc}")
 
 
+def _verify_files(doc: dict[str, Any], report: VerificationReport, data_path: Any, card_path: Any) -> None:
+    releases = [e for e in doc["entries"] if e.get("kind") == "release"]
+    if not releases:
+        report.fail("the ledger binds no data file (no release entry): it may sit beside any file")
+        return
+    last = releases[-1]
+    report.files_checked = True
+    for what, path, key in (("data file", data_path, "data_sha256"), ("card", card_path, "card_sha256")):
+        if path is None:
+            continue
+        path = Path(path)
+        if not path.exists():
+            report.fail(f"the {what} {path} is missing")
+        elif file_sha256(path) != last[key]:
+            report.fail(f"the {what} {path} is not the one this ledger was written with (SHA-256 differs from entry {last['seq']})")
+
+
+def _check_signature(report: VerificationReport, public_key: str | None, message: bytes, signature: Any, where: str) -> None:
+    if public_key is None:
+        if signature is not None:
+            report.fail(f"{where}: carries a signature but the header names no signer")
+        return
+    if not verify_signature(public_key, message, signature):
+        report.fail(f"{where}: signature does not verify (edited, re-hashed, or signed by another key)")
+
+
 def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
-    required = ("schema", "ledger_id", "created", "budget", "source", "entries", "header_hash", "head_hash")
-    missing = [k for k in required if k not in doc]
+    missing = [k for k in TOP_LEVEL_KEYS if k not in doc]
     if missing:
         report.fail(f"missing top-level field(s): {missing}")
         return
-    extra = set(doc) - set(required)
+    extra = set(doc) - set(TOP_LEVEL_KEYS)
     if extra:
         report.fail(f"unknown top-level field(s): {sorted(extra)}")
     if doc["schema"] != SCHEMA:
@@ -109,8 +204,21 @@ def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
         report.fail(f"neighbouring relation {relation!r} is refused (only {ADD_OR_REMOVE_ONE!r})")
     if rule != COMPOSITION_RULE:
         report.fail(f"unknown composition rule {rule!r}")
-    if sha256_hex(header_of(doc)) != doc["header_hash"]:
-        report.fail("header hash mismatch (budget, source or identity was edited)")
+
+    ledger_id = str(doc["ledger_id"])
+    signer = doc["signer"]
+    public_key: str | None = None
+    if signer is not None:
+        if not (isinstance(signer, dict) and signer.get("scheme") == SCHEME and isinstance(signer.get("public_key"), str)):
+            report.fail("header: malformed signer")
+            return
+        public_key = signer["public_key"]
+        if signer.get("key_id") != key_id_of(public_key):
+            report.fail("header: signer key_id does not match its public key")
+        report.signer_key_id = key_id_of(public_key)
+    if header_hash(doc) != doc["header_hash"]:
+        report.fail("header: hash mismatch (budget, source, signer or identity was edited)")
+    _check_signature(report, public_key, signed_message("header", ledger_id, doc["header_hash"]), doc["header_signature"], "header")
 
     prev = doc["header_hash"]
     spent_eps = Fraction(0)
@@ -127,11 +235,12 @@ def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
             report.fail(f"{where}: not an object")
             return
         if entry.get("seq") != i:
-            report.fail(f"{where}: seq {entry.get('seq')!r} out of order")
+            report.fail(f"{where}: seq {entry.get('seq')!r} out of order (entries reordered, removed or inserted)")
         if entry.get("prev_hash") != prev:
-            report.fail(f"{where}: prev_hash breaks the chain")
+            report.fail(f"{where}: prev_hash breaks the chain (an entry before it was removed, reordered or edited)")
         if entry.get("hash") != entry_hash(entry):
             report.fail(f"{where}: hash mismatch (the entry was edited)")
+        _check_signature(report, public_key, signed_message("entry", ledger_id, str(entry.get("hash"))), entry.get("signature"), where)
         prev = entry.get("hash")
         kind = entry.get("kind")
         if kind not in ENTRY_KINDS:
@@ -140,6 +249,13 @@ def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
         if kind == "completion":
             if entry.get("completes") not in charge_seqs:
                 report.fail(f"{where}: completes unknown charge {entry.get('completes')!r}")
+            if entry.get("status") not in ("completed", "failed"):
+                report.fail(f"{where}: unknown completion status {entry.get('status')!r}")
+            continue
+        if kind == "release":
+            continue
+        if kind == "real-records-included":
+            report.contains_real_records = True
             continue
         try:
             event = event_from_json(entry["event"])
@@ -165,19 +281,18 @@ def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
         except (LedgerFormatError, UnsupportedEventError, KeyError, TypeError, ValueError) as exc:
             report.fail(f"{where}: cannot recompute the charge: {exc}")
             continue
-        same_version = entry.get("versions", {}).get("dp-accounting") == installed
-        rtol = SAME_VERSION_RTOL if same_version else OTHER_VERSION_RTOL
-        if not same_version:
+        recorded_version = entry.get("versions", {}).get("dp-accounting")
+        if recorded_version != installed:
             report.notes.append(
-                f"{where}: recorded with dp-accounting {entry.get('versions', {}).get('dp-accounting')}, "
-                f"recomputed with {installed} (tolerance {rtol:g})"
+                f"{where}: recorded with dp-accounting {recorded_version}, recomputed with {installed} "
+                f"(same tolerance {RTOL:g}; a difference fails)"
             )
         rec_eps = float(recorded.get("epsilon", float("nan")))
-        if not math.isclose(rec_eps, recomputed.epsilon, rel_tol=rtol, abs_tol=1e-12):
+        if not math.isclose(rec_eps, recomputed.epsilon, rel_tol=RTOL, abs_tol=1e-12):
             report.fail(f"{where}: recorded epsilon {rec_eps!r} != recomputed {recomputed.epsilon!r}")
         for name, value in recorded.get("by_accountant", {}).items():
             again = recomputed.by_accountant.get(name)
-            if again is None or not math.isclose(float(value), again, rel_tol=rtol, abs_tol=1e-12):
+            if again is None or not math.isclose(float(value), again, rel_tol=RTOL, abs_tol=1e-12):
                 report.fail(f"{where}: recorded {name} epsilon {value!r} != recomputed {again!r}")
         spent_eps += Fraction(rec_eps)
         spent_delta += Fraction(float(recorded["delta"]))
@@ -187,4 +302,7 @@ def _verify_fields(doc: dict[str, Any], report: VerificationReport) -> None:
         if spent_eps > Fraction(budget_eps) or spent_delta > Fraction(budget_delta):
             report.fail(f"{where}: cumulative spend exceeds the budget")
     if doc["head_hash"] != prev:
-        report.fail("head_hash does not match the last entry (entries were removed or added)")
+        report.fail("head_hash does not match the last entry (entries were removed or added at the end)")
+    _check_signature(
+        report, public_key, signed_message("head", ledger_id, str(doc["head_hash"]), len(entries)), doc["head_signature"], "head"
+    )

@@ -3,6 +3,8 @@
 * ``dpsynth ledger ...``   -- inspect / verify / recompute / compose ledgers (:mod:`.ledger`)
 * ``dpsynth tabular ...``  -- DP synthesis of CSV tables (:mod:`.tabular`)
 * ``dpsynth text ...``     -- DP synthetic text (:mod:`.text`)
+* ``dpsynth budget init | show`` -- one budget per data source, across releases (:mod:`.budget`)
+* ``dpsynth keys show-public`` -- the owner's ledger-signing public key (:mod:`.keys`)
 * ``dpsynth evaluate`` / ``dpsynth mix`` -- validation of released data (:mod:`.evaluate`)
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import typer
 
+from dpsynth.cli import budget as _budget
 from dpsynth.cli import evaluate as _evaluate
+from dpsynth.cli import keys as _keys
 from dpsynth.cli import ledger as _ledger
 from dpsynth.cli import tabular as _tabular
 from dpsynth.cli import text as _text
@@ -25,6 +29,8 @@ app = typer.Typer(
 app.add_typer(_ledger.app, name="ledger")
 app.add_typer(_tabular.app, name="tabular")
 app.add_typer(_text.app, name="text")
+app.add_typer(_keys.app, name="keys")
+app.add_typer(_budget.app, name="budget")
 _evaluate.register(app)
 
 

@@ -6,6 +6,7 @@ Every command takes either a ledger (``*.ledger.json``) or the dataset it sits b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,7 +18,7 @@ from dpsynth.accounting.ledger import Ledger
 from dpsynth.accounting.serialization import LedgerFormatError
 from dpsynth.accounting.verify import verify_text
 from dpsynth.cli.common import EXIT_VERIFY_FAILED, console, fail
-from dpsynth.release import ledger_path_for
+from dpsynth.release import ledger_path_for, release_paths
 
 app = typer.Typer(help="Inspect, verify, recompute and compose privacy ledgers.", no_args_is_help=True)
 
@@ -39,20 +40,48 @@ def _load(path: Path) -> tuple[Ledger, bool, list[str]]:
         fail(f"{file} is not a readable dpsynth ledger: {exc}", EXIT_VERIFY_FAILED)
 
 
+def _trusted_keys(public_key: Optional[Path], trust_key_id: Optional[List[str]]) -> set[str]:
+    """Keys the verifier trusts: the files and ids given, plus the owner's own key when it exists here."""
+    from dpsynth.accounting.keys import KeyFileError, signing_key_path
+    from dpsynth.accounting.signing import Signer, read_public_key
+
+    trusted: set[str] = set(k.strip().lower() for k in (trust_key_id or []))
+    if public_key is not None:
+        try:
+            trusted.add(read_public_key(public_key))
+        except (OSError, KeyFileError, ValueError) as exc:
+            fail(f"cannot read public key {public_key}: {exc}")
+    if os.environ.get("DPSYNTH_SIGNING_KEY") or signing_key_path().exists():
+        trusted.add(Signer.owner().public_key_hex)
+    return trusted
+
+
+def _release_files(path: Path, ledger_file: Path) -> tuple[Path | None, Path | None]:
+    """The data file and card the ledger sits beside (``None`` for one that is not there)."""
+    name = ledger_file.name[: -len(".ledger.json")]
+    data = ledger_file.with_name(name)
+    paths = release_paths(data)
+    return (paths.data if paths.data.exists() or path == paths.data else None,
+            paths.card if paths.card.exists() else None)
+
+
 @app.command()
 def show(
     path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
 ) -> None:
-    """Summarise a ledger: total spend, budget, remaining, one row per entry."""
+    """Summarise a ledger: total spend, budget, remaining, one row per entry. Exits 1 if it does not verify."""
     ledger, ok, problems = _load(path)
     summary = summarize(ledger, verified=ok)
     if not ok:
         summary["verification_problems"] = problems
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        if not ok:
+            raise typer.Exit(EXIT_VERIFY_FAILED)
         return
     console.print(f"[bold]Ledger[/] {summary['ledger_id']}  source: {summary['source']}")
+    console.print(f"Signed by: {summary['signer_key_id'] or 'nobody (unsigned)'}")
     console.print(f"Privacy unit: {summary['privacy_unit']}  (neighbouring relation: {summary['neighbouring_relation']})")
     console.print(
         f"Spent: epsilon={summary['epsilon_spent']:.6g}, delta={summary['delta_spent']:.3g}   "
@@ -60,51 +89,95 @@ def show(
         f"Remaining: epsilon={summary['epsilon_remaining']:.6g}, delta={summary['delta_remaining']:.3g}"
     )
     console.print(f"Composition across calls: {summary['composition_rule']}")
+    if summary["contains_real_records"]:
+        console.print(f"[bold red]{NOT_DP_MESSAGE}[/]")
     table = Table(show_header=True)
     for col in ("seq", "kind", "operation", "mechanism", "epsilon", "delta", "accountant"):
         table.add_column(col)
     for row in summary["entries"]:
         table.add_row(
-            str(row["seq"]), row["kind"], row.get("operation", f"completes #{row.get('completes')}"),
+            str(row["seq"]), row["kind"], row.get("operation", f"completes #{row.get('completes')}" if "completes" in row else ""),
             row.get("mechanism", ""), f"{row['epsilon']:.6g}" if "epsilon" in row else "",
             f"{row['delta']:.3g}" if "delta" in row else "", row.get("accountant", ""),
         )
     console.print(table)
     if not ok:
         console.print("[bold red]WARNING: this ledger does NOT verify:[/] " + "; ".join(problems))
+        raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+NOT_DP_MESSAGE = "contains real records: not differentially private"
 
 
 @app.command()
 def verify(
     path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="Trust this Ed25519 public key (hex as `dpsynth keys show-public` prints, or PEM)."),
+    trust_key_id: Optional[List[str]] = typer.Option(None, "--trust-key-id", help="Trust this key id (ed25519:...); repeatable."),
     source: Optional[Path] = typer.Option(None, "--source", help="Also check that this file is the ledger's source (needs the owner's source key)."),
 ) -> None:
-    """Check the canonical form, hash chain, event whitelist and recomputed charges. Exit 0 if intact."""
+    """Check form, hash chain, signatures, recomputed charges and the bound data/card files.
+
+    Exit codes: 0 pass (signed by a trusted key); 1 fail; 3 intact but unsigned; 4 intact and signed
+    by a key you have not said you trust; 5 intact but the output holds real records (not DP).
+    """
     file = _ledger_file(path)
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         fail(f"{file} is not UTF-8 text: {exc}", EXIT_VERIFY_FAILED)
-    report = verify_text(text)
+    data_path, card_path = _release_files(path, file)
+    report = verify_text(text, trusted_keys=_trusted_keys(public_key, trust_key_id), data_path=data_path, card_path=card_path)
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", highlight=False)
     if not report.ok:
         for problem in report.problems:
             console.print(f"[red]FAIL[/] {problem}", highlight=False)
-        fail(f"ledger {file} failed verification ({len(report.problems)} problem(s))", EXIT_VERIFY_FAILED)
+        fail(f"ledger {file} failed verification ({len(report.problems)} problem(s)); first: {report.problems[0]}", EXIT_VERIFY_FAILED)
     if source is not None:
-        from dpsynth.accounting.fingerprint import fingerprint_bytes, fingerprint_dataframe
+        _check_source(file, source)
+    bound = " and the data file and card it was written with" if report.files_checked else ""
+    console.print(
+        f"integrity: OK {file}: canonical form, hash chain, signatures, recomputed charges, spend within budget{bound}",
+        highlight=False,
+    )
+    status = report.status
+    if status == "unsigned":
+        console.print("[yellow]integrity: unsigned[/] -- nobody vouches for this ledger: anyone could have written it (exit 3)")
+    elif status == "untrusted":
+        console.print(
+            f"[yellow]signed by {report.signer_key_id}, a key you have not said you trust[/]: pass --public-key FILE or "
+            f"--trust-key-id {report.signer_key_id} after checking it with the data owner (exit 4)",
+            highlight=False,
+        )
+    elif status == "not-dp":
+        console.print(f"[bold red]{NOT_DP_MESSAGE}[/] (exit 5)")
+    else:
+        console.print(f"[green]PASS[/] signed by trusted key {report.signer_key_id}", highlight=False)
+    console.print(
+        "[dim]Verification cannot prove that the recorded noise was really applied: that rests on running the released code.[/dim]"
+    )
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
-        ledger = Ledger.load(file)
-        candidates = {fingerprint_bytes(source.read_bytes())}
-        if source.suffix.lower() == ".csv":
-            import pandas as pd
 
-            candidates.add(fingerprint_dataframe(pd.read_csv(source)))
-        if not candidates & set(ledger.source_fingerprints()):
-            fail(f"{source} is not the source recorded in {file} (or the source key differs)", EXIT_VERIFY_FAILED)
+def _check_source(file: Path, source: Path) -> None:
+    from dpsynth.accounting.fingerprint import matches_bytes, matches_dataframe
+
+    ledger = Ledger.load(file, signer=None)
+    fingerprints = ledger.source_fingerprints()
+    data = source.read_bytes()
+    if any(matches_bytes(f, data) for f in fingerprints):
         console.print(f"source {source} matches the ledger's fingerprint")
-    console.print(f"[green]OK[/] {file}: hash chain intact, events whitelisted, charges recompute, spend within budget")
+        return
+    if source.suffix.lower() == ".csv":
+        import pandas as pd
+
+        frames = [pd.read_csv(source), pd.read_csv(source, dtype=str, keep_default_na=False)]
+        if any(matches_dataframe(f, df) for f in fingerprints for df in frames):
+            console.print(f"source {source} matches the ledger's fingerprint")
+            return
+    fail(f"{source} is not the source recorded in {file} (or the source key differs)", EXIT_VERIFY_FAILED)
 
 
 @app.command("recompute")

@@ -46,6 +46,11 @@ class DomainPlan:
     def needed(self) -> bool:
         return bool(self.stages)
 
+    # the PrivatePlan protocol of dpsynth.accounting.ledger (what ledger.spend charges)
+    mechanism = "dp-domain (gaussian row count, gaussian histograms for bounds, thresholded histograms for categories)"
+    event = None  # the charge is the composition of ``stages``
+    sampling = "none"
+
 
 def needs_domain_stage(schema: TableSchema) -> bool:
     """True when the metadata leaves the row count, bounds or categories to DP."""

@@ -179,23 +179,17 @@ class Synthesizer:
         # ---- stage 1: the DP domain -------------------------------------------------------------
         n_public: float | None = schema.row_count
         if domain_plan.needed:
-            entry = ledger.charge(
+            with ledger.spend(
+                domain_plan,
                 operation="tabular.domain",
-                mechanism="dp-domain (gaussian row count, gaussian histograms for bounds, thresholded histograms for categories)",
-                stages=list(domain_plan.stages),
-                delta=domain_plan.delta,
-                parameters=domain_plan.parameters,
                 limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
                 provenance={"source_columns": list(map(str, df.columns))},
-            )
-            schema, noisy_n = release_domain(df, schema, domain_plan, noise_rng)
-            if noisy_n is not None:
-                n_public = float(noisy_n)
-            ledger.complete(
-                entry,
-                source_fingerprint=fingerprint,
-                outputs={"public_domain": schema.to_dict(), "dp_row_count": noisy_n},
-            )
+            ) as step:
+                schema, noisy_n = release_domain(df, schema, domain_plan, noise_rng)
+                if noisy_n is not None:
+                    n_public = float(noisy_n)
+                step.source_fingerprint = fingerprint
+                step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": noisy_n}
         assert n_public is not None
 
         # ---- stage 2: the method ---------------------------------------------------------------
@@ -203,18 +197,15 @@ class Synthesizer:
         codes = encoder.encode(df)
         domain = EncodedDomain(encoder.columns, encoder.sizes)
         plan = method.calibrate(eps_m, delta_m, domain, float(n_public))
-        entry = ledger.charge(
+        with ledger.spend(
+            plan,
             operation=f"tabular.fit.{method_name}",
-            mechanism=method_name,
-            event=plan.event,
-            delta=plan.delta,
-            sampling=plan.sampling,
-            parameters={k: v for k, v in plan.parameters.items()},
             limit=acc.PrivacyBudget(eps_m, delta_m),
             provenance={"n_public": float(n_public), "seeded": self.seed is not None},
-        )
-        model = method.fit(codes, plan, noise_rng, progress=self.progress)
-        ledger.complete(entry, source_fingerprint=fingerprint, outputs={"model": method_name})
+        ) as step:
+            model = method.fit(codes, plan, noise_rng, progress=self.progress)
+            step.source_fingerprint = fingerprint
+            step.outputs = {"model": method_name}
 
         self.ledger = ledger
         self.schema_, self.method_, self.plan_, self.domain_plan_ = schema, method_name, plan, domain_plan
@@ -236,7 +227,8 @@ class Synthesizer:
             parameters={"rows": int(n), "method": self.method_},
         )
         assert self.schema_ is not None and self.method_ is not None
-        return SynthesisResult(data=data, ledger=self.ledger, method=self.method_, schema=self.schema_)
+        snapshot = self.ledger if isinstance(self.ledger, acc.Ledger) else self.ledger.load()
+        return SynthesisResult(data=data, ledger=snapshot, method=self.method_, schema=self.schema_)
 
 
 def _precheck_columns(df: pd.DataFrame, schema: TableSchema) -> None:

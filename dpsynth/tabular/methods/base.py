@@ -47,6 +47,15 @@ class MethodPlan:
     parameters: dict  # public JSON-serialisable parameters (noise multipliers, rho, steps...)
     sampling: str  # "none" | "poisson"
 
+    # the PrivatePlan protocol of dpsynth.accounting.ledger (what ledger.spend charges)
+    @property
+    def mechanism(self) -> str:
+        return self.method
+
+    @property
+    def stages(self) -> tuple:
+        return ()
+
 
 @runtime_checkable
 class FittedTabularModel(Protocol):
