@@ -6,11 +6,11 @@ Privacy unit: one private text (with its label). Guarantee: the returned texts (
 1. :func:`plan_private_prediction` -- ``B`` (public rule when "auto"), clip ``C`` from
    (epsilon, delta, B, T, temperature); no data read;
 2. :func:`dpsynth.text.models.load_causal_lm` -- the public model;
-3. :func:`dpsynth.text.charging.charge_before_reading` -- BudgetExceededError here means no
+3. :func:`dpsynth.text.charging.spend_before_reading` -- BudgetExceededError here means no
    private text has been read or tokenized;
 4. :func:`decode_private_groups` -- read the texts, partition them with a fresh secret key,
    decode all groups in batches (sampling noise from :mod:`dpsynth.randomness`);
-5. ``ledger.complete`` -- keyed fingerprint of the source, number of outputs.
+5. the spend block records the completion -- keyed fingerprint of the source, number of outputs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from dpsynth.accounting import Ledger, fingerprint_texts
 from dpsynth.randomness import secret_torch_generator
 from dpsynth.text.auto import auto_group_size
-from dpsynth.text.charging import charge_before_reading
+from dpsynth.text.charging import TextChargePlan, spend_before_reading
 from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, model_device, pad_token_id, stop_token_ids
 from dpsynth.text.grouping import fresh_key, partition_texts
 from dpsynth.text.privacy import MECHANISM_NAME, TextPrivacyPlan, calibrate_text_mechanism
@@ -172,26 +172,22 @@ def run_private_prediction(
     rows_per_batch = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
     generator_model = {"name": loaded.name, "license": loaded.license, "source": loaded.source}
     decoding = decoding_record(request, plan)
-    ledger, entry = charge_before_reading(
-        ledger,
-        request.budget,
-        operation=OPERATION,
+    charge = TextChargePlan(
         mechanism=MECHANISM_NAME,
         event=plan.privacy.event,
+        delta=request.budget.delta,
         sampling="partition",
         parameters={**plan.privacy.describe(), **{k: v for k, v in decoding.items() if k != "prompt_template"}},
-        generator_model=generator_model,
-        source_name=source_name,
     )
-    # ---- private data from here on
-    text_list, label_list = read_texts(texts, labels)
-    out_texts = decode_private_groups(loaded, text_list, label_list, request, plan, rows_per_batch, progress)
+    with spend_before_reading(
+        ledger, request.budget, charge, operation=OPERATION, generator_model=generator_model, source_name=source_name
+    ) as (ledger, step):
+        # ---- private data from here on
+        text_list, label_list = read_texts(texts, labels)
+        out_texts = decode_private_groups(loaded, text_list, label_list, request, plan, rows_per_batch, progress)
+        step.source_fingerprint = fingerprint_texts(text_list, label_list)
+        step.outputs = {"kind": "synthetic_texts", "count": len(out_texts)}
     groups_labels = [label for label, count in request.outputs.items() for _ in range(count)]
-    ledger.complete(
-        entry,
-        source_fingerprint=fingerprint_texts(text_list, label_list),
-        outputs={"kind": "synthetic_texts", "count": len(out_texts)},
-    )
     return TextSynthesisResult(
         texts=out_texts,
         labels=None if request.label_set is None else [str(lab) for lab in groups_labels],

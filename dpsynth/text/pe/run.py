@@ -6,11 +6,11 @@ Privacy unit: one private text (with its label). Guarantee: the returned texts (
 1. :func:`plan_pe` -- sigma from (epsilon, delta, iterations) with the ledger's accountants; no
    data read;
 2. load the public model and the embedder (public inputs);
-3. :func:`dpsynth.text.charging.charge_before_reading` -- BudgetExceededError here means no
+3. :func:`dpsynth.text.charging.spend_before_reading` -- BudgetExceededError here means no
    private text has been read or embedded;
 4. read the texts, embed them once, run :func:`dpsynth.text.pe.evolution.run_private_evolution`
    (noise from :func:`dpsynth.randomness.secret_numpy_rng`);
-5. ``ledger.complete`` -- keyed fingerprint of the source, number of outputs.
+5. the spend block records the completion -- keyed fingerprint of the source, number of outputs.
 
 Compute: ``n`` embeddings once, then per iteration ``sum_l N_l * V`` generations by the public
 model and ``sum_l N_l * (1 + V)`` candidate embeddings -- independent of ``n`` and of any group size.
@@ -27,12 +27,13 @@ import numpy as np
 
 from dpsynth.accounting import Ledger, fingerprint_texts
 from dpsynth.randomness import secret_numpy_rng
-from dpsynth.text.charging import charge_before_reading
+from dpsynth.text.charging import TextChargePlan, spend_before_reading
 from dpsynth.text.embeddings import embed_checked, load_embedder
 from dpsynth.text.engine import model_device
 from dpsynth.text.pe.evolution import run_private_evolution
 from dpsynth.text.pe.generator import EngineGenerator
 from dpsynth.text.pe.privacy import MECHANISM_NAME, PEPrivacyPlan, calibrate_pe
+from dpsynth.text.private_prediction import read_texts
 from dpsynth.text.prompts import DEFAULT_INSTRUCTION
 from dpsynth.text.request import TextRequest, check_int
 from dpsynth.text.result import TextSynthesisResult
@@ -92,40 +93,17 @@ def _label_ids(labels: list[str] | None, label_set: list[str] | None, n: int) ->
     return ids
 
 
-def run_pe(
-    texts: Sequence[Any],
-    labels: Sequence[Any] | None,
+def _evolve(
+    text_list: list[str],
+    label_list: list[str] | None,
     request: TextRequest,
     plan: PEPlan,
     loaded: Any,
-    *,
-    embedder: Any,
-    ledger: Any,
-    source_name: str,
-    max_batch_rows: int | None,
+    embed: Any,
+    rows: int,
     progress: bool,
-) -> TextSynthesisResult:
-    """Load the embedder, charge, embed the private texts once, evolve, complete."""
-    from dpsynth.text.private_prediction import read_texts
-
-    embed, embedder_name = load_embedder(embedder)
-    device_name = str(model_device(loaded.model))
-    rows = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
-    generator_model = {"name": loaded.name, "license": loaded.license, "source": loaded.source}
-    decoding = decoding_record(request, plan, embedder_name)
-    ledger, entry = charge_before_reading(
-        ledger,
-        request.budget,
-        operation=OPERATION,
-        mechanism=MECHANISM_NAME,
-        event=plan.privacy.event,
-        sampling="none",
-        parameters={**plan.privacy.describe(), **decoding},
-        generator_model=generator_model,
-        source_name=source_name,
-    )
-    # ---- private data from here on
-    text_list, label_list = read_texts(texts, labels)
+) -> tuple[list[str], list[int]]:
+    """Embed the private texts once and run the evolution loop (inside the spend block)."""
     private_groups = _label_ids(label_list, request.label_set, len(text_list))
     group_labels = list(request.outputs)  # group id g -> public label (None when unlabelled)
     per_group = {g: request.outputs[label] for g, label in enumerate(group_labels)}
@@ -149,12 +127,44 @@ def run_pe(
             rng=secret_numpy_rng(),
             report=say,
         )
-    del private_embeddings
-    ledger.complete(
-        entry,
-        source_fingerprint=fingerprint_texts(text_list, label_list),
-        outputs={"kind": "synthetic_texts", "count": len(out_texts)},
+    return out_texts, out_groups
+
+
+def run_pe(
+    texts: Sequence[Any],
+    labels: Sequence[Any] | None,
+    request: TextRequest,
+    plan: PEPlan,
+    loaded: Any,
+    *,
+    embedder: Any,
+    ledger: Any,
+    source_name: str,
+    max_batch_rows: int | None,
+    progress: bool,
+) -> TextSynthesisResult:
+    """Load the embedder, charge, embed the private texts once, evolve, complete."""
+    embed, embedder_name = load_embedder(embedder)
+    device_name = str(model_device(loaded.model))
+    rows = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
+    generator_model = {"name": loaded.name, "license": loaded.license, "source": loaded.source}
+    decoding = decoding_record(request, plan, embedder_name)
+    charge = TextChargePlan(
+        mechanism=MECHANISM_NAME,
+        event=plan.privacy.event,
+        delta=request.budget.delta,
+        sampling="none",
+        parameters={**plan.privacy.describe(), **decoding},
     )
+    with spend_before_reading(
+        ledger, request.budget, charge, operation=OPERATION, generator_model=generator_model, source_name=source_name
+    ) as (ledger, step):
+        # ---- private data from here on
+        text_list, label_list = read_texts(texts, labels)
+        out_texts, out_groups = _evolve(text_list, label_list, request, plan, loaded, embed, rows, progress)
+        step.source_fingerprint = fingerprint_texts(text_list, label_list)
+        step.outputs = {"kind": "synthetic_texts", "count": len(out_texts)}
+    group_labels = list(request.outputs)
     return TextSynthesisResult(
         texts=out_texts,
         labels=None if request.label_set is None else [str(group_labels[g]) for g in out_groups],
