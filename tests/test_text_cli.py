@@ -21,6 +21,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _source_key_home(tmp_path, monkeypatch):
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
+    monkeypatch.setenv("DPSYNTH_SOURCE_BUDGET", "off")  # source budgets: see the test at the end
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +173,19 @@ def test_unknown_output_suffix_is_refused_before_reading(model_dir, tmp_path):
     assert result.exit_code == 2
     assert "use a .jsonl (JSON lines) or .csv output" in result.output
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_text_synth_draws_on_the_source_budget_and_is_refused_when_it_is_spent(model_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET")
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    args = ["--text-field", "body", "--epsilon", "1", "--num-texts", "2"]
+    refused = _synth(model_dir, src, "-o", tmp_path / "a.jsonl", *args)
+    assert refused.exit_code == 2 and "dpsynth budget init" in refused.output
+    init = runner.invoke(app, ["budget", "init", str(src), "--epsilon", "2", "--delta", "1e-5"])
+    assert init.exit_code == 0, init.output
+    for name in ("a.jsonl", "b.jsonl"):
+        ok = _synth(model_dir, src, "-o", tmp_path / name, *args)
+        assert ok.exit_code == 0, ok.output
+    third = _synth(model_dir, src, "-o", tmp_path / "c.jsonl", *args)
+    assert third.exit_code == 2, third.output
+    assert not (tmp_path / "c.jsonl").exists()

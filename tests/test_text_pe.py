@@ -307,6 +307,7 @@ def test_cli_method_pe_end_to_end(tiny, tmp_path, monkeypatch):
     from dpsynth.cli import app
 
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DPSYNTH_SOURCE_BUDGET", "off")
     _, _, model_dir = tiny
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"note": t, "y": "a" if i % 2 else "b"}) + "\n" for i, t in enumerate(PRIVATE)))

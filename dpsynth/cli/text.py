@@ -143,6 +143,27 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
     return values
 
 
+def _generate_and_save(input_path: Path, text_field: str, label_field: str | None, output: Path, force: bool,
+                       options: dict) -> tuple:
+    """Read the records, run :func:`dpsynth.text.generate`, save the release (inside the source charge)."""
+    from dpsynth.release import OutputExistsError
+    from dpsynth.text import generate
+
+    try:
+        texts, text_labels = read_text_records(input_path, text_field, label_field)
+    except (InputFormatError, OSError) as exc:
+        fail(str(exc))
+    try:
+        result = generate(texts, labels=text_labels, **options)
+    except (DpsynthError, ValueError, TypeError) as exc:
+        fail(str(exc))
+    try:
+        paths = result.save(output, force=force)
+    except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:
+        fail(str(exc))
+    return result, paths
+
+
 @app.command("synth")
 def synth(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Private texts: .jsonl (one object per line) or .csv."),
@@ -177,12 +198,18 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Non-private choices only (decoding order)."),
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    ledger_path: Optional[Path] = typer.Option(
+        None, "--ledger", help="Budget ledger file to charge instead of INPUT's source budget."
+    ),
+    no_source_budget: bool = typer.Option(
+        False, "--no-source-budget", help="Do not charge a source budget (each call then starts a fresh budget)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
-    from dpsynth.errors import DpsynthError
+    from dpsynth.cli.budget import source_budget_charge
     from dpsynth.release import OutputExistsError, check_release_writable
-    from dpsynth.text import generate
+    from dpsynth.text.privacy import PRIVACY_UNIT
     from dpsynth.text.result import output_format
     from dpsynth.text.synthesis import plan_summary
 
@@ -224,40 +251,19 @@ def synth(
             highlight=False,
         )
     console.print(f"Instruction: {instruction}", highlight=False)
-    try:
-        texts, text_labels = read_text_records(input_path, text_field, label_field)
-    except (InputFormatError, OSError) as exc:
-        fail(str(exc))
-
-    try:
-        result = generate(
-            texts,
-            epsilon=budget.epsilon,
-            delta=budget.delta,
-            labels=text_labels,
-            label_set=label_set,
-            num_texts=num_texts,
-            method=method,
-            model=model,
-            instruction=instruction,
-            group_size=size,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            iterations=iterations,
-            variations=variations,
-            embedder=embedder,
-            seed=seed,
-            source_name=input_path.name,
-            device=device,
-            progress=not quiet,
+    with source_budget_charge(
+        input_path, budget=budget, release=output, ledger=ledger_path, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT,
+    ):
+        result, paths = _generate_and_save(
+            input_path, text_field, label_field, output, force,
+            dict(
+                epsilon=budget.epsilon, delta=budget.delta, label_set=label_set, num_texts=num_texts, method=method,
+                model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
+                temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
+                embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
+            ),
         )
-    except (DpsynthError, ValueError, TypeError) as exc:
-        fail(str(exc))
-    try:
-        paths = result.save(output, force=force)
-    except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:
-        fail(str(exc))
     ledger = result.ledger
     console.print(
         f"Privacy spent: epsilon={ledger.epsilon_spent:.6g}, delta={ledger.delta_spent:.3g} "
