@@ -11,7 +11,7 @@ import torch
 from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget, compute_charge
 from dpsynth.accounting.verify import verify_text
 from dpsynth.release import OutputExistsError
-from dpsynth.text import LargeGroupsWarning, TooFewTextsError, generate
+from dpsynth.text import LargeGroupsWarning, generate
 from dpsynth.text.privacy import PRIVACY_UNIT, calibrate_text_mechanism
 from tests.test_text_privacy import cks_epsilon
 from tests.tiny_model import build_tiny_model_dir
@@ -110,11 +110,14 @@ def test_label_errors_are_clear(tiny):
         generate(TEXTS, labels=["a"] * 24, label_set=["a"], model=tiny, **_small(num_texts={"b": 1}))
 
 
-def test_no_texts_is_refused_before_loading_or_charging():
-    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
-    with pytest.raises(TooFewTextsError, match="no texts"):
-        generate([], model="/nonexistent/model", ledger=ledger, **_small())
-    assert ledger.entries == []
+def test_no_input_size_is_refused_not_even_zero(tiny):
+    """Issue 8 §4: an empty data set neighbours every one-text data set, so it is not refused."""
+    from dpsynth.text.request import NoTextsWarning
+
+    with pytest.warns(NoTextsWarning, match="public model alone"):
+        result = generate([], model=tiny, **_small())
+    assert len(result.texts) == 3
+    assert [e["kind"] for e in result.ledger.entries] == ["charge", "completion"]
 
 
 def test_fewer_texts_than_one_group_is_not_refused_and_charges_like_any_call(tiny):

@@ -326,3 +326,12 @@ def test_cli_method_pe_end_to_end(tiny, tmp_path, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert [r["label"] for r in rows] == ["a", "a", "b", "b"]
     assert verify_text((tmp_path / "out.csv.ledger.json").read_text(encoding="utf-8")).ok
+
+
+def test_pe_on_an_empty_input_runs_and_is_charged(tiny):
+    from dpsynth.text.request import NoTextsWarning
+
+    model, tokenizer, _ = tiny
+    with pytest.warns(NoTextsWarning):
+        result = generate([], model=(model, tokenizer), **_pe())
+    assert len(result.texts) == 2 and result.ledger.epsilon_spent > 0

@@ -9,6 +9,7 @@ count or value of private data (issue 8 §4): they name arguments only.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,11 @@ DEFAULT_NUM_TEXTS = 10
 
 
 class TooFewTextsError(DpsynthError, ValueError):
-    """No private texts were given (refused before anything is read, loaded or charged)."""
+    """Kept for compatibility; no longer raised: no input size is refused (issue 8 §4)."""
+
+
+class NoTextsWarning(DpsynthWarning):
+    """The input is empty: the release is drawn from the public model alone (still charged)."""
 
 
 class LargeGroupsWarning(DpsynthWarning):
@@ -141,9 +146,9 @@ def validate_request(
 ) -> TextRequest:
     """Check every public argument; size (never read) the texts. Raises before anything is loaded.
 
-    ``TooFewTextsError`` only for an empty input (a call with no data at all); a small input is
-    *not* refused (empty groups decode from the public prompt), so whether a release exists never
-    depends on how many texts there are.
+    No input size is refused -- not ``n < B``, not even ``n = 0`` (empty groups decode from the
+    public prompt; PE then selects among public candidates by noise alone) -- so whether a release
+    exists never depends on how many texts there are. The caller is warned (no counts).
     """
     budget = PrivacyBudget(epsilon, delta)
     if not 0 < budget.delta < 1:
@@ -162,7 +167,11 @@ def validate_request(
     if labels is not None and sized("labels", labels) != n_texts:
         raise TextInputError("labels and texts have different lengths")
     if n_texts == 0:
-        raise TooFewTextsError("no texts were given")
+        # not refused: an empty data set neighbours every one-text data set, so a refusal here
+        # would tell the two apart; the call runs (and is charged) like any other
+        warnings.warn(
+            "no texts were given: the synthetic texts come from the public model alone", NoTextsWarning, stacklevel=3
+        )
     return TextRequest(
         budget=budget,
         label_set=public_labels,

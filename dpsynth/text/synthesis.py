@@ -125,8 +125,8 @@ def generate(
 
     Raises:
         InvalidBudgetError / TextInputError (ValueError): bad budget or parameter (nothing read).
-        TooFewTextsError: no texts at all (nothing loaded or charged). A small input is not
-            refused: whether a release exists never depends on the number of texts.
+        No input size is refused (not ``n < B``, not an empty input: a ``NoTextsWarning`` then):
+        whether a release exists never depends on the number of texts.
         BudgetExceededError: the ledger cannot afford the call (no text read, tokenized or embedded).
         TypeError: a text is not a string (found after the charge; the charge stays).
     """
