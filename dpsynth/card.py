@@ -92,9 +92,9 @@ def write_card(path: str | Path, card: dict[str, Any]) -> Path:
     return atomic_write_text(Path(path), card_text(card))
 
 
-def update_card(path: str | Path, **fields: Any) -> dict[str, Any]:
-    """Update top-level fields of an existing card (``evals`` is merged key by key)."""
-    card = read_card(path)
+def merge_card(card: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A copy of ``card`` with top-level ``fields`` replaced (``evals`` is merged key by key)."""
+    card = dict(card)
     for key, value in fields.items():
         if key == "evals" and isinstance(value, dict):
             merged = dict(card.get("evals") or {})
@@ -102,5 +102,15 @@ def update_card(path: str | Path, **fields: Any) -> dict[str, Any]:
             card["evals"] = merged
         else:
             card[key] = value
+    return card
+
+
+def update_card(path: str | Path, **fields: Any) -> dict[str, Any]:
+    """Update top-level fields of an existing card (``evals`` is merged key by key).
+
+    Writes the card alone: for a released card, whose hash the ledger binds, use
+    :func:`dpsynth.release.rebind_card` instead.
+    """
+    card = merge_card(read_card(path), **fields)
     write_card(path, card)
     return card

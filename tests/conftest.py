@@ -45,3 +45,59 @@ def _torch_threads():
     # 30x slower (tests that need more set it themselves)
     torch.set_num_threads(1)
     yield
+
+
+# --------------------------------------------------------------------------------------------
+# Shared fixtures (use these instead of repeating the setup in each test file)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def source_key_home(tmp_path, monkeypatch):
+    """A fresh, empty dpsynth home for one test: ``DPSYNTH_HOME`` points into ``tmp_path`` and
+    ``DPSYNTH_SOURCE_KEY`` / ``DPSYNTH_SIGNING_KEY`` are unset, so the owner's source and signing
+    keys are created there (never in ~/.config)."""
+    home = tmp_path / "dpsynth_home"
+    monkeypatch.setenv("DPSYNTH_HOME", str(home))
+    monkeypatch.delenv("DPSYNTH_SOURCE_KEY", raising=False)
+    monkeypatch.delenv("DPSYNTH_SIGNING_KEY", raising=False)
+    return home
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run one test with one torch thread (tiny models are fastest single-threaded on a busy
+    machine); the previous setting is restored afterwards."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """The folder of the tiny random-weight Llama of :mod:`tests.tiny_model`, built once per run."""
+    pytest.importorskip("transformers")
+    from tests.tiny_model import build_tiny_model_dir
+
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """``(model, tokenizer)`` loaded from :func:`tiny_model_dir` (eval mode), shared by the session.
+
+    Tests must not modify the model in place.
+    """
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+        tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    finally:
+        torch.set_num_threads(before)
+    return model, tokenizer

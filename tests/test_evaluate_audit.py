@@ -12,15 +12,6 @@ import pytest
 from dpsynth.evaluate import audit, contamination as contam, evaluate
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
          "nurse ward night morning gave took rest slept").split()
 
@@ -196,27 +187,16 @@ def test_audit_passes_dpsynth_tabular_at_the_tested_epsilon_and_catches_a_copy()
     assert copy.decision == "reject"
 
 
-def test_text_audit_passes_dpsynth_text_generate_at_the_tested_epsilon(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("source_key_home", "one_torch_thread")
+def test_text_audit_passes_dpsynth_text_generate_at_the_tested_epsilon(tiny_model):
     """The real DP text pipeline (tiny random-weight model) stays below its ledger epsilon."""
-    torch = pytest.importorskip("torch")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from dpsynth.text import generate
-    from tests.tiny_model import build_tiny_model_dir
 
-    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        path = build_tiny_model_dir(tmp_path / "tiny")
-        model = (AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path))
-        private = corpus(60, 11)
-        canaries = contam.make_canaries(private, 100, seed=12, prefix_words=4, repetitions=2)
-        planted = contam.plant_canaries(private, canaries, seed=13)
-        result = generate(planted, epsilon=1.0, delta=1e-6, group_size=4, max_new_tokens=8, num_texts=12,
-                          model=model, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    private = corpus(60, 11)
+    canaries = contam.make_canaries(private, 100, seed=12, prefix_words=4, repetitions=2)
+    planted = contam.plant_canaries(private, canaries, seed=13)
+    result = generate(planted, epsilon=1.0, delta=1e-6, group_size=4, max_new_tokens=8, num_texts=12,
+                      model=tiny_model, progress=False)
     assert len(result.texts) == 12
     scan = contam.scan_for_canaries(result.texts, canaries)
     assert scan["leaked_members"] == 0

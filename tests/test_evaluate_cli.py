@@ -16,15 +16,6 @@ from dpsynth.cli import app
 from dpsynth.release import write_release
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 runner = CliRunner()
 WORDS = ("the a patient reported mild severe pain after surgery since monday with fever cough doctor "
          "nurse ward night morning gave took rest slept").split()
@@ -108,7 +99,52 @@ def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
     assert result.exit_code == 0, result.output
     card = read_card(folder / "copy.csv.card.yaml")
     assert card["release_decision"] == "reject"
-    assert any("exceeds the ledger epsilon" in r for r in card["evals"]["release_decision_reasons"])
+    reasons = card["evals"]["release_decision_reasons"]
+    audit = [r for r in reasons if "exceeds the ledger epsilon" in r["reason"]]
+    assert audit and audit[0]["reads_private_data"] is True and audit[0]["reads_holdout_data"] is True
+    assert set(audit[0]["sources"]) >= {"private", "real_holdout", "ledger"}
+    # every reason in the card says what it read; a number from real records is never unmarked
+    for reason in reasons:
+        assert set(reason) >= {"reason", "outcome", "reads_private_data", "reads_holdout_data", "sources"}
+        assert reason["reads_private_data"] == bool({"private", "real_holdout", "canaries"} & set(reason["sources"]))
+    evidence = card["evals"]["release_decision_evidence"]
+    assert evidence["decision"] == "reject" and evidence["reads_private_data"] is True
+
+
+@pytest.mark.usefixtures("source_key_home")
+def test_evaluate_rebinds_the_rewritten_card_in_a_bound_ledger(table_files):
+    from dpsynth.accounting.verify import verify_text
+
+    folder, _ = table_files
+    synth = release_table(folder / "bound.csv", population(200, 21))
+    ledger_path = folder / "bound.csv.ledger.json"
+    assert Ledger.load(ledger_path).last_release() is not None  # the release writer bound data and card
+    card_path = folder / "bound.csv.card.yaml"
+    before = verify_text(ledger_path.read_text(encoding="utf-8"), data_path=synth, card_path=card_path)
+    assert before.ok, before.problems
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                 "--target", "label"])
+    assert result.exit_code == 0, result.output
+    after = verify_text(ledger_path.read_text(encoding="utf-8"), data_path=synth, card_path=card_path)
+    assert after.ok and after.files_checked, after.problems
+    ledger = Ledger.load(ledger_path)
+    assert [e["kind"] for e in ledger.entries][-2:] == ["release", "release"]  # written, then re-bound
+    assert ledger.epsilon_spent == pytest.approx(1.0)  # evaluation charges nothing
+
+
+def test_evaluate_refuses_to_rewrite_a_card_bound_by_another_key(table_files, tmp_path, monkeypatch):
+    folder, _ = table_files
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "owner_home"))
+    monkeypatch.delenv("DPSYNTH_SIGNING_KEY", raising=False)
+    synth = release_table(folder / "theirs.csv", population(200, 22))
+    card_before = (folder / "theirs.csv.card.yaml").read_bytes()
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "someone_else"))
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv")])
+    assert result.exit_code == 2 and "--no-card" in result.output
+    assert not (folder / "theirs.csv.eval.json").exists()  # refused before any work
+    assert (folder / "theirs.csv.card.yaml").read_bytes() == card_before
+    ok = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"), "--no-card"])
+    assert ok.exit_code == 0, ok.output
 
 
 def test_evaluate_without_ledger_rejects_and_writes_no_card(table_files):
@@ -191,6 +227,64 @@ def test_evaluate_texts_missing_field_is_clear(tmp_path):
 # ----------------------------------------------------------------------------- mix
 
 
+def _mix_table(tmp_path, ratio="0.25"):
+    real = population(100, 0)
+    real.to_csv(tmp_path / "real.csv", index=False)
+    synth = release_table(tmp_path / "synth.csv", population(300, 5))
+    out = tmp_path / "hybrid.csv"
+    result = runner.invoke(app, ["mix", str(tmp_path / "real.csv"), str(synth), "--ratio", ratio,
+                                 "-o", str(out), "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.mark.usefixtures("source_key_home")
+def test_mix_ledger_records_real_records_and_card_says_not_dp(tmp_path):
+    """Issue 8 §6: the hybrid's ledger has a real-records-included entry; its card is not a DP claim."""
+    from dpsynth.accounting.verify import verify_text
+
+    out, result = _mix_table(tmp_path)
+    assert "contains real records: not differentially private" in result.output
+    ledger_path = tmp_path / "hybrid.csv.ledger.json"
+    ledger = Ledger.load(ledger_path)
+    assert ledger.contains_real_records
+    synthetic_ledger = Ledger.load(tmp_path / "synth.csv.ledger.json")
+    assert not synthetic_ledger.contains_real_records  # the input release is untouched
+    (entry,) = [e for e in ledger.entries if e["kind"] == "real-records-included"]
+    assert entry["count"] == 100
+    assert entry["differentially_private"] is False
+    assert entry["source_fingerprint"].startswith("hmac-sha256-salted:")
+    assert ledger.epsilon_spent == pytest.approx(synthetic_ledger.epsilon_spent)  # nothing charged
+    report = verify_text(ledger_path.read_text(encoding="utf-8"))
+    assert report.ok and report.contains_real_records
+    card = read_card(tmp_path / "hybrid.csv.card.yaml")
+    assert card["privacy"]["differentially_private"] is False
+    assert card["privacy"]["contains_real_records"] is True and card["privacy"]["real_records_included"] == 100
+    # 100 real rows at ratio 0.25 -> 33 synthetic rows: 33/133 != 0.25, and the card says so
+    assert card["synthetic_ratio"] == pytest.approx(33 / 133)
+    assert "rounded" in card["mix"]["note"] and "0.25" in card["mix"]["note"]
+    assert "rounded" in result.output
+
+
+@pytest.mark.usefixtures("source_key_home")
+def test_mix_with_an_exact_ratio_has_no_rounding_note(tmp_path):
+    _mix_table(tmp_path, ratio="0.5")
+    card = read_card(tmp_path / "hybrid.csv.card.yaml")
+    assert card["synthetic_ratio"] == pytest.approx(0.5) and "note" not in card["mix"]
+
+
+@pytest.mark.usefixtures("source_key_home")
+def test_ledger_verify_and_show_of_a_hybrid_say_not_dp(tmp_path):
+    out, _ = _mix_table(tmp_path)
+    for command in ("verify", "show"):
+        shown = runner.invoke(app, ["ledger", command, str(out)])
+        assert "contains real records: not differentially private" in shown.output, (command, shown.output)
+    verified = runner.invoke(app, ["ledger", "verify", str(out)])
+    assert verified.exit_code != 0  # never a plain pass: "OK ... spend within budget" is gone
+    synthetic = runner.invoke(app, ["ledger", "verify", str(tmp_path / "synth.csv")])
+    assert "contains real records" not in synthetic.output  # the input release is still a DP release
+
+
 def test_mix_writes_hybrid_with_ratio_in_card(tmp_path):
     real = population(100, 0)
     real.to_csv(tmp_path / "real.csv", index=False)
@@ -234,7 +328,10 @@ def test_mix_texts_jsonl(tmp_path):
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 80 and all("text" in r for r in lines)
     card = read_card(tmp_path / "mixed.jsonl.card.yaml")
-    assert card["synthetic_ratio"] == pytest.approx(0.5) and card["privacy"] is None
+    assert card["synthetic_ratio"] == pytest.approx(0.5)
+    # no synthetic ledger: no epsilon at all, and the card still says the file is not DP
+    assert card["privacy"]["differentially_private"] is False and "epsilon" not in card["privacy"]
+    assert "note" not in card["mix"]  # 40 + 40 is exactly the requested share
 
 
 def test_evaluate_texts_with_canary_file_rejects_a_copying_generator(tmp_path):

@@ -9,15 +9,6 @@ import pytest
 from dpsynth.evaluate import contamination as contam
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 WORDS = "the a patient reported mild severe pain after surgery since monday with fever cough".split()
 
 

@@ -13,15 +13,6 @@ from dpsynth.evaluate.mix import mix_frames, mix_records, synthetic_count, valid
 from dpsynth.evaluate.report import bar_chart_svg, render_html, scatter_svg
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 def good_report(**overrides):
     report = {
         "kind": "table",
@@ -150,3 +141,81 @@ def test_mix_records_is_seeded():
     assert a == mix_records(real, synth, 0.5, seed=3)
     assert sorted(x for x in a if x.startswith("r")) == sorted(real)
     assert np.sum([x.startswith("s") for x in a]) == 20
+
+
+# ------------------------------------------------------------------------------------------
+# Every reason is marked with the data it read (issue 8 §5)
+# ------------------------------------------------------------------------------------------
+
+
+def _bad_everything_report():
+    return good_report(**{
+        "privacy_audit.epsilon_lb": 2.0, "privacy_audit.epsilon_lb_ceiling": 0.5,
+        "privacy_audit.sources": ["private", "real_holdout"],
+        "contamination.exact_overlap_private.rate": 0.5, "contamination.benchmark_exact.rate": 0.5,
+        "contamination.canaries.leaked_members": 2,
+        "utility.tstr.ratio": 0.1, "utility.ablation.gain_dev": 0.2, "utility.ablation.gain_holdout": -0.1,
+        "fidelity.marginals.3way.excess_mean": 0.9, "diversity.self_bleu": 0.99,
+    })
+
+
+def test_every_decision_reason_is_marked_with_its_sources():
+    out = decide(_bad_everything_report(), ledger_epsilon=1.0)
+    findings = {f["rule"]: f for f in out["findings"]}
+    assert [f["reason"] for f in out["findings"]] == out["reasons"]  # same order, same text
+    expected = {  # rule -> (reads_private_data, reads_holdout_data, sources that must be listed)
+        "audit_epsilon_lb": (True, True, {"private", "real_holdout", "ledger"}),
+        "canaries_leaked": (True, False, {"canaries"}),
+        "exact_overlap_private": (True, True, {"private", "real_holdout"}),  # the holdout baseline
+        "benchmark_exact": (False, False, {"benchmark"}),
+        "gain_vanishes_on_holdout": (True, True, {"private", "real_holdout"}),
+        "tstr_trtr_ratio": (True, True, {"private", "real_holdout"}),
+        "tvd_3way": (True, True, {"real_holdout"}),
+        "self_bleu": (False, False, {"synthetic"}),
+    }
+    assert set(findings) == set(expected)
+    for rule, (private, holdout, sources) in expected.items():
+        f = findings[rule]
+        assert (f["reads_private_data"], f["reads_holdout_data"]) == (private, holdout), rule
+        assert sources <= set(f["sources"]), rule
+    assert out["decision"] == "reject" and findings["self_bleu"]["outcome"] == "regenerate"
+    note = out["note_findings"][0]
+    assert note["rule"] == "audit_too_small" and note["reads_private_data"] and out["notes"] == [note["reason"]]
+    no_claim = decide(good_report(), ledger_epsilon=None)["findings"][0]
+    assert no_claim["rule"] == "no_privacy_claim" and no_claim["sources"] == ["ledger"]
+    assert not no_claim["reads_private_data"]
+
+
+def test_card_evals_carry_marked_reasons_and_never_a_bare_number():
+    from dpsynth.evaluate import card_evals
+
+    report = _bad_everything_report()
+    report["release_decision"] = decide(report, ledger_epsilon=1.0)
+    evals = card_evals(report)
+    reasons = evals["release_decision_reasons"]
+    assert len(reasons) == len(report["release_decision"]["reasons"]) > 0
+    for reason in reasons:
+        assert isinstance(reason, dict) and isinstance(reason["reads_private_data"], bool)
+        assert isinstance(reason["reads_holdout_data"], bool) and reason["sources"]
+    assert evals["release_decision_evidence"]["reads_private_data"] is True
+    assert evals["release_decision_evidence"]["reads_holdout_data"] is True
+    assert evals["real_holdout"]["reads_holdout_data"] is True
+    assert evals["privacy_audit"]["reads_private_data"] is True
+    # a report written before reasons were marked gets them marked from its own thresholds
+    old = dict(report)
+    old["release_decision"] = {k: v for k, v in report["release_decision"].items()
+                               if k not in ("findings", "note_findings")}
+    assert card_evals(old)["release_decision_reasons"] == reasons
+
+
+def test_html_report_tags_each_reason_with_what_it_read():
+    report = _bad_everything_report()
+    report["release_decision"] = decide(report, 1.0)
+    page = render_html(report)
+    items = page.split("<ul>", 1)[1].split("</ul>", 1)[0].split("<li>")[1:]
+    assert len(items) == len(report["release_decision"]["reasons"])
+    by_text = {item.split(" <span", 1)[0]: item for item in items}
+    self_bleu = next(v for k, v in by_text.items() if k.startswith("self_bleu"))
+    audit = next(v for k, v in by_text.items() if "exceeds the ledger epsilon" in k)
+    assert "publishable" in self_bleu and "not for publication" not in self_bleu
+    assert "not for publication" in audit and "real_holdout" in audit

@@ -6,18 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pytest
-
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluate_checklist.py"
-
-
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
 
 
 def test_tabular_checklist_example_end_to_end(tmp_path):

@@ -10,15 +10,6 @@ from dpsynth.evaluate import tabular_metrics as tab
 from dpsynth.evaluate import text_metrics as txt
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    """Small matrices: one BLAS/OpenMP thread is faster and immune to CPU oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
          "sigma tau upsilon").split()
 COLOURS = "red green blue cyan magenta yellow black white".split()

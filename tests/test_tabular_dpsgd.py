@@ -1,4 +1,4 @@
-"""Tests of the DP-SGD tabular VAE (``dpsynth.tabular.methods.dpsgd_vae``).
+"""Tests of the DP-SGD toolkit (``dpsynth.tabular.methods._dpsgd``) and its VAE and GAN methods.
 
 Statistical tests use fixed seeds for the test's own randomness and tolerances of several standard
 errors, so they are deterministic and still fail when the mechanism is wrong.
@@ -7,11 +7,8 @@ errors, so they are deterministic and still fail when the mechanism is wrong.
 from __future__ import annotations
 
 import math
-import os
-from typing import Any
 import warnings
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,24 +20,19 @@ from opacus import GradSampleModule
 from scipy import stats
 from torch import nn
 
-from dpsynth.tabular.methods import dpsgd_gan, dpsgd_vae
-from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan, TabularMethod
-from dpsynth.tabular.methods.dpsgd_vae import (
-    DPSGDVAEMethod,
+from dpsynth.tabular.methods import _dpsgd, dpsgd_gan, dpsgd_vae
+from dpsynth.tabular.methods._dpsgd import (
+    DPSGDMethod,
+    dpsgd_event,
     dpsgd_schedule,
     make_dp_optimizer,
     poisson_sample_indices,
     sample_codes_from_logits,
 )
+from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan, TabularMethod
+from dpsynth.tabular.methods.dpsgd_vae import DPSGDVAEMethod
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest single-threaded; restore the global setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _correlated_table(n: int, k: int, rng: np.random.Generator, agree: float = 0.9) -> np.ndarray:
@@ -226,8 +218,9 @@ def test_noise_std_matches_sigma_c_over_expected_batch() -> None:
     assert stats.kstest(update / expected_std, "norm").pvalue > 1e-3
 
 
-def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict], module: Any = dpsgd_vae) -> None:
-    """Make ``fit`` build its optimizer as usual but record every step's internals."""
+def _recording_optimizer(monkeypatch: pytest.MonkeyPatch, records: list[dict], module: Any = _dpsgd) -> None:
+    """Make ``fit`` build its optimizer as usual but record every step's internals (every DP-SGD
+    method builds it through ``_dpsgd.make_dp_optimizer``)."""
     original = module.make_dp_optimizer
 
     def wrapped(*args, **kwargs):
@@ -424,9 +417,9 @@ def test_gan_calibrated_event_meets_target_by_independent_accountants() -> None:
     plan = method.calibrate(1.0, 1e-5, DOMAIN2, n_public=1000.0)
     assert plan.method == "dpsgd_gan" and plan.sampling == "poisson"
     sigma = plan.parameters["noise_multiplier"]
-    assert plan.event == dpsgd_vae.dpsgd_event(0.05, sigma, 40)
+    assert plan.event == dpsgd_event(0.05, sigma, 40)
     assert min(_independent_epsilons(plan.event, 1e-5)) <= 1.0 + 1e-9
-    assert min(_independent_epsilons(dpsgd_vae.dpsgd_event(0.05, 0.95 * sigma, 40), 1e-5)) > 1.0
+    assert min(_independent_epsilons(dpsgd_event(0.05, 0.95 * sigma, 40), 1e-5)) > 1.0
     assert isinstance(method, TabularMethod)
 
 
@@ -440,7 +433,7 @@ def test_gan_discriminator_clips_and_normalises_by_public_constant(monkeypatch: 
     means = {}
     for n_rows in (40, 400):
         records: list[dict] = []
-        _recording_optimizer(monkeypatch, records, module=dpsgd_gan)
+        _recording_optimizer(monkeypatch, records)
         method.fit(_correlated_table(n_rows, 4, rng), plan, np.random.default_rng(1), progress=False)
         assert len(records) == 20  # one DP step per discriminator update, none for the generator
         for r in records:
@@ -513,8 +506,81 @@ def test_synthesize_with_dpsgd_vae_charges_the_dpsgd_event() -> None:
     charge = charges[0]
     event = event_from_json(charge["event"])
     sigma = charge["parameters"]["noise_multiplier"]
-    assert event == dpsgd_vae.dpsgd_event(40 / 400, sigma, 20)
+    assert event == dpsgd_event(40 / 400, sigma, 20)
     assert charge["sampling"] == "poisson"
     assert charge["parameters"]["privacy_noise_seed"] == "withheld"
     assert min(_independent_epsilons(event, charge["charge"]["delta"])) <= 2.0 + 1e-9
     assert result.ledger.epsilon_spent <= 2.0 + 1e-9
+
+
+# ------------------------------------------------------------------------------------------
+# Structure: one DP-SGD toolkit and base, shared privacy randomness (issue 13 §3, §4)
+# ------------------------------------------------------------------------------------------
+
+
+def test_vae_and_gan_share_the_dpsgd_base_not_each_other() -> None:
+    assert issubclass(DPSGDVAEMethod, DPSGDMethod) and issubclass(dpsgd_gan.DPSGDGANMethod, DPSGDMethod)
+    assert not issubclass(dpsgd_gan.DPSGDGANMethod, DPSGDVAEMethod)
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(dpsgd_gan))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "dpsynth.tabular.methods.dpsgd_vae" not in imported
+
+
+def test_privacy_randomness_and_devices_come_from_their_one_home() -> None:
+    import dpsynth.devices
+    import dpsynth.randomness
+
+    assert _dpsgd.secret_numpy_rng is dpsynth.randomness.secret_numpy_rng
+    assert _dpsgd.secret_torch_generator is dpsynth.randomness.secret_torch_generator
+    assert _dpsgd.resolve_device is dpsynth.devices.resolve_device
+    # the methods never draw privacy randomness themselves: only the base class does
+    for module in (dpsgd_vae, dpsgd_gan):
+        for name in ("secret_numpy_rng", "secret_torch_generator", "make_dp_optimizer", "poisson_sample_indices"):
+            assert not hasattr(module, name), (module.__name__, name)
+
+
+def test_fit_draws_privacy_noise_and_batches_from_the_secret_generators(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both methods' fits take the noise generator, then the batch generator, from dpsynth.randomness."""
+    calls: list[str] = []
+    original_np, original_torch = _dpsgd.secret_numpy_rng, _dpsgd.secret_torch_generator
+
+    def np_rng():
+        calls.append("numpy")
+        return original_np()
+
+    def torch_gen(device="cpu"):
+        calls.append("torch")
+        return original_torch(device)
+
+    monkeypatch.setattr(_dpsgd, "secret_numpy_rng", np_rng)
+    monkeypatch.setattr(_dpsgd, "secret_torch_generator", torch_gen)
+    codes = _correlated_table(40, 4, np.random.default_rng(0))
+    for method in (DPSGDVAEMethod(latent_dim=2, hidden_sizes=(4,), expected_batch_size=5, steps=2),
+                   dpsgd_gan.DPSGDGANMethod(latent_dim=2, hidden_sizes=(4,), discriminator_hidden_sizes=(4,),
+                                            expected_batch_size=5, steps=2)):
+        plan = method.plan_for_noise_multiplier(1.0, 1e-5, DOMAIN2, n_public=40.0)
+        method.fit(codes, plan, np.random.default_rng(1), progress=False)
+    assert calls == ["torch", "numpy", "torch", "numpy"]
+
+
+def test_gan_refuses_a_plan_without_its_model_parameters() -> None:
+    method = dpsgd_gan.DPSGDGANMethod(latent_dim=2, hidden_sizes=(4,), discriminator_hidden_sizes=(4,),
+                                      expected_batch_size=5, steps=2)
+    plan = method.plan_for_noise_multiplier(1.0, 1e-5, DOMAIN2, n_public=40.0)
+    stripped = {k: v for k, v in plan.parameters.items() if k != "gumbel_temperature"}
+    with pytest.raises(ValueError, match="gumbel_temperature"):
+        method.fit(_correlated_table(40, 4, np.random.default_rng(0)),
+                   MethodPlan(plan.method, plan.event, plan.delta, stripped, plan.sampling),
+                   np.random.default_rng(1), progress=False)
+
+
+def test_bad_device_is_a_dpsynth_error() -> None:
+    from dpsynth.errors import DpsynthError
+
+    method = DPSGDVAEMethod(latent_dim=2, hidden_sizes=(4,), expected_batch_size=5, steps=1, device="nonsense")
+    plan = method.plan_for_noise_multiplier(1.0, 1e-5, DOMAIN2, n_public=40.0)
+    with pytest.raises(DpsynthError):
+        method.fit(_correlated_table(40, 4, np.random.default_rng(0)), plan, np.random.default_rng(1), False)

@@ -3,7 +3,8 @@
 ``dpsynth evaluate SYNTH --real-holdout HOLDOUT [--private PRIVATE] [--target COL | --label-field L]
 [--text-field F]`` prints the report, writes ``SYNTH.eval.json`` and ``SYNTH.eval.html`` and updates
 ``SYNTH.card.yaml`` (``evals``, ``release_decision``). ``dpsynth mix REAL SYNTH --ratio R -o OUT``
-writes a hybrid whose card records the synthetic ratio. Existing outputs are refused without
+writes a hybrid: its ledger gets a ``real-records-included`` entry and its card says
+``differentially_private: false`` and records the (rounded) synthetic ratio. Existing outputs are refused without
 ``--force``; numbers computed from real data are flagged as not publishable.
 """
 
@@ -16,6 +17,7 @@ import typer
 from rich.table import Table
 
 from dpsynth.cli.common import console, fail, require_input_file
+from dpsynth.errors import DpsynthError
 
 DECISION_STYLE = {"ship": "bold green", "regenerate": "bold yellow", "reject": "bold red"}
 
@@ -57,6 +59,13 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _read_label(finding: dict[str, Any]) -> str:
+    """``reads real data: private, real_holdout`` or ``publishable`` for one marked decision reason."""
+    if finding.get("reads_private_data"):
+        return "reads real data: " + ", ".join(finding.get("sources") or ["real data"])
+    return "publishable"
+
+
 def _print_report(report: dict[str, Any], outputs: Any) -> None:
     table = Table(title="dpsynth evaluation")
     table.add_column("metric")
@@ -68,10 +77,10 @@ def _print_report(report: dict[str, Any], outputs: Any) -> None:
     decision = report["release_decision"]
     style = DECISION_STYLE.get(decision["decision"], "bold")
     console.print(f"release_decision: [{style}]{decision['decision']}[/]")
-    for reason in decision["reasons"]:
-        console.print(f"  - {reason}", highlight=False)
-    for note in decision.get("notes", []):
-        console.print(f"  [dim]note: {note}[/]", highlight=False)
+    for finding in decision.get("findings", []):
+        console.print(f"  - {finding['reason']} [dim]({_read_label(finding)})[/]", highlight=False)
+    for note in decision.get("note_findings", []):
+        console.print(f"  [dim]note: {note['reason']} ({_read_label(note)})[/]", highlight=False)
     console.print(f"[dim]{report['notice']}[/]")
     console.print(f"report: {outputs.json}  {outputs.html}" + (f"  card: {outputs.card}" if outputs.card else
                                                                  "  (no card/ledger beside the data: card not updated)"))
@@ -113,7 +122,7 @@ def evaluate_command(
             canaries_path=canaries, benchmark_path=benchmark, json_path=json_out, html_path=html_out,
             update_card=not no_card, force=force, embedder=embedder, ablation_ratio=ratio, seed=seed,
             progress=not as_json)
-    except OutputExistsError as exc:
+    except (DpsynthError, OutputExistsError) as exc:
         fail(str(exc))
     except (ValueError, TypeError, KeyError, OSError) as exc:
         fail(str(exc))
@@ -140,12 +149,17 @@ def mix_command(
     require_input_file(synthetic)
     try:
         info = mix_files(real, synthetic, ratio, out, force=force, seed=seed, replace=replace)
-    except OutputExistsError as exc:
+    except (DpsynthError, OutputExistsError) as exc:
         fail(str(exc))
     except (ValueError, TypeError, KeyError, OSError) as exc:
         fail(str(exc))
     console.print(f"wrote {info['data']} ({info['real_records']} real + {info['synthetic_records']} synthetic, "
                   f"synthetic_ratio={info['synthetic_ratio']:.4g}); card: {info['card']}", highlight=False)
+    if info.get("note"):
+        console.print(f"note: {info['note']}", highlight=False)
+    console.print("[bold yellow]contains real records: not differentially private[/] "
+                  + ("(ledger entry real-records-included written)" if info.get("ledger") else "(no ledger)"),
+                  highlight=False)
     console.print(f"[yellow]{info['privacy_scope']}[/]", highlight=False)
 
 

@@ -45,6 +45,7 @@ def _read_csv(path: Path):
 
 @app.command()
 def synth(
+    ctx: typer.Context,
     input: Path = typer.Argument(..., help="Sensitive input table (CSV)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet)."),
     epsilon: float = typer.Option(..., "--epsilon", "-e", help="Privacy budget epsilon (> 0, finite)."),
@@ -58,7 +59,9 @@ def synth(
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card."""
     from dpsynth.cli.common import console, fail, parse_budget, require_input_file
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import (OutputExistsError, ReleaseWriteError, check_rows_fit_memory,
+                                 refuse_output_over_input, reserve_release)
 
     budget = parse_budget(epsilon, delta)
     if rows is not None and rows < 1:
@@ -68,11 +71,12 @@ def synth(
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         fail(f"unsupported output format {output.suffix!r}; use .csv, .jsonl or .parquet")
-    try:
-        check_release_writable(output, force)
-    except OutputExistsError as exc:
-        fail(str(exc))
-    except FileNotFoundError as exc:
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        refuse_output_over_input(output, input, metadata)
+        ctx.with_resource(reserve_release(output, force))
+        with open(input, newline="", encoding="utf-8", errors="replace") as header:  # the header only: public
+            check_rows_fit_memory(rows, len(next(csv.reader(header), [])), name="--rows")
+    except (DpsynthError, OSError) as exc:
         fail(str(exc))
 
     df = _read_csv(input)
@@ -106,6 +110,7 @@ def synth(
         InvalidBudgetError,
         BudgetExceededError,
         OutputExistsError,
+        ReleaseWriteError,
     ) as exc:
         fail(str(exc))
     except ValueError as exc:

@@ -159,13 +159,14 @@ def _generate_and_save(input_path: Path, text_field: str, label_field: str | Non
         fail(str(exc))
     try:
         paths = result.save(output, force=force)
-    except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:
+    except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:  # ReleaseWriteError is a DpsynthError
         fail(str(exc))
     return result, paths
 
 
 @app.command("synth")
 def synth(
+    ctx: typer.Context,
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Private texts: .jsonl (one object per line) or .csv."),
     text_field: str = typer.Option(..., "--text-field", help="Field/column holding the text."),
     output: Path = typer.Option(
@@ -208,7 +209,7 @@ def synth(
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.cli.budget import source_budget_charge
-    from dpsynth.release import OutputExistsError, check_release_writable
+    from dpsynth.release import refuse_output_over_input, reserve_release
     from dpsynth.text.privacy import PRIVACY_UNIT
     from dpsynth.text.result import output_format
     from dpsynth.text.synthesis import plan_summary
@@ -220,10 +221,11 @@ def synth(
         fail("--labels was given without --label-field")
     label_set = _parse_label_set(labels)
     size = _parse_group_size(group_size)
-    try:
+    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
         output_format(output)
-        check_release_writable(output, force)
-    except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:
+        refuse_output_over_input(output, input_path)
+        ctx.with_resource(reserve_release(output, force))
+    except DpsynthError as exc:
         fail(str(exc))
     require_input_file(input_path)
     if instruction is None:

@@ -46,7 +46,7 @@ import pandas as pd
 from scipy import stats
 
 from dpsynth.accounting.audit import clopper_pearson as two_sided_clopper_pearson
-
+from dpsynth.evaluate.errors import EvaluationInputError
 from dpsynth.evaluate.text_metrics import tokenize
 
 DEFAULT_ALPHA = 0.05
@@ -58,9 +58,9 @@ MAX_KDE_ROWS = 5000
 def _as_scores(values: Sequence[float], name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of scores")
+        raise EvaluationInputError(f"{name} must be a non-empty 1-D sequence of scores")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite scores")
+        raise EvaluationInputError(f"{name} contains NaN or infinite scores")
     return arr
 
 
@@ -218,9 +218,9 @@ def summarise_attack(
 ) -> dict[str, Any]:
     """AUC, TPR at 1%/10% FPR, and the combined epsilon lower bound (valid at level ``alpha``)."""
     if not (0.0 <= delta < 1.0) or not math.isfinite(delta):
-        raise ValueError(f"delta must be in [0, 1), got {delta!r}")
+        raise EvaluationInputError(f"delta must be in [0, 1), got {delta!r}")
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        raise EvaluationInputError(f"alpha must be in (0, 1), got {alpha!r}")
     cp = epsilon_lb_clopper_pearson(in_scores, out_scores, delta, alpha / 2, seed)
     one_run = epsilon_lb_one_run(in_scores, out_scores, delta, alpha / 2, seed=seed)
     n_in, n_out = len(in_scores), len(out_scores)
@@ -249,7 +249,7 @@ class NgramLanguageModel:
 
     def __init__(self, corpus: Sequence[str], order: int = 3, weights: Sequence[float] | None = None):
         if order < 1:
-            raise ValueError("order must be >= 1")
+            raise EvaluationInputError("order must be >= 1")
         self.order = order
         self.weights = np.asarray(weights or [2.0 ** i for i in range(order)], dtype=float)
         self.weights = self.weights / self.weights.sum()
@@ -285,7 +285,7 @@ class NgramLanguageModel:
         history = ["<s>"] * (self.order - 1) + tokenize(prefix)
         tokens = tokenize(suffix)
         if not tokens:
-            raise ValueError("empty canary suffix")
+            raise EvaluationInputError("empty canary suffix")
         total = 0.0
         for token in tokens:
             total += self.log_prob(token, history)
@@ -308,12 +308,12 @@ def text_canary_audit(
     AUC, TPR at low FPR and the epsilon lower bound (see module docstring).
     """
     if len(synthetic_texts) == 0:
-        raise ValueError("the synthetic corpus is empty")
+        raise EvaluationInputError("the synthetic corpus is empty")
     lm = NgramLanguageModel(synthetic_texts, order=order)
     members = [lm.score_continuation(c.prefix, c.suffix) for c in canaries if c.member]
     others = [lm.score_continuation(c.prefix, c.suffix) for c in canaries if not c.member]
     if not members or not others:
-        raise ValueError("the audit needs both planted (member) and unplanted canaries")
+        raise EvaluationInputError("the audit needs both planted (member) and unplanted canaries")
     result = summarise_attack(members, others, delta, alpha, seed)
     result["attack"] = f"{order}-gram LM on synthetic corpus, canary suffix log-likelihood"
     return result
@@ -335,7 +335,7 @@ def text_record_audit(
     The epsilon bound assumes the private/holdout split was random (see module docstring).
     """
     if len(synthetic_texts) == 0:
-        raise ValueError("the synthetic corpus is empty")
+        raise EvaluationInputError("the synthetic corpus is empty")
     lm = NgramLanguageModel(synthetic_texts, order=order)
 
     def score(text: str) -> float:
@@ -419,7 +419,7 @@ def tabular_membership_audit(
     """
     for name, frame in (("synthetic", synthetic), ("members", members), ("non_members", non_members)):
         if len(frame) == 0:
-            raise ValueError(f"the {name} table is empty")
+            raise EvaluationInputError(f"the {name} table is empty")
     columns = list(members.columns)
     frames = [synthetic[columns], members, non_members[columns]]
     if reference is not None and len(reference) >= 2:

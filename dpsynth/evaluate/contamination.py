@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from dpsynth.evaluate.errors import EvaluationInputError
+
 RARE_WORDS = (
     "zephyr quokka marmalade obsidian fennel gazebo halcyon ibex juniper kumquat lorikeet mangrove "
     "nebula ocelot paprika quasar rhubarb saffron tamarind umbra vellum wombat xylem yarrow zither "
@@ -70,11 +72,11 @@ def make_canaries(
     random 6-digit number, unique per canary.
     """
     if count < 1:
-        raise ValueError("count must be >= 1")
+        raise EvaluationInputError("count must be >= 1")
     if len(prefix_source) == 0:
-        raise ValueError("need at least one text to draw canary prefixes from")
+        raise EvaluationInputError("need at least one text to draw canary prefixes from")
     if repetitions < 1:
-        raise ValueError("repetitions must be >= 1")
+        raise EvaluationInputError("repetitions must be >= 1")
     rng = np.random.default_rng(seed)
     canaries = []
     seen: set[str] = set()
@@ -114,7 +116,7 @@ def load_canaries(path: str | Path) -> list[Canary]:
         return [Canary(str(r["canary_id"]), str(r["prefix"]), str(r["suffix"]), bool(r["member"]),
                        int(r.get("repetitions", 1))) for r in raw]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"cannot read canary file {path}: {exc}") from exc
+        raise EvaluationInputError(f"cannot read canary file {path}: {exc}") from exc
 
 
 def scan_for_canaries(outputs: Sequence[str], canaries: Sequence[Canary]) -> dict[str, Any]:
@@ -134,7 +136,7 @@ def scan_for_canaries(outputs: Sequence[str], canaries: Sequence[Canary]) -> dic
 def exact_overlap(outputs: Sequence[str], records: Sequence[str]) -> dict[str, Any]:
     """Share of outputs equal (after :func:`normalise`) to some record."""
     if len(outputs) == 0:
-        raise ValueError("no outputs to scan")
+        raise EvaluationInputError("no outputs to scan")
     record_set = {normalise(r) for r in records}
     hits = [i for i, t in enumerate(outputs) if normalise(t) in record_set]
     return {"rate": len(hits) / len(outputs), "count": len(hits), "indices": hits[:50]}
@@ -151,7 +153,7 @@ def _shingle_matrix(texts: Sequence[str], n: int):
 def max_jaccard(outputs: Sequence[str], records: Sequence[str], n: int = 5, chunk: int = 512) -> np.ndarray:
     """For each output, the largest character n-gram Jaccard similarity to any record."""
     if len(outputs) == 0 or len(records) == 0:
-        raise ValueError("need outputs and records to compare")
+        raise EvaluationInputError("need outputs and records to compare")
     out_m, rec_m = _shingle_matrix(outputs, n), _shingle_matrix(records, n)
     out_sizes = np.asarray(out_m.sum(axis=1)).ravel()
     rec_sizes = np.asarray(rec_m.sum(axis=1)).ravel()
@@ -180,7 +182,7 @@ def near_duplicates(
 def exact_row_overlap(synthetic: pd.DataFrame, real: pd.DataFrame) -> dict[str, Any]:
     """Share of synthetic rows identical to some real row (all columns, values compared as text)."""
     if len(synthetic) == 0:
-        raise ValueError("no synthetic rows to scan")
+        raise EvaluationInputError("no synthetic rows to scan")
     columns = list(real.columns)
     as_text = lambda df: df[columns].astype("string").fillna("<NA>").agg("\x1f".join, axis=1)  # noqa: E731
     real_rows = set(as_text(real))

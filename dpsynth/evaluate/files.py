@@ -3,10 +3,14 @@
 * :func:`evaluate_files` loads a released dataset (``X.csv`` or ``X.jsonl``), its ledger
   (``X.ledger.json``) and card (``X.card.yaml``), runs :func:`dpsynth.evaluate.evaluate`, writes
   the report as JSON (``X.eval.json``) and self-contained HTML (``X.eval.html``) and updates the
-  card's ``evals`` and ``release_decision``. Outputs are never overwritten without ``force`` and
-  the check happens before any work; every write is atomic (temp file + rename).
-* :func:`mix_files` writes a hybrid of real and synthetic records whose card records
-  ``synthetic_ratio`` and states that the real share has no DP protection.
+  card's ``evals`` and ``release_decision``. When the ledger binds its files (a ``release`` entry
+  with their SHA-256), a new ``release`` entry binds the rewritten card (refused up front when the
+  signing key here is not the ledger's). Outputs are never overwritten without ``force`` and the
+  check happens before any work; every write is atomic (temp file + rename).
+* :func:`mix_files` writes a hybrid of real and synthetic records. Its ledger (the synthetic
+  ledger plus a ``real-records-included`` entry) and its card (``privacy.differentially_private:
+  false``, ``synthetic_ratio``, the ``mix`` block with the rounded-ratio ``note``) say that the
+  file is not a DP release: the real share has no protection.
 """
 
 from __future__ import annotations
@@ -17,13 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
+from dpsynth.accounting.fingerprint import fingerprint_bytes
+from dpsynth.accounting.ledger import Ledger, LedgerSigningError
+from dpsynth.atomic import atomic_write, atomic_write_text
+from dpsynth.card import build_card, card_text, merge_card, read_card, write_card
 from dpsynth.evaluate import contamination as contam
+from dpsynth.evaluate import text_metrics as txt
 from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
 from dpsynth.evaluate.decision import DecisionThresholds
-from dpsynth.evaluate.io import EvaluationInputError, _records_from_json, load_table, load_texts, looks_like_text
+from dpsynth.evaluate.io import EvaluationInputError, load_table, load_texts, looks_like_text, records_from_json
 from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
 from dpsynth.evaluate.report import render_html
+from dpsynth.release import (
+    OutputExistsError,
+    check_release_writable,
+    rebind_card,
+    refuse_output_over_input,
+    release_paths,
+    write_release,
+)
 
 
 @dataclass(frozen=True)
@@ -42,8 +58,6 @@ def default_output_paths(synthetic_path: str | Path) -> tuple[Path, Path]:
 
 
 def _check_writable(paths: list[Path], force: bool) -> None:
-    from dpsynth.release import OutputExistsError
-
     for path in paths:
         if not path.parent.exists():
             raise FileNotFoundError(f"output folder {path.parent} does not exist")
@@ -54,16 +68,11 @@ def _check_writable(paths: list[Path], force: bool) -> None:
 
 
 def _load_ledger(data_path: Path):
-    from dpsynth.accounting import Ledger
-    from dpsynth.release import release_paths
-
     path = release_paths(data_path).ledger
     return Ledger.load(path) if path.exists() else None
 
 
 def _embedder(choice: str):
-    from dpsynth.evaluate import text_metrics as txt
-
     if choice == "hashing":
         return txt.hashing_embedder(), "char-ngram-hashing"
     if choice == "minilm":
@@ -95,9 +104,6 @@ def evaluate_files(
     progress: bool = False,
 ) -> tuple[EvaluationResult, EvaluationOutputs]:
     """Evaluate a release on disk; see the module docstring for what is read and written."""
-    from dpsynth.card import build_card, read_card, update_card as card_update, write_card
-    from dpsynth.release import atomic_write_text, release_paths
-
     synthetic_path = Path(synthetic_path)
     default_json, default_html = default_output_paths(synthetic_path)
     json_out, html_out = Path(json_path or default_json), Path(html_path or default_html)
@@ -108,6 +114,9 @@ def evaluate_files(
     if not is_text and label_field:
         raise EvaluationInputError("--label-field is for text corpora; use --target for tables")
     ledger = _load_ledger(synthetic_path)
+    rebind = update_card and ledger is not None and ledger.last_release() is not None
+    if rebind:
+        _check_can_rebind(ledger, synthetic_path)  # before any work: refuse rather than break the binding
 
     if is_text:
         field = text_field or "text"
@@ -137,17 +146,30 @@ def evaluate_files(
     card_path: Path | None = None
     if update_card:
         card_path = release_paths(synthetic_path).card
-        if card_path.exists():
-            previous = read_card(card_path)
+
+        def updated(previous: dict[str, Any] | None) -> dict[str, Any]:
+            if previous is None:
+                return build_card(ledger, evals=card_evals(result.report), release_decision=result.decision)
             history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
                        if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
-            card_update(card_path, evals=card_evals(result.report, history), release_decision=result.decision)
-        elif ledger is not None:
-            write_card(card_path, build_card(ledger, evals=card_evals(result.report),
-                                             release_decision=result.decision))
+            return merge_card(previous, evals=card_evals(result.report, history), release_decision=result.decision)
+
+        if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
+            rebind_card(synthetic_path, updated)
+        elif card_path.exists():
+            write_card(card_path, updated(read_card(card_path)))
         else:
             card_path = None
     return result, EvaluationOutputs(json_out, html_out, card_path)
+
+
+def _check_can_rebind(ledger: Ledger, data_path: Path) -> None:
+    """Refuse (before anything is written) when this user cannot sign the ledger's new release entry."""
+    try:
+        ledger.copy().record_release(data_name=data_path.name, data_sha256="0" * 64, card_sha256="0" * 64)
+    except LedgerSigningError as exc:
+        raise EvaluationInputError(f"cannot update the card: {exc}; the ledger binds the card by its SHA-256, "
+                                   "so only its key holder may change it (pass --no-card)") from exc
 
 
 def mix_files(
@@ -166,11 +188,9 @@ def mix_files(
     be of the same kind. The synthetic ledger, when present, is copied beside the output (it
     covers the synthetic share only) and the card says so.
     """
-    from dpsynth.card import build_card, card_text
-    from dpsynth.release import atomic_write, atomic_write_text, check_release_writable, write_release
-
     ratio = validate_ratio(ratio)
     real_path, synthetic_path, out_path = Path(real_path), Path(synthetic_path), Path(out_path)
+    refuse_output_over_input(out_path, real_path, synthetic_path)
     paths = check_release_writable(out_path, force)
     text_mode = looks_like_text(synthetic_path)
     if text_mode != looks_like_text(real_path):
@@ -179,7 +199,7 @@ def mix_files(
         def read(path: Path) -> list[Any]:
             if path.suffix.lower() == ".txt":
                 return load_texts(path)[0]
-            records = _records_from_json(path)
+            records = records_from_json(path)
             if not records:
                 raise EvaluationInputError(f"{path} contains no records")
             return records
@@ -205,27 +225,64 @@ def mix_files(
             hybrid_df.to_csv(tmp, index=False)
 
     n_synth = n_total - n_real
-    actual_ratio = n_synth / n_total if n_total else 0.0
-    mix_info = {"synthetic_ratio": actual_ratio, "requested_ratio": ratio, "real_records": n_real,
-                "synthetic_records": n_synth, "contains_real_records": True,
-                "privacy_scope": "the DP guarantee in the ledger covers only the synthetic share; the "
-                                 "real records are included verbatim and are NOT protected",
-                "synthetic_source": synthetic_path.name, "real_source": real_path.name}
+    mix_info = mix_summary(real_path, synthetic_path, ratio, n_real, n_synth)
     ledger = _load_ledger(synthetic_path)
     if ledger is not None:
-        card = build_card(ledger, synthetic_ratio=actual_ratio,
+        record_real_records(ledger, real_path, n_real)
+        card = build_card(ledger, synthetic_ratio=mix_info["synthetic_ratio"],
                           source_real_data={"name": real_path.name, "included_verbatim": True},
                           release_decision=None, extra={"mix": mix_info})
+        card["privacy"] = {**(card.get("privacy") or {}), **NOT_DP_PRIVACY_FIELDS, "real_records_included": n_real}
         write_release(out_path, write_data, ledger, card, force=force)
     else:
-        card = {"schema": "dpsynth-card/1", "synthetic_ratio": actual_ratio,
+        card = {"schema": "dpsynth-card/1", "synthetic_ratio": mix_info["synthetic_ratio"],
                 "source_real_data": {"name": real_path.name, "included_verbatim": True},
-                "privacy": None, "release_decision": None, "mix": mix_info,
+                "privacy": {**NOT_DP_PRIVACY_FIELDS, "real_records_included": n_real},
+                "release_decision": None, "mix": mix_info,
                 "evals": {"real_holdout": None, "temporal_holdout": None, "contamination_scan": None,
                           "diversity_metrics": None}}
         atomic_write(paths.data, write_data)
         atomic_write_text(paths.card, card_text(card))
-    if not math.isclose(actual_ratio, ratio, abs_tol=1.0 / max(n_total, 1)):
-        mix_info["note"] = "ratio rounded to whole records"
     return {"data": paths.data, "card": paths.card, "ledger": paths.ledger if ledger is not None else None,
             **mix_info}
+
+
+#: What a hybrid's card says in its ``privacy`` block: the file as a whole is not a DP release.
+NOT_DP_PRIVACY_FIELDS = {
+    "differentially_private": False,
+    "contains_real_records": True,
+    "scope": "the epsilon and delta above (if any) cover only the synthetic share; the real records are "
+             "included verbatim and are not protected",
+}
+
+
+def mix_summary(real_path: Path, synthetic_path: Path, ratio: float, n_real: int, n_synth: int) -> dict[str, Any]:
+    """The card's ``mix`` block: the realised synthetic share, counts, and (when the share had to be
+    rounded to whole records) a ``note`` giving the requested and the realised ratio."""
+    n_total = n_real + n_synth
+    actual_ratio = n_synth / n_total if n_total else 0.0
+    info: dict[str, Any] = {
+        "synthetic_ratio": actual_ratio, "requested_ratio": ratio, "real_records": n_real,
+        "synthetic_records": n_synth, "contains_real_records": True, "differentially_private": False,
+        "privacy_scope": "the DP guarantee in the ledger covers only the synthetic share; the "
+                         "real records are included verbatim and are NOT protected",
+        "synthetic_source": synthetic_path.name, "real_source": real_path.name}
+    if not math.isclose(actual_ratio, ratio, rel_tol=1e-12, abs_tol=1e-12):
+        info["note"] = (f"ratio rounded to whole records: requested {ratio:.6g}, realised {actual_ratio:.6g} "
+                        f"({n_synth} synthetic of {n_total})")
+    return info
+
+
+def record_real_records(ledger: Any, real_path: Path, n_real: int) -> dict[str, Any]:
+    """Append the ``real-records-included`` entry to the hybrid's ledger (it is then not a DP release).
+
+    The source fingerprint is the owner's salted keyed fingerprint of the real file's bytes, so the
+    owner can re-check which data went in while two hybrids stay unlinkable. ``n_real`` is not DP,
+    and needs not be: the hybrid holds those records verbatim.
+    """
+    return ledger.record_real_records(
+        count=int(n_real),
+        source_fingerprint=fingerprint_bytes(real_path.read_bytes()),
+        note=f"dpsynth mix: {n_real} real records from {real_path.name} included verbatim; "
+             "the file is not differentially private",
+    )

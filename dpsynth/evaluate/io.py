@@ -3,6 +3,8 @@
 Tables: ``.csv`` (and ``.parquet`` / ``.jsonl`` when given). Texts: ``.jsonl`` (one JSON object
 per line with a text field, or one JSON string per line), ``.json`` (a list of objects or
 strings), ``.txt`` (one text per line) or ``.csv`` (a text column).
+
+:class:`EvaluationInputError` (re-exported here) lives in :mod:`dpsynth.evaluate.errors`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from dpsynth.evaluate.errors import EvaluationInputError
+
 TEXT_SUFFIXES = {".jsonl", ".json", ".txt"}
-
-
-class EvaluationInputError(ValueError):
-    """A file given to the evaluation cannot be used (missing, empty, malformed, wrong field)."""
 
 
 def _existing(path: str | Path) -> Path:
@@ -53,7 +53,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _records_from_json(path: Path) -> list[Any]:
+def records_from_json(path: Path) -> list[Any]:
+    """The records of a ``.json`` list (or ``{"records"|"texts"|"data": [...]}``) or ``.jsonl`` file."""
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         data = json.loads(text)
@@ -89,7 +90,7 @@ def load_texts(
                 raise EvaluationInputError(f"{path}: a .txt corpus has no labels ({label_field!r})")
             labels = None
         elif suffix in (".jsonl", ".json"):
-            records = _records_from_json(path)
+            records = records_from_json(path)
             texts, labels_list = [], []
             for i, record in enumerate(records):
                 if isinstance(record, str):
@@ -121,3 +122,6 @@ def load_texts(
     if not texts:
         raise EvaluationInputError(f"{path} contains no texts")
     return texts, labels
+
+
+__all__ = ["EvaluationInputError", "TEXT_SUFFIXES", "load_table", "load_texts", "looks_like_text", "records_from_json"]

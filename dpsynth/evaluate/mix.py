@@ -16,6 +16,8 @@ from typing import Sequence, TypeVar
 import numpy as np
 import pandas as pd
 
+from dpsynth.evaluate.errors import EvaluationInputError
+
 T = TypeVar("T")
 
 
@@ -24,9 +26,9 @@ def validate_ratio(ratio: float) -> float:
     try:
         value = float(ratio)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"ratio must be a number in [0, 1), got {ratio!r}") from exc
+        raise EvaluationInputError(f"ratio must be a number in [0, 1), got {ratio!r}") from exc
     if not math.isfinite(value) or not 0.0 <= value < 1.0:
-        raise ValueError(f"ratio must be in [0, 1) (the synthetic share of the output), got {ratio!r}")
+        raise EvaluationInputError(f"ratio must be in [0, 1) (the synthetic share of the output), got {ratio!r}")
     return value
 
 
@@ -38,10 +40,10 @@ def synthetic_count(n_real: int, ratio: float) -> int:
 
 def _choose(n_available: int, n_needed: int, replace: bool, rng: np.random.Generator) -> np.ndarray:
     if n_needed > n_available and not replace:
-        raise ValueError(f"need {n_needed} synthetic records for this ratio but only {n_available} "
-                         "are available; lower --ratio or generate more synthetic data")
+        raise EvaluationInputError(f"need {n_needed} synthetic records for this ratio but only {n_available} "
+                                   "are available; lower --ratio or generate more synthetic data")
     if n_available == 0 and n_needed > 0:
-        raise ValueError("the synthetic data is empty")
+        raise EvaluationInputError("the synthetic data is empty")
     return rng.choice(n_available, size=n_needed, replace=replace and n_needed > n_available)
 
 
@@ -59,10 +61,10 @@ def mix_frames(
     ``source_column``, a column marking each row ``"real"``/``"synthetic"`` is added.
     """
     if len(real) == 0:
-        raise ValueError("the real table is empty")
+        raise EvaluationInputError("the real table is empty")
     if set(real.columns) != set(synthetic.columns):
-        raise ValueError(f"column mismatch between real {list(real.columns)} and "
-                         f"synthetic {list(synthetic.columns)}")
+        raise EvaluationInputError(f"column mismatch between real {list(real.columns)} and "
+                                   f"synthetic {list(synthetic.columns)}")
     rng = np.random.default_rng(seed)
     picks = _choose(len(synthetic), synthetic_count(len(real), ratio), replace, rng)
     parts = [real.assign(**{source_column: "real"}) if source_column else real,
@@ -83,7 +85,7 @@ def mix_records(
 ) -> list[T]:
     """List version of :func:`mix_frames` (texts or JSON records)."""
     if len(real) == 0:
-        raise ValueError("the real data is empty")
+        raise EvaluationInputError("the real data is empty")
     rng = np.random.default_rng(seed)
     picks = _choose(len(synthetic), synthetic_count(len(real), ratio), replace, rng)
     hybrid = list(real) + [synthetic[int(i)] for i in picks]

@@ -95,6 +95,14 @@ def _private_tag(block: Mapping[str, Any]) -> str:
             'font-size:11px">no real records read - publishable</span>')
 
 
+def _findings(decision: Mapping[str, Any], marked: str = "findings", plain: str = "reasons") -> list[Mapping[str, Any]]:
+    """The decision's marked reasons (or notes); a report without marks gets them all tagged as
+    reading real data (the safe default)."""
+    if marked in decision:
+        return list(decision[marked])
+    return [{"reason": text, "reads_private_data": True, "sources": []} for text in decision.get(plain, [])]
+
+
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
     body = "".join(f"<tr><td>{_esc(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rows)
     return f'<table>{body}</table>'
@@ -132,8 +140,9 @@ def render_html(report: Mapping[str, Any], plots: Mapping[str, Any] | None = Non
              "font-size:13px}h2{border-bottom:1px solid #ccc}.plots svg{margin:4px}",
              "</style></head><body>", f"<h1>{_esc(title)}</h1>",
              f'<p style="font-size:20px">Release decision: <b style="color:{colour}">{_esc(verdict)}</b></p>',
-             "<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in decision.get("reasons", [])) + "</ul>",
-             "".join(f"<p><i>Note: {_esc(n)}</i></p>" for n in decision.get("notes", [])),
+             "<ul>" + "".join(f"<li>{_esc(f['reason'])}{_private_tag(f)}</li>" for f in _findings(decision)) + "</ul>",
+             "".join(f"<p><i>Note: {_esc(n['reason'])}</i>{_private_tag(n)}</p>"
+                     for n in _findings(decision, "note_findings", "notes")),
              f'<p style="background:#fff4d6;padding:8px">{_esc(report.get("notice", ""))}</p>']
     for key, heading in SECTIONS:
         block = report.get(key)

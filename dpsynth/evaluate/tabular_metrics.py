@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dpsynth.evaluate.errors import EvaluationInputError
+
 
 DEFAULT_BINS = 5
 MAX_CATEGORIES_FOR_CLASSIFICATION = 20
@@ -45,12 +47,12 @@ def is_numeric_column(series: pd.Series) -> bool:
 def check_same_columns(real: pd.DataFrame, synthetic: pd.DataFrame) -> list[str]:
     """Return the shared column order, raising ``ValueError`` when the schemas differ or are empty."""
     if len(real) == 0 or len(synthetic) == 0:
-        raise ValueError("cannot compare empty tables (real rows=%d, synthetic rows=%d)"
-                         % (len(real), len(synthetic)))
+        raise EvaluationInputError("cannot compare empty tables (real rows=%d, synthetic rows=%d)"
+                                   % (len(real), len(synthetic)))
     missing = [c for c in real.columns if c not in synthetic.columns]
     extra = [c for c in synthetic.columns if c not in real.columns]
     if missing or extra:
-        raise ValueError(f"column mismatch: missing in synthetic {missing}, extra in synthetic {extra}")
+        raise EvaluationInputError(f"column mismatch: missing in synthetic {missing}, extra in synthetic {extra}")
     return list(real.columns)
 
 
@@ -308,13 +310,13 @@ def train_and_score(
 
     for name, frame in (("training", train), ("test", test)):
         if target not in frame.columns:
-            raise ValueError(f"target column {target!r} missing from the {name} table")
+            raise EvaluationInputError(f"target column {target!r} missing from the {name} table")
         if len(frame) == 0:
-            raise ValueError(f"the {name} table is empty")
+            raise EvaluationInputError(f"the {name} table is empty")
     task = task or infer_task(test[target])
     x_train, x_test = train.drop(columns=[target]), test.drop(columns=[target])
     if x_train.shape[1] == 0:
-        raise ValueError(f"no feature columns besides the target {target!r}")
+        raise EvaluationInputError(f"no feature columns besides the target {target!r}")
     y_train, y_test = _prepare_target(train[target], task), _prepare_target(test[target], task)
     if task == "classification" and y_train.nunique() < 2:
         predictions = np.full(len(y_test), y_train.iloc[0], dtype=object)
@@ -376,7 +378,7 @@ def augmentation_ablation(
     n_dev = max(1, int(round(0.2 * len(shuffled))))
     dev, fit = shuffled.iloc[:n_dev], shuffled.iloc[n_dev:]
     if len(fit) == 0:
-        raise ValueError("real training table too small for the ablation (need at least 2 rows)")
+        raise EvaluationInputError("real training table too small for the ablation (need at least 2 rows)")
     hybrid = mix_frames(fit, synthetic, ratio=ratio, seed=seed, replace=True)
     base_dev = train_and_score(fit, dev, target, task, seed).score
     base_hold = train_and_score(fit, holdout, target, task, seed).score

@@ -32,6 +32,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dpsynth.evaluate.errors import EvaluationInputError
+
 TOKEN_RE = re.compile(r"[\w']+")
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -48,7 +50,7 @@ def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
 
 def _require_texts(texts: Sequence[str], name: str) -> None:
     if len(texts) == 0:
-        raise ValueError(f"the {name} corpus is empty")
+        raise EvaluationInputError(f"the {name} corpus is empty")
 
 
 def self_bleu(texts: Sequence[str], max_n: int = 4, max_texts: int = 500, seed: int = 0) -> float:
@@ -60,7 +62,7 @@ def self_bleu(texts: Sequence[str], max_n: int = 4, max_texts: int = 500, seed: 
     """
     _require_texts(texts, "synthetic")
     if len(texts) < 2:
-        raise ValueError("self-BLEU needs at least two texts")
+        raise EvaluationInputError("self-BLEU needs at least two texts")
     texts = list(texts)
     if len(texts) > max_texts:
         idx = np.random.default_rng(seed).choice(len(texts), size=max_texts, replace=False)
@@ -124,7 +126,7 @@ def ngram_novelty(synthetic: Sequence[str], reference: Sequence[str], n: int = 4
     ref_grams = {g for t in reference for g in ngrams(tokenize(t), n)}
     syn_grams = [g for t in synthetic for g in ngrams(tokenize(t), n)]
     if not syn_grams:
-        raise ValueError(f"no synthetic text has {n} tokens; use a smaller n")
+        raise EvaluationInputError(f"no synthetic text has {n} tokens; use a smaller n")
     return float(sum(g not in ref_grams for g in syn_grams) / len(syn_grams))
 
 
@@ -195,7 +197,7 @@ def embedding_coverage(real_emb: np.ndarray, synth_emb: np.ndarray, k: int = 5) 
     """Coverage of the real k-NN balls by synthetic points (see module docstring)."""
     real_emb, synth_emb = np.asarray(real_emb, float), np.asarray(synth_emb, float)
     if len(real_emb) < 2 or len(synth_emb) == 0:
-        raise ValueError("coverage needs at least 2 real and 1 synthetic embedding")
+        raise EvaluationInputError("coverage needs at least 2 real and 1 synthetic embedding")
     k = min(k, len(real_emb) - 1)
     real_d = _pairwise_distances(real_emb, real_emb)
     np.fill_diagonal(real_d, np.inf)
@@ -228,7 +230,7 @@ def mauve_score(
 
     real_emb, synth_emb = np.asarray(real_emb, float), np.asarray(synth_emb, float)
     if len(real_emb) == 0 or len(synth_emb) == 0:
-        raise ValueError("MAUVE needs real and synthetic embeddings")
+        raise EvaluationInputError("MAUVE needs real and synthetic embeddings")
     union = np.vstack([real_emb, synth_emb])
     if union.shape[1] > pca_dims:  # MAUVE also reduces dimension (PCA) before clustering
         union = pca_project(union, pca_dims)
@@ -266,7 +268,7 @@ def text_classifier_tstr(
     from sklearn.pipeline import make_pipeline
 
     if len(train_texts) != len(train_labels) or len(test_texts) != len(test_labels):
-        raise ValueError("texts and labels differ in length")
+        raise EvaluationInputError("texts and labels differ in length")
     _require_texts(train_texts, "training")
     _require_texts(test_texts, "test")
     y_train = [str(v) for v in train_labels]

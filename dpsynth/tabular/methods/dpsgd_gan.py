@@ -17,44 +17,36 @@ discriminator releases, so adding or removing one real row changes the clipped s
 ``C``. Each discriminator update is the Poisson-subsampled Gaussian mechanism with multiplier
 ``sigma``, and adaptive composition over ``steps`` updates is exactly the plan's event
 ``SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(sigma)), steps)`` -- the same event
-as :mod:`dpsynth.tabular.methods.dpsgd_vae`. The generator trains only through the (DP)
+as every :class:`dpsynth.tabular.methods._dpsgd.DPSGDMethod`. The generator trains only through the (DP)
 discriminator on fake rows, and sampling is post-processing.
 
 Unlike SmartNoise's DP-CTGAN there is **no conditional vector built from category frequencies**
 (those are private counts, released there without noise); the generator is unconditional.
 
-Randomness follows :mod:`dpsynth.tabular.methods.dpsgd_vae`: batch selection and privacy noise come
+Randomness follows :mod:`dpsynth.tabular.methods._dpsgd`: batch selection and privacy noise come
 from OS-CSPRNG-seeded generators that are never stored; the user's ``rng`` drives initialisation,
 latent/Gumbel noise and sampling only.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
-from dpsynth.tabular.methods.dpsgd_vae import (
-    DPSGDVAEMethod,
-    FittedDPSGDVAE,
-    _check_positive_finite,
-    _check_positive_int,
-    _validate_codes,
-    learning_rate_factor,
-    make_dp_optimizer,
+from dpsynth.tabular.methods._dpsgd import (
+    DPSGDMethod,
+    FittedCodeDecoder,
+    mlp,
     one_hot_codes,
     per_sample_gradient_module,
-    poisson_sample_indices,
-    resolve_device,
-    secret_numpy_rng,
-    secret_torch_generator,
+    reset_linear_layers,
 )
+from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
+from dpsynth.validation import positive_float, positive_int
 
 __all__ = ["DPSGDGANMethod", "FittedDPSGDGAN", "gumbel_softmax_blocks", "make_discriminator", "make_generator"]
 
@@ -66,32 +58,12 @@ ADAM_BETAS = (0.5, 0.9)
 
 def make_generator(latent_dim: int, hidden_sizes: Sequence[int], width: int) -> nn.Sequential:
     """Generator MLP: latent ``z`` -> concatenated per-column logits (ReLU hidden layers)."""
-    sizes = [int(latent_dim), *[int(h) for h in hidden_sizes], int(width)]
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return mlp([int(latent_dim), *[int(h) for h in hidden_sizes], int(width)])
 
 
 def make_discriminator(width: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     """Discriminator MLP: one-hot row -> one logit (LeakyReLU 0.2; no batch norm, no row mixing)."""
-    sizes = [int(width), *[int(h) for h in hidden_sizes], 1]
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU(0.2))
-    return nn.Sequential(*layers)
-
-
-def _reset_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-            bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
-            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return mlp([int(width), *[int(h) for h in hidden_sizes], 1], nn.LeakyReLU, negative_slope=0.2)
 
 
 def gumbel_softmax_blocks(
@@ -120,12 +92,12 @@ def gumbel_softmax_blocks(
     return torch.cat(parts, dim=1)
 
 
-class FittedDPSGDGAN(FittedDPSGDVAE):
+class FittedDPSGDGAN(FittedCodeDecoder):
     """The generator of a DP-trained GAN; ``sample`` (post-processing) draws codes from its
     per-column softmax at ``z ~ N(0, I)``, exactly like the VAE's decoder."""
 
 
-class DPSGDGANMethod(DPSGDVAEMethod):
+class DPSGDGANMethod(DPSGDMethod):
     """GAN whose discriminator is trained with DP-SGD (Opacus); the generator is post-processing.
 
     Privacy unit: one row; add-or-remove-one. The plan's event is the Poisson-subsampled Gaussian
@@ -138,6 +110,7 @@ class DPSGDGANMethod(DPSGDVAEMethod):
     """
 
     name = "dpsgd_gan"
+    extra_required_parameters = ("discriminator_hidden_sizes", "generator_learning_rate", "gumbel_temperature")
 
     def __init__(
         self,
@@ -168,10 +141,10 @@ class DPSGDGANMethod(DPSGDVAEMethod):
             lr_schedule=lr_schedule,
         )
         self.discriminator_hidden_sizes = tuple(
-            _check_positive_int("discriminator hidden size", h) for h in discriminator_hidden_sizes
+            positive_int("discriminator hidden size", h) for h in discriminator_hidden_sizes
         )
-        self.generator_learning_rate = _check_positive_finite("generator_learning_rate", generator_learning_rate)
-        self.gumbel_temperature = _check_positive_finite("gumbel_temperature", gumbel_temperature)
+        self.generator_learning_rate = positive_float("generator_learning_rate", generator_learning_rate)
+        self.gumbel_temperature = positive_float("gumbel_temperature", gumbel_temperature)
         self.hard_gumbel = bool(hard_gumbel)
 
     def clipping_bound(self, domain: EncodedDomain) -> float:
@@ -197,13 +170,8 @@ class DPSGDGANMethod(DPSGDVAEMethod):
         progress: bool = True,
     ) -> FittedDPSGDGAN:
         """Train the GAN following ``plan`` on private int codes ``(n, d)``; costs ``plan.event``."""
-        p = self._checked_parameters(plan)
-        for key in ("discriminator_hidden_sizes", "generator_learning_rate", "gumbel_temperature"):
-            if key not in p:
-                raise ValueError(f"plan parameters are missing {key!r}")
-        sizes = [int(k) for k in p["domain_sizes"]]
-        data = _validate_codes(codes, sizes)
-        device = resolve_device(self.device)
+        setup = self._begin_fit(codes, plan, rng)
+        p, sizes, device, public_generator = setup.parameters, setup.sizes, setup.device, setup.public_generator
         width = sum(sizes)
         latent_dim = int(p["latent_dim"])
         temperature = float(p["gumbel_temperature"])
@@ -211,44 +179,27 @@ class DPSGDGANMethod(DPSGDVAEMethod):
         normaliser = float(p["expected_batch_size"])
         fake_rows = max(1, int(round(normaliser)))  # public constant
 
-        public_generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
         generator = make_generator(latent_dim, p["hidden_sizes"], width)
         discriminator = make_discriminator(width, p["discriminator_hidden_sizes"])
-        _reset_linear_layers(generator, public_generator)
-        _reset_linear_layers(discriminator, public_generator)
+        reset_linear_layers(generator, public_generator)
+        reset_linear_layers(discriminator, public_generator)
         generator.to(device)
         discriminator.to(device)
 
         dp_discriminator = per_sample_gradient_module(discriminator)
-        d_optimizer = make_dp_optimizer(
-            dp_discriminator.parameters(),
-            learning_rate=float(p["learning_rate"]),
-            noise_multiplier=float(p["noise_multiplier"]),
-            max_grad_norm=float(p["max_grad_norm"]),
-            normaliser=normaliser + fake_rows,
-            generator=secret_torch_generator(device),
-            optimizer="adam",
-            betas=ADAM_BETAS,
-        )
+        d_optimizer = self._dp_optimizer(dp_discriminator.parameters(), setup, normaliser=normaliser + fake_rows,
+                                         optimizer="adam", betas=ADAM_BETAS)
         g_optimizer = torch.optim.Adam(generator.parameters(), lr=float(p["generator_learning_rate"]), betas=ADAM_BETAS)
-        total_steps = int(p["steps"])
-        schedule = str(p["lr_schedule"])
-        schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(opt, lambda t: learning_rate_factor(t, total_steps, schedule))
-            for opt in (d_optimizer.original_optimizer, g_optimizer)
-        ]
-        batch_rng = secret_numpy_rng()
-        onehot = one_hot_codes(torch.from_numpy(data).to(device), sizes)
-        sample_rate = float(p["sample_rate"])
+        schedulers = self._lr_schedulers([d_optimizer.original_optimizer, g_optimizer], setup)
+        onehot = one_hot_codes(torch.from_numpy(setup.codes).to(device), sizes)
         bce = nn.functional.binary_cross_entropy_with_logits
 
         def fake_batch() -> torch.Tensor:
             z = torch.randn((fake_rows, latent_dim), generator=public_generator).to(device)
             return gumbel_softmax_blocks(generator(z), sizes, temperature, public_generator, hard=hard)
 
-        for _ in tqdm(range(total_steps), desc="DP-SGD GAN", unit="step", disable=not progress):
-            # discriminator: the only step that reads private rows (DP-SGD)
-            index = torch.from_numpy(poisson_sample_indices(len(data), sample_rate, batch_rng)).to(device)
+        # the discriminator's update is the only step that reads private rows (DP-SGD)
+        for index in self._poisson_batches(setup, progress=progress, desc="DP-SGD GAN"):
             with torch.no_grad():
                 fake = fake_batch()
             rows = torch.cat([onehot[index], fake], dim=0)
