@@ -364,6 +364,40 @@ def run_compare(args: argparse.Namespace) -> None:
         print(f"| {name} | {tfidf:.3f} | {minilm:.3f} | {mauve:.3f} | {coverage:.3f} | {seconds:.0f} | {extra} |")
 
 
+def run_head(args: argparse.Namespace) -> None:
+    """Engine with the private rows' LM head restricted to the Top-k+ columns vs the full head."""
+    from _text_data import balanced_split
+
+    from dpsynth.randomness import secret_torch_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
+    from dpsynth.text.privacy import calibrate_text_mechanism
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    B, T, G = args.group_size, args.tokens, args.groups
+    split = balanced_split(per_label_train=(B * G + 1) // 2, per_label_test=0, seed=args.seed)
+    encoder = _encoder(loaded)
+    public = encoder.public_ids(None)
+    groups = [GroupPrompts(public, encoder.private_ids(split.train_texts[g * B:(g + 1) * B], None)) for g in range(G)]
+    plan = calibrate_text_mechanism(args.epsilon, DELTA, B, T, TEMPERATURE)
+    print(f"setting: G={G}, B={B}, T={T} (no early stop), clip C={plan.clip:.4f}, top_k={TOP_K}, "
+          f"torch threads={torch.get_num_threads()}")
+    ratios = []
+    for repeat in range(args.repeats):
+        seconds = {}
+        for restrict in (True, False):
+            settings = DecodeSettings(max_new_tokens=T, clip=plan.clip, divisor=B, temperature=TEMPERATURE,
+                                      top_k=TOP_K, stop_token_ids=(), pad_token_id=loaded.tokenizer.pad_token_id,
+                                      max_rows=args.max_rows, restrict_private_logits=restrict)
+            start = time.perf_counter()
+            decode_groups(loaded.model, groups, settings, generator=secret_torch_generator(), progress=False)
+            seconds[restrict] = time.perf_counter() - start
+        ratios.append(seconds[False] / seconds[True])
+        print(f"[{repeat + 1}/{args.repeats}] restricted {seconds[True]:.1f}s, full {seconds[False]:.1f}s, "
+              f"speed-up {ratios[-1]:.2f}x", flush=True)
+    print(f"median speed-up of the restricted head: {float(np.median(ratios)):.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -398,8 +432,19 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--seed", type=int, default=0)
     cp.add_argument("--skip-public", action="store_true")
     cp.add_argument("--quiet", action="store_true")
+    hd = sub.add_parser("head", help="restricted vs full LM head for the private rows")
+    hd.add_argument("--groups", type=int, default=4)
+    hd.add_argument("--group-size", type=int, default=8)
+    hd.add_argument("--tokens", type=int, default=16)
+    hd.add_argument("--epsilon", type=float, default=3.0)
+    hd.add_argument("--max-rows", type=int, default=64)
+    hd.add_argument("--threads", type=int, default=1)
+    hd.add_argument("--repeats", type=int, default=2)
+    hd.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "throughput":
+    if args.command == "head":
+        run_head(args)
+    elif args.command == "throughput":
         run_throughput(args)
     elif args.command == "compare":
         run_compare(args)
