@@ -8,6 +8,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The synth commands refuse to run without a source budget (`dpsynth budget init`); tests that are
+# not about source budgets run as with --no-source-budget. tests/test_source_budget*.py unset it.
+os.environ.setdefault("DPSYNTH_SOURCE_BUDGET", "off")
 
 import pytest  # noqa: E402
 

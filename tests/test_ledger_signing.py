@@ -241,3 +241,15 @@ def test_signing_key_file_is_private_and_never_in_a_ledger(tmp_path):
     for f in tmp_path.rglob("*"):
         if f.is_file():
             assert secret not in f.read_text(errors="ignore"), f
+
+
+def test_a_deleted_card_or_data_file_fails(tmp_path):
+    data = _release(tmp_path)
+    card = release_paths(data).card
+    saved = card.read_bytes()
+    card.unlink()
+    result = _verify(data)
+    assert result.exit_code == 1 and "missing" in result.output
+    card.write_bytes(saved)
+    data.unlink()
+    assert _verify(release_paths(data).ledger).exit_code == 1

@@ -13,7 +13,6 @@ from dpsynth.tabular import dp_domain
 from dpsynth.tabular.encoding import ColumnEncoder, TableEncoder, numeric_edges
 from dpsynth.tabular.schema import (
     ColumnSpec,
-    IdentifierColumnError,
     MetadataError,
     UnknownColumnError,
     load_metadata,
@@ -106,11 +105,11 @@ def test_sdv_metadata_is_accepted():
     assert schema["age"].type == "numerical" and schema["age"].needs_dp_bounds
 
 
-def test_identifier_column_is_refused_unless_declared():
+def test_identifier_column_is_not_refused_before_the_charge_and_id_columns_get_fresh_ids():
     df = table()
     df["email"] = [f"user{i}@example.com" for i in range(len(df))]
-    with pytest.raises(IdentifierColumnError, match="email"):
-        resolve_schema(df, META)
+    schema = resolve_schema(df, META)  # no data-dependent refusal: the column's type is left to DP
+    assert schema["email"].type == "auto" and schema["email"].needs_dp_type
     meta = json.loads(json.dumps(META))
     meta["columns"]["email"] = {"type": "id"}
     schema = resolve_schema(df, meta)
@@ -121,12 +120,23 @@ def test_identifier_column_is_refused_unless_declared():
     assert not set(out["email"].astype(str)) & set(df["email"])  # fresh ids, nothing copied
 
 
-def test_undeclared_columns_get_their_type_from_the_dtype():
+def test_undeclared_columns_typed_dtypes_are_vouched_and_text_columns_are_auto():
     schema = resolve_schema(table(), None)
     types = {c.name: c.type for c in schema.columns}
-    assert types == {"age": "numerical", "income": "numerical", "city": "categorical", "member": "boolean", "joined": "datetime"}
+    assert types == {"age": "numerical", "income": "numerical", "city": "auto", "member": "boolean", "joined": "datetime"}
     assert schema["age"].integer and not schema["income"].integer
     assert not schema["age"].declared and schema.row_count is None
+    # a CSV read as text: every undeclared column is "auto", whatever its values
+    text = table().astype(str)
+    assert {c.type for c in resolve_schema(text, None).columns} == {"auto"}
+
+
+def test_declared_columns_default_to_not_nullable():
+    schema = resolve_schema(table(), META)
+    assert not any(c.nullable for c in schema.columns)
+    meta = json.loads(json.dumps(META))
+    meta["columns"]["city"]["nullable"] = True
+    assert resolve_schema(table(), meta)["city"].nullable
 
 
 # ------------------------------------------------------------------------------------ encoding
@@ -140,10 +150,10 @@ def test_round_trip_keeps_types_and_values_in_bounds():
     out = enc.decode(codes, np.random.default_rng(0))
     assert list(out.columns) == list(df.columns)
     assert set(out["city"]) <= {"a", "b", "c"}
-    assert out["age"].between(18, 90).all() and str(out["age"].dtype) == "Int64"
+    assert out["age"].between(18, 90).all() and str(out["age"].dtype) == "int64"  # not nullable: no NA dtype
     assert out["income"].between(0, 100000).all()
     assert out["joined"].between(pd.Timestamp("2020-01-01"), pd.Timestamp("2023-01-01")).all()
-    assert str(out["member"].dtype) == "boolean"
+    assert str(out["member"].dtype) == "boolean" and not out.isna().any().any()
     # Re-encoding the decoded table gives the same codes (decoding stays inside each bin).
     assert np.array_equal(enc.encode(out), codes)
 
@@ -151,7 +161,7 @@ def test_round_trip_keeps_types_and_values_in_bounds():
 def test_integer_columns_with_few_values_get_one_code_per_value():
     spec = ColumnSpec("k", "numerical", lower=1, upper=5, integer=True, bins=16, nullable=False)
     enc = ColumnEncoder.from_spec(spec)
-    assert enc.size == 5
+    assert enc.size == 5 + 1  # one code per value, plus the missing/unfit code every column has
     codes = enc.encode(pd.Series([1, 2, 3, 4, 5]))
     assert codes.tolist() == [0, 1, 2, 3, 4]
     assert enc.decode(codes, np.random.default_rng(0)).tolist() == [1, 2, 3, 4, 5]
@@ -172,7 +182,7 @@ def test_category_outside_public_list_never_appears():
     spec = ColumnSpec("c", "categorical", categories=("a", "b"))
     enc = ColumnEncoder.from_spec(spec)
     codes = enc.encode(pd.Series(["a", "b", "SECRET", None]))
-    assert codes.tolist() == [0, 1, 2, 2]  # out-of-list -> missing code
+    assert codes.tolist() == [0, 1, 2, 2]  # out-of-list -> missing/unfit code
     out = enc.decode(np.arange(enc.size).repeat(10), np.random.default_rng(0))
     assert "SECRET" not in set(out.dropna())
     other = ColumnEncoder.from_spec(ColumnSpec("c", "categorical", categories=("a", "b"), other_label="other"))
@@ -180,15 +190,29 @@ def test_category_outside_public_list_never_appears():
     assert decoded.tolist() == ["a", "other"]
 
 
-def test_not_nullable_column_refuses_missing_and_unknown_values():
+def test_encoding_never_refuses_a_value_and_non_nullable_columns_output_no_missing():
     enc = ColumnEncoder.from_spec(ColumnSpec("c", "categorical", categories=("a",), nullable=False))
-    with pytest.raises(ValueError, match="outside its public category list"):
-        enc.encode(pd.Series(["a", "b"]))
-    num = ColumnEncoder.from_spec(ColumnSpec("x", "numerical", lower=0, upper=1, nullable=False))
-    with pytest.raises(ValueError, match="missing"):
-        num.encode(pd.Series([0.5, None]))
-    with pytest.raises(ValueError, match="not numerical"):
-        num.encode(pd.Series(["0.5", "abc"]))
+    assert enc.encode(pd.Series(["a", "b", None, ""])).tolist() == [0, 1, 1, 1]  # unfit -> the missing code
+    num = ColumnEncoder.from_spec(ColumnSpec("x", "numerical", lower=1, upper=2, bins=2, nullable=False))
+    assert num.encode(pd.Series(["1.2", "abc", None, "", "inf"])).tolist() == [0, 2, 2, 2, 2]
+    out = num.decode(np.array([0, 2, 2, 1]), np.random.default_rng(0))
+    assert not out.isna().any()  # imputed from the column's other synthetic values
+    nullable = ColumnEncoder.from_spec(ColumnSpec("x", "numerical", lower=1, upper=2, bins=2, nullable=True))
+    assert nullable.decode(np.array([0, 2]), np.random.default_rng(0)).isna().tolist() == [False, True]
+
+
+def test_zero_is_a_point_code_so_zero_inflated_columns_stay_zero_inflated():
+    spec = ColumnSpec("gain", "numerical", lower=0, upper=10000, bins=4, integer=True)
+    enc = ColumnEncoder.from_spec(spec)
+    assert enc.points == (0.0, 10000.0) and enc.size == 4 + 2 + 1  # bins, points 0 and the upper bound, missing
+    codes = enc.encode(pd.Series([0, 0, 0, 5000, 1, 99999]))
+    assert codes.tolist() == [4, 4, 4, 2, 0, 5]  # 99999 is clipped onto the bound's own code
+    out = enc.decode(codes.repeat(100), np.random.default_rng(0))
+    assert (out == 0).mean() == pytest.approx(0.5) and (out == 10000).mean() == pytest.approx(1 / 6)
+    floats = ColumnEncoder.from_spec(ColumnSpec("x", "numerical", lower=-1.0, upper=1.0, bins=4))
+    assert floats.points == (0.0,)
+    # a column with one code per integer already has its own code for 0
+    assert ColumnEncoder.from_spec(ColumnSpec("k", "numerical", lower=0, upper=3, integer=True)).points == ()
 
 
 def test_numeric_categories_match_csv_text():

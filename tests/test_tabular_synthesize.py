@@ -16,7 +16,7 @@ from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, 
 from dpsynth.release import OutputExistsError
 from dpsynth.tabular import EmptyTableError, Synthesizer, synthesize
 from dpsynth.tabular.plan import PREPROCESSING_FRACTION
-from dpsynth.tabular.schema import IdentifierColumnError, UnknownColumnError
+from dpsynth.tabular.schema import UnknownColumnError
 
 FAST = {
     "independent": {},
@@ -75,7 +75,7 @@ def test_each_method_keeps_the_schema_and_the_budget(fitted, method):
     res = results[method]
     assert list(res.data.columns) == list(df.columns)
     assert len(res.data) == META["row_count"]
-    assert str(res.data["age"].dtype) == "Int64"
+    assert str(res.data["age"].dtype) == "int64"  # declared without nullable: non-null form
     assert res.data["income"].dtype == np.float64
     assert pd.api.types.is_datetime64_any_dtype(res.data["joined"])
     assert set(res.data["sex"].dropna()) <= {"F", "M"}
@@ -118,7 +118,7 @@ def test_dp_domain_stage_and_method_add_up_to_the_budget():
     assert domain["delta"] + fit["delta"] <= 1e-5 * (1 + 1e-12)
     assert math.isclose(res.ledger.epsilon_spent, domain["epsilon"] + fit["epsilon"])
     stage_names = [s["name"] for s in entries[0]["stages"]]
-    assert stage_names == ["row_count", "bounds"]
+    assert stage_names == ["row_count", "values"]
     # The released domain is public and recorded; the output respects it.
     assert res.schema["age"].has_bounds and res.schema["joined"].has_bounds
     out_age = res.data["age"].dropna()
@@ -135,9 +135,10 @@ def test_undeclared_categories_are_discovered_with_dp_without_rare_values():
     df.loc[0, "city"] = "ONLY_ONCE"
     df.loc[1:2, "city"] = "TWICE"
     meta = {"columns": {k: v for k, v in META["columns"].items() if k != "city"}, "row_count": 3000}
+    meta["columns"]["city"] = {"type": "categorical"}  # type public, categories left to DP
     res = synthesize(df, epsilon=2.0, method="independent", metadata=meta, seed=4, progress=False)
     entries = charges(res.ledger)
-    assert [s["name"] for s in entries[0]["stages"]] == ["categories"]
+    assert [s["name"] for s in entries[0]["stages"]] == ["values"]
     assert entries[0]["stages"][0]["event"]["type"] == "ApproxDpEvent"
     cats = set(res.schema["city"].categories)
     assert {"north", "south", "east"} <= cats
@@ -198,10 +199,6 @@ def test_bad_tables_and_metadata_are_clear_errors():
         synthesize(make_table(10).iloc[:1], epsilon=1.0, method="independent")
     with pytest.raises(UnknownColumnError):
         synthesize(make_table(10), epsilon=1.0, metadata={"columns": {"zzz": {"type": "boolean"}}})
-    df = make_table(100)
-    df["name"] = [f"person {i}" for i in range(100)]
-    with pytest.raises(IdentifierColumnError):
-        synthesize(df, epsilon=1.0, metadata=META, method="independent", progress=False)
     with pytest.raises(ValueError, match="rows"):
         synthesize(make_table(10), epsilon=1.0, rows=0, metadata=META)
     with pytest.raises(TypeError):
@@ -276,12 +273,58 @@ def test_save_writes_data_ledger_card_and_refuses_overwrite(tmp_path):
         res.save(tmp_path / "synthetic.xlsx")
 
 
-def test_values_the_schema_refuses_fail_before_anything_is_spent():
-    df = make_table(100)
+def test_no_value_refuses_a_run_and_non_nullable_columns_output_no_missing_values():
+    df = make_table(300)
     df.loc[3, "sex"] = None
+    df.loc[4, "sex"] = "not a listed sex"
+    df["age"] = df["age"].astype(object)
+    df.loc[5, "age"] = "abc"
     meta = json.loads(json.dumps(META))
-    meta["columns"]["sex"]["nullable"] = False
+    meta["row_count"] = 300
     ledger = Ledger.create(PrivacyBudget(1.0, 1e-6), privacy_unit="row", source_name="t")
-    with pytest.raises(ValueError, match="not nullable"):
-        synthesize(df, epsilon=1.0, method="independent", metadata=meta, ledger=ledger, progress=False)
-    assert ledger.entries == []
+    res = synthesize(df, epsilon=1.0, method="independent", metadata=meta, ledger=ledger, progress=False)
+    assert not res.data[["sex", "age"]].isna().any().any()
+    assert set(res.data["sex"]) <= {"F", "M"}
+
+
+def test_exhausted_ledger_answers_the_same_whatever_the_data():
+    """The budget check comes before every data-dependent check (issue 8 section 4)."""
+    ledger = Ledger.create(PrivacyBudget(0.5, 1e-6), privacy_unit="row", source_name="t")
+    tables = [make_table(100), make_table(100).iloc[:1], make_table(100).iloc[:0]]
+    odd = make_table(100)
+    odd["age"] = odd["age"].astype(object)
+    odd.loc[0, "age"] = "abc"
+    tables.append(odd)
+    messages = set()
+    for df in tables:
+        with pytest.raises(BudgetExceededError) as info:
+            synthesize(df, epsilon=1.0, method="independent", metadata=META, ledger=ledger, progress=False)
+        messages.add(str(info.value))
+    assert len(messages) == 1 and ledger.entries == []
+
+
+def test_errors_before_the_charge_carry_no_counts_or_values():
+    """Pre-charge errors name only public things (columns, arguments), never counts or values."""
+    df = make_table(137)
+    df.loc[0, "city"] = "SECRET_CITY"
+    for bad in ({"columns": {"zzz": {"type": "boolean"}}}, {"columns": {"age": {"type": "numerical", "lower": 5}}}):
+        with pytest.raises(Exception) as info:
+            synthesize(df, epsilon=1.0, metadata=bad, method="independent", progress=False)
+        text = str(info.value)
+        assert "137" not in text and "SECRET_CITY" not in text
+    with pytest.raises(EmptyTableError) as info:
+        synthesize(make_table(10).iloc[:1], epsilon=1.0, metadata=META, method="independent", progress=False)
+    assert not any(ch.isdigit() for ch in str(info.value))
+
+
+def test_identifier_like_text_column_is_reported_from_dp_outputs_not_refused():
+    from dpsynth.tabular.diagnostics import DegenerateColumnWarning
+
+    df = make_table(1500)
+    df["name"] = [f"person {i}" for i in range(len(df))]
+    meta = {"columns": {k: v for k, v in META["columns"].items()}, "row_count": 1500}
+    with pytest.warns(DegenerateColumnWarning, match="name"):
+        res = synthesize(df, epsilon=2.0, metadata=meta, method="independent", progress=False)
+    issue = [i for i in res.issues if i.column == "name"]
+    assert issue and issue[0].kind == "collapsed" and "type: id" in issue[0].hint
+    assert set(res.data["name"]) == {"__other__"}

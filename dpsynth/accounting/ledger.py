@@ -100,6 +100,8 @@ class SpendStep:
     charge: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     source_fingerprint: str | None = None
+    #: set by a block that ends without raising but did not finish its work (recorded as ``failed``)
+    failed: bool = False
 
 
 def utc_now() -> str:
@@ -185,7 +187,12 @@ class SpendingMixin:
         except BaseException as exc:
             self.complete(entry, status="failed", outputs={"error_type": type(exc).__name__})
             raise
-        self.complete(entry, source_fingerprint=step.source_fingerprint, outputs=step.outputs)
+        self.complete(
+            entry,
+            source_fingerprint=step.source_fingerprint,
+            outputs=step.outputs,
+            status="failed" if step.failed else "completed",
+        )
 
 
 class Ledger(SpendingMixin):

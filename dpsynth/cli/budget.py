@@ -142,4 +142,7 @@ def source_budget_charge(
             f"(remaining epsilon={handle.remaining[0]:.6g})",
             highlight=False,
         )
-        yield step
+        try:
+            yield step
+        finally:
+            step.failed = not step.outputs

@@ -50,3 +50,34 @@ def require_input_file(path: Path) -> Path:
     if path.stat().st_size == 0:
         fail(f"input file {path} is empty")
     return path
+
+
+#: Above this epsilon the CLI warns that the guarantee is weak.
+LARGE_EPSILON = 10.0
+
+
+def warn_large_epsilon(epsilon: float) -> None:
+    """One console line when ``epsilon`` is above :data:`LARGE_EPSILON`."""
+    if epsilon > LARGE_EPSILON:
+        err_console.print(
+            f"[yellow]Warning:[/] epsilon={epsilon:g} is a weak guarantee: an observer's odds of telling whether "
+            f"any one record was in the input may grow by a factor up to e^{epsilon:g} (~{math.exp(min(epsilon, 700)):.3g}). "
+            "Values of 1-10 are usual; use more only if you know why.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_warnings(caught: list, quiet: bool, skip: tuple[type, ...] = ()) -> None:
+    """Print recorded warnings once per warning site (class, file, line) as clean lines, with a
+    repeat count; nothing when ``quiet``."""
+    if quiet:
+        return
+    groups: dict[tuple, list] = {}
+    for w in caught:
+        if skip and issubclass(w.category, skip):
+            continue
+        groups.setdefault((w.category, w.filename, w.lineno), []).append(w)
+    for items in groups.values():
+        more = f" (and {len(items) - 1} similar)" if len(items) > 1 else ""
+        err_console.print(f"[yellow]Warning:[/] {items[0].message}{more}", highlight=False, soft_wrap=True)

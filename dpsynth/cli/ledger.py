@@ -56,13 +56,16 @@ def _trusted_keys(public_key: Optional[Path], trust_key_id: Optional[List[str]])
     return trusted
 
 
-def _release_files(path: Path, ledger_file: Path) -> tuple[Path | None, Path | None]:
-    """The data file and card the ledger sits beside (``None`` for one that is not there)."""
-    name = ledger_file.name[: -len(".ledger.json")]
-    data = ledger_file.with_name(name)
-    paths = release_paths(data)
-    return (paths.data if paths.data.exists() or path == paths.data else None,
-            paths.card if paths.card.exists() else None)
+def _release_files(ledger_file: Path, text: str) -> tuple[Path | None, Path | None]:
+    """The data file and card a release ledger binds (checked even when missing: a missing one fails).
+
+    A ledger with no ``release`` entry and no files beside it (a source-budget ledger) binds no files.
+    """
+    paths = release_paths(ledger_file.with_name(ledger_file.name[: -len(".ledger.json")]))
+    binds = '"kind": "release"' in text
+    if binds or paths.data.exists() or paths.card.exists():
+        return paths.data, paths.card
+    return None, None
 
 
 @app.command()
@@ -126,7 +129,7 @@ def verify(
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         fail(f"{file} is not UTF-8 text: {exc}", EXIT_VERIFY_FAILED)
-    data_path, card_path = _release_files(path, file)
+    data_path, card_path = _release_files(file, text)
     report = verify_text(text, trusted_keys=_trusted_keys(public_key, trust_key_id), data_path=data_path, card_path=card_path)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)

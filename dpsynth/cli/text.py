@@ -200,10 +200,11 @@ def synth(
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     ledger_path: Optional[Path] = typer.Option(
-        None, "--ledger", help="Budget ledger file to charge instead of INPUT's source budget."
+        None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."
     ),
     no_source_budget: bool = typer.Option(
-        False, "--no-source-budget", help="Do not charge a source budget (each call then starts a fresh budget)."
+        False, "--no-source-budget",
+        help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -256,7 +257,7 @@ def synth(
     with source_budget_charge(
         input_path, budget=budget, release=output, ledger=ledger_path, no_source_budget=no_source_budget,
         privacy_unit=PRIVACY_UNIT,
-    ):
+    ) as source_step:  # before the input is read; refused = nothing read
         result, paths = _generate_and_save(
             input_path, text_field, label_field, output, force,
             dict(
@@ -266,6 +267,8 @@ def synth(
                 embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
             ),
         )
+        if source_step is not None:
+            source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger
     console.print(
         f"Privacy spent: epsilon={ledger.epsilon_spent:.6g}, delta={ledger.delta_spent:.3g} "

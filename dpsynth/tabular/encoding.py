@@ -3,27 +3,40 @@
 Every encoder is built from a *complete* public :class:`ColumnSpec` (bounds / categories known,
 either from metadata or released with DP) and never looks at data to build itself.
 
-* categorical: codes ``0..k-1`` for the public categories, then an ``other`` code when the column
-  has an ``other_label`` (every value outside the list maps to it and decodes to that public
-  label), then a ``missing`` code when nullable. Without ``other_label`` a value outside the list
-  is treated as missing (nullable) or refused (not nullable) -- it is never revealed.
-* boolean: ``False``, ``True``, then ``missing``.
+Every column has a last **missing** code. Encoding is a *total* function applied to each value
+alike: it never refuses a value (a refusal before the charge would reveal whether one row holds a
+bad value). A value the column cannot hold -- missing (:func:`dpsynth.tabular.parsing.is_missing`),
+unparseable for its type, or outside the category list of a column without ``other_label`` -- gets
+the missing code. On decoding, a nullable column turns that code into a missing value; a
+non-nullable column (the default) replaces it with a draw from the same column's other synthetic
+values (post-processing), so it never outputs a missing value. The share of that code in the
+synthetic data is a DP quantity and drives the "matches none of the values" warning.
+
+* categorical: codes ``0..k-1`` for the public categories (matched by their stripped text form),
+  then an ``other`` code when the column has an ``other_label`` (every value outside the list maps
+  to it and decodes to that public label). A category not in the public list is never revealed.
+* boolean: ``False``, ``True``.
 * numerical / datetime: values are clipped to the public ``[lower, upper]`` (never revealed),
   cut into ``bins`` equal-width bins (one bin per integer when an integer column has fewer
-  integers than bins), plus ``missing``. Decoding draws a value uniformly inside the bin (rounded
-  for integer columns, clipped to the bounds); datetimes are handled as seconds since the epoch.
+  integers than bins). A numerical column whose public bounds contain 0 gets a **point code for
+  exactly 0** (public special value), so a zero-inflated column stays zero-inflated; an integer
+  column also gets point codes for its two bounds (values clipped there keep their pile-up). Decoding draws a
+  value uniformly inside the bin (rounded for integer columns, clipped to the bounds); datetimes
+  are handled as seconds since the epoch.
 * id: not encoded (no private information is used); decoding makes fresh ids ``1..n``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dpsynth.tabular.parsing import is_missing
 from dpsynth.tabular.schema import ColumnSpec, TableSchema, category_key
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -36,6 +49,7 @@ class ColumnEncoder:
 
     spec: ColumnSpec
     edges: tuple[float, ...] = ()  # numerical / datetime bin edges (public)
+    points: tuple[float, ...] = ()  # public special values with their own code (numerical: 0)
 
     # ----------------------------------------------------------------------------- construction
     @classmethod
@@ -43,7 +57,8 @@ class ColumnEncoder:
         if spec.type in ("numerical", "datetime"):
             if not spec.has_bounds:
                 raise ValueError(f"column {spec.name!r} has no public bounds to encode with")
-            return cls(spec, numeric_edges(spec))
+            edges = numeric_edges(spec)
+            return cls(spec, edges, point_values(spec, edges))
         if spec.type == "categorical" and spec.categories is None:
             raise ValueError(f"column {spec.name!r} has no public categories to encode with")
         return cls(spec)
@@ -56,67 +71,58 @@ class ColumnEncoder:
             return len(s.categories) + (1 if s.other_label is not None else 0)  # type: ignore[arg-type]
         if s.type == "boolean":
             return 2
-        return len(self.edges) - 1
+        return len(self.edges) - 1 + len(self.points)
 
     @property
-    def missing_code(self) -> int | None:
-        return self.n_values if self.spec.nullable else None
+    def missing_code(self) -> int:
+        """The code of missing / unfit values (always present; see the module docstring)."""
+        return self.n_values
 
     @property
     def size(self) -> int:
-        return self.n_values + (1 if self.spec.nullable else 0)
+        return self.n_values + 1
 
     # ---------------------------------------------------------------------------------- encode
     def encode(self, series: pd.Series) -> np.ndarray:
-        """Codes for ``series`` (reads private data; output stays inside the library)."""
+        """Codes for ``series`` (reads private data; output stays inside the library).
+
+        Total and per-value: never raises because of a value (see the module docstring).
+        """
         s = self.spec
-        missing = series.isna().to_numpy()
-        codes = np.zeros(len(series), dtype=np.int64)
+        series = series.reset_index(drop=True)
+        missing = is_missing(series)
         if s.type == "categorical":
             lookup = {category_key(c): i for i, c in enumerate(s.categories)}  # type: ignore[arg-type]
             fallback = self.n_values - 1 if s.other_label is not None else -1
-            keys = series.map(lambda v: lookup.get(category_key(v), fallback) if not _isna(v) else -2)
+            keys = series.map(lambda v: lookup.get(category_key(v), fallback))
             codes = keys.to_numpy(dtype=np.int64)
-            outside = codes == -1
-            if outside.any():
-                if not s.nullable:
-                    raise ValueError(
-                        f"column {s.name!r}: {int(outside.sum())} value(s) are outside its public category "
-                        "list and the column is not nullable; add an 'other_label' or list the categories"
-                    )
-                missing = missing | outside
-            codes = np.where(codes < 0, 0, codes)
+            missing = missing | (codes < 0)
         elif s.type == "boolean":
             parsed = series.map(_parse_bool)
-            bad = parsed.isna().to_numpy() & ~missing
-            if bad.any():
-                raise ValueError(f"column {s.name!r}: {int(bad.sum())} value(s) are not booleans")
+            missing = missing | parsed.isna().to_numpy()
             codes = np.array([1 if v is True else 0 for v in parsed], dtype=np.int64)
         elif s.type in ("numerical", "datetime"):
-            values = _to_seconds(series) if s.type == "datetime" else pd.to_numeric(series, errors="coerce")
+            values = _to_seconds(series) if s.type == "datetime" else _to_float(series)
             values = np.asarray(values, dtype=np.float64)
-            bad = np.isnan(values) & ~missing
-            if bad.any():
-                raise ValueError(f"column {s.name!r}: {int(bad.sum())} value(s) are not {s.type}")
-            missing = missing | np.isnan(values)
-            clipped = np.clip(np.nan_to_num(values, nan=s.lower), s.lower, s.upper)
+            missing = missing | ~np.isfinite(values)
+            clipped = np.clip(np.nan_to_num(values, nan=s.lower, posinf=s.upper, neginf=s.lower), s.lower, s.upper)
             codes = np.searchsorted(np.asarray(self.edges[1:-1]), clipped, side="right").astype(np.int64)
+            n_bins = len(self.edges) - 1
+            bounds = (s.lower, s.upper) if s.integer else ()
+            for j, point in enumerate(self.points):  # a bound's code also takes the values clipped onto it
+                codes = np.where((clipped if point in bounds else values) == point, n_bins + j, codes)
         else:
             raise ValueError(f"column {s.name!r} of type {s.type!r} is not encoded")
-        if missing.any():
-            if self.missing_code is None:
-                raise ValueError(
-                    f"column {s.name!r} has {int(missing.sum())} missing value(s) but is declared not nullable"
-                )
-            codes = np.where(missing, self.missing_code, codes)
-        return codes
+        return np.where(missing, self.missing_code, codes).astype(np.int64)
 
     # ---------------------------------------------------------------------------------- decode
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Values for ``codes`` (post-processing: uses only public domain information)."""
         s = self.spec
         codes = np.asarray(codes, dtype=np.int64)
-        missing = codes == self.missing_code if self.missing_code is not None else np.zeros(len(codes), bool)
+        if not s.nullable:
+            codes = impute_missing_codes(codes, self.missing_code, self.n_values, rng)
+        missing = codes == self.missing_code
         if s.type == "categorical":
             labels = list(s.categories) + ([s.other_label] if s.other_label is not None else [])  # type: ignore[arg-type]
             values = np.empty(len(codes), dtype=object)
@@ -129,13 +135,21 @@ class ColumnEncoder:
             out[missing] = pd.NA
             return out
         edges = np.asarray(self.edges)
-        safe = np.where(missing, 0, codes)
+        n_bins = len(edges) - 1
+        is_point = (codes >= n_bins) & ~missing
+        safe = np.where(missing | is_point, 0, codes)
         lo, hi = edges[safe], edges[safe + 1]
         values = lo + rng.random(len(codes)) * (hi - lo)
+        if self.points:
+            pts = np.asarray(self.points, dtype=np.float64)
+            values = np.where(is_point, pts[np.clip(codes - n_bins, 0, len(pts) - 1)], values)
         if s.integer or s.type == "datetime":
             values = np.floor(values)
             if s.integer:
                 values = np.clip(values, math.ceil(s.lower), math.floor(s.upper))  # type: ignore[arg-type]
+                for point in self.points:  # a bin's draw never lands on a point code's value
+                    hit = (values == point) & ~is_point
+                    values = np.where(hit, np.where(point + 1 < hi, point + 1, point - 1), values)
         values = np.clip(values, s.lower, s.upper)
         values = np.where(missing, np.nan, values)
         if s.type == "datetime":
@@ -160,6 +174,43 @@ def numeric_edges(spec: ColumnSpec) -> tuple[float, ...]:
     return tuple(float(x) for x in np.linspace(lo, hi, spec.bins + 1))
 
 
+def point_values(spec: ColumnSpec, edges: tuple[float, ...]) -> tuple[float, ...]:
+    """Public special values with their own code (numerical columns only): 0 when the bounds hold
+    it, and for integer columns the two bounds themselves (values clipped to a bound land there, so
+    a pile-up at a bound stays a pile-up). None when the column has one code per integer already."""
+    if spec.type != "numerical":
+        return ()
+    lo, hi = float(spec.lower), float(spec.upper)  # type: ignore[arg-type]
+    if spec.integer and len(edges) - 1 == math.floor(hi) - math.ceil(lo) + 1:
+        return ()  # one bin per integer value: every value already has its own code
+    points = [0.0] if lo <= 0.0 <= hi else []
+    if spec.integer:
+        points += [p for p in (lo, hi) if float(p).is_integer() and p not in points]
+    return tuple(sorted(points))
+
+
+def impute_missing_codes(codes: np.ndarray, missing_code: int, n_values: int, rng: np.random.Generator) -> np.ndarray:
+    """Replace ``missing_code`` by draws from the column's other synthetic codes (post-processing);
+    uniform over ``0..n_values-1`` when every code is missing."""
+    codes = np.asarray(codes, dtype=np.int64).copy()
+    missing = codes == missing_code
+    if not missing.any():
+        return codes
+    pool = codes[~missing]
+    if pool.size:
+        codes[missing] = rng.choice(pool, size=int(missing.sum()))
+    else:
+        codes[missing] = rng.integers(0, max(n_values, 1), size=int(missing.sum()))
+    return codes
+
+
+def _to_float(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = series.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+
+
 def _isna(v: Any) -> bool:
     try:
         return bool(pd.isna(v))
@@ -181,7 +232,13 @@ def _parse_bool(v: Any) -> Any:
 
 
 def _to_seconds(series: pd.Series) -> np.ndarray:
-    ts = pd.to_datetime(series, errors="coerce")
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        series = series.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # format inference notices; parsing stays per value
+            ts = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+    else:
+        ts = series
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     out = ts.astype("int64").to_numpy(dtype=np.float64) / 1e9

@@ -19,18 +19,22 @@ Format (JSON or YAML)::
       }
     }
 
-Keys: ``type`` (alias ``sdtype``) in numerical / categorical / boolean / datetime / id;
-``lower``/``upper`` (aliases ``min``/``max``); ``bins`` (numeric resolution, default 16);
-``integer``; ``categories``; ``nullable`` (default true: missing values get their own code);
+Keys: ``type`` (alias ``sdtype``) in numerical / categorical / boolean / datetime / id / auto
+(``auto``: decided by the charged DP type step); ``lower``/``upper`` (aliases ``min``/``max``);
+``bins`` (numeric resolution, default 16); ``integer``; ``categories``; ``nullable`` (default
+**false**: the declared type's non-null form -- missing or unparseable values are then replaced in
+the output by draws from the column's other synthetic values; ``true`` keeps them as missing);
 ``other_label`` (a public label that stands for every value outside the category list);
 ``format`` (datetime output format). SDV's single-table metadata JSON (``{"tables": {...}}``)
 and ``sdv.metadata.Metadata`` objects are accepted; their sdtypes carry no bounds or categories,
 so those are derived with DP.
 
-**Column names and storage types.** The column names and each column's storage dtype (as pandas
-reads it: number, bool, datetime or text) are treated as the public schema of the table, like a
-CSV header. A column without metadata gets its type from that dtype; declare it to keep even
-this choice independent of the data.
+**Column names are public; types never come from the values.** The CLI reads a CSV as text, so a
+column without metadata has type ``auto`` and its type (and nullability, and integer flag) is
+released by the charged DP type step (:func:`dpsynth.tabular.dp_domain.dp_type_counts`). For a
+DataFrame passed to the library, a non-text dtype (number, bool, datetime) of an undeclared column
+is taken as its type: **the caller vouches that those dtypes are public** (a dtype pandas inferred
+from a private CSV is not: one added row can change it). Text/object columns are ``auto``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ from typing import Any
 
 import pandas as pd
 
-COLUMN_TYPES = ("numerical", "categorical", "boolean", "datetime", "id")
+from dpsynth.errors import DpsynthError
+
+COLUMN_TYPES = ("numerical", "categorical", "boolean", "datetime", "id", "auto")
 DEFAULT_BINS = 16
 #: sdtypes that are personal identifiers in SDV: they cannot be synthesised privately.
 _PII_SDTYPES = {
@@ -53,7 +59,7 @@ _PII_SDTYPES = {
 }
 
 
-class MetadataError(ValueError):
+class MetadataError(DpsynthError, ValueError):
     """The metadata is malformed or does not match the table."""
 
 
@@ -61,8 +67,13 @@ class UnknownColumnError(MetadataError):
     """The metadata names a column the table does not have."""
 
 
-class IdentifierColumnError(ValueError):
-    """A text column looks like an identifier (mostly unique values) and is not declared."""
+class IdentifierColumnError(DpsynthError, ValueError):
+    """Kept for compatibility; no longer raised before the charge (a one-row-dependent refusal).
+
+    An undeclared identifier-like column now goes through the DP type and category steps, collapses
+    to the ``other`` label, and is reported as degenerate (from DP outputs) with the hint
+    ``type: id``.
+    """
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,10 @@ class ColumnSpec:
     upper: float | None = None
     bins: int = DEFAULT_BINS
     integer: bool = False
-    nullable: bool = True
+    nullable: bool = False
     other_label: Any = None
     datetime_format: str | None = None
-    declared: bool = True  # False when the type came from the dtype, not from metadata
+    declared: bool = True  # False when the type came from a dtype or the DP type step, not metadata
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
@@ -101,6 +112,10 @@ class ColumnSpec:
     @property
     def has_bounds(self) -> bool:
         return self.lower is not None
+
+    @property
+    def needs_dp_type(self) -> bool:
+        return self.type == "auto"
 
     @property
     def needs_dp_bounds(self) -> bool:
@@ -166,10 +181,10 @@ def _json_scalar(v: Any) -> Any:
 
 
 def _key(value: Any) -> str:
-    """How a value is matched against a public category: by its text form (CSV-safe)."""
+    """How a value is matched against a public category: by its stripped text form (CSV-safe)."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return str(value).strip()
 
 
 def category_key(value: Any) -> str:
@@ -280,7 +295,7 @@ def spec_from_raw(name: str, raw: Mapping[str, Any]) -> ColumnSpec:
         upper=upper,
         bins=int(raw.get("bins", DEFAULT_BINS)),
         integer=bool(integer),
-        nullable=bool(raw.get("nullable", True)),
+        nullable=bool(raw.get("nullable", False)),
         other_label=raw.get("other_label"),
         datetime_format=raw.get("format", raw.get("datetime_format")),
     )
@@ -288,36 +303,27 @@ def spec_from_raw(name: str, raw: Mapping[str, Any]) -> ColumnSpec:
 
 # ------------------------------------------------------------------------------------ resolution
 def infer_type(series: pd.Series) -> str:
-    """The column type implied by the storage dtype (public schema; see the module docstring)."""
+    """The column type a **caller-vouched** dtype implies; text/object dtypes give ``auto``.
+
+    Only for DataFrames passed to the library (see the module docstring). The CLI reads CSVs as
+    text, so every undeclared CSV column is ``auto``.
+    """
     if pd.api.types.is_bool_dtype(series.dtype):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         return "datetime"
     if pd.api.types.is_numeric_dtype(series.dtype):
         return "numerical"
-    return "categorical"
-
-
-def looks_like_identifier(series: pd.Series, min_rows: int = 20, unique_fraction: float = 0.5) -> bool:
-    """True for a text column whose non-missing values are mostly distinct (an identifier).
-
-    This check reads the private column, but its only effect is to refuse to run (an error to the
-    data owner); nothing derived from it is released.
-    """
-    if infer_type(series) != "categorical":
-        return False
-    values = series.dropna()
-    if len(values) < min_rows:
-        return False
-    return values.nunique() > unique_fraction * len(values)
+    return "auto"
 
 
 def resolve_schema(df: pd.DataFrame, metadata: Any = None) -> TableSchema:
-    """A :class:`TableSchema` for every column of ``df``, from public metadata and dtypes.
+    """A :class:`TableSchema` for every column of ``df`` from public inputs only.
+
+    Reads the column names and dtypes of ``df`` (public by the contract above), never its values.
 
     Raises:
         UnknownColumnError: the metadata names a column ``df`` lacks.
-        IdentifierColumnError: an undeclared text column looks like an identifier.
     """
     raw = load_metadata(metadata)
     declared = raw["columns"]
@@ -333,13 +339,19 @@ def resolve_schema(df: pd.DataFrame, metadata: Any = None) -> TableSchema:
         if name in declared:
             specs.append(spec_from_raw(str(name), declared[name]))
             continue
-        if looks_like_identifier(df[name]):
-            raise IdentifierColumnError(
-                f"column {name!r} looks like an identifier (mostly unique text values); it cannot be "
-                "synthesised privately. Declare it in the metadata as {\"type\": \"id\"} to replace it "
-                "with fresh synthetic ids, or as categorical with a public category list, or drop it."
-            )
         ctype = infer_type(df[name])
-        specs.append(ColumnSpec(name=str(name), type=ctype, integer=pd.api.types.is_integer_dtype(df[name].dtype), declared=False))
-        notes.append(f"column {name!r}: type {ctype!r} taken from its storage dtype")
+        if ctype == "auto":
+            specs.append(ColumnSpec(name=str(name), type="auto", declared=False))
+            notes.append(f"column {name!r}: no metadata; type released by the DP type step")
+        else:
+            specs.append(ColumnSpec(name=str(name), type=ctype, integer=pd.api.types.is_integer_dtype(df[name].dtype),
+                                    nullable=True, declared=False))
+            notes.append(f"column {name!r}: type {ctype!r} from the caller's dtype (the caller vouches it is public)")
     return TableSchema(columns=tuple(specs), row_count=raw["row_count"], notes=tuple(notes))
+
+
+def metadata_line(spec: ColumnSpec) -> str:
+    """A one-line YAML metadata entry for ``spec`` (used in hints)."""
+    d = TableSchema((spec,)).to_dict()["columns"][spec.name]
+    inner = ", ".join(f"{k}: {json.dumps(v)}" for k, v in d.items())
+    return f"{spec.name}: {{{inner}}}"

@@ -8,14 +8,20 @@ method options, the number of rows asked for) are not protected.
 
 Order of work in :meth:`Synthesizer.fit` (see ``docs/accounting-api.md``):
 
-1. validate the budget and the table's shape; resolve the public schema (metadata + dtypes);
-   choose the method by the public rule; refuse early if the ledger cannot afford the call;
-2. if the metadata leaves parts of the domain open: charge the **domain stage** (10% of the
-   budget, :mod:`dpsynth.tabular.plan`), then release them with DP (:mod:`.dp_domain`);
-3. encode the table onto the now-public finite domain; calibrate the method for the rest of the
-   budget; charge it; fit it;
-4. :meth:`Synthesizer.sample` draws rows from the fitted model -- post-processing, recorded in the
-   ledger at zero cost.
+1. validate the budget; resolve the public schema (metadata + column names + caller-vouched
+   dtypes, never values); choose the method by the public rule; calibrate the domain stage; refuse
+   if the ledger cannot afford the call -- **before any data-dependent check**, so an exhausted
+   ledger answers the same whatever the data holds;
+2. only then the data-dependent checks (at least two rows); errors raised before the charge name
+   only public things (column names, arguments), never counts or values;
+3. if the metadata leaves parts of the domain open (types, row count, bounds, categories): charge
+   the **domain stage** (:mod:`dpsynth.tabular.plan`), then release them with DP
+   (:func:`dpsynth.tabular.dp_domain.run_domain`);
+4. encode the table onto the now-public finite domain (a total, per-value map: no refusals);
+   calibrate the method for the rest of the budget; charge it; fit it;
+5. :meth:`Synthesizer.sample` draws rows from the fitted model -- post-processing, recorded in the
+   ledger at zero cost -- and reports degenerate columns found from DP outputs
+   (:mod:`dpsynth.tabular.diagnostics`).
 
 ``seed`` controls only the non-private randomness: drawing synthetic rows from the fitted DP
 model (post-processing). The privacy noise (DP domain, measurements, selections, DP-SGD) is
@@ -33,36 +39,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dpsynth.constants import DEFAULT_DELTA
+from dpsynth.errors import DpsynthError
 from dpsynth.tabular import _accounting as acc
-from dpsynth.tabular import dp_domain
+from dpsynth.tabular.diagnostics import ColumnIssue, find_issues, warn_issues
+from dpsynth.tabular.dp_domain import DomainPlan, DomainRelease, calibrate_domain, run_domain
 from dpsynth.tabular.encoding import TableEncoder
 from dpsynth.tabular.methods import get_method, resolve_method_name
 from dpsynth.tabular.methods.base import EncodedDomain, FittedTabularModel, MethodPlan
-from dpsynth.tabular.plan import DomainPlan, plan_domain, split_budget
-from dpsynth.tabular.schema import ColumnSpec, TableSchema, resolve_schema
+from dpsynth.tabular.plan import split_budget
+from dpsynth.tabular.schema import MetadataError, TableSchema, resolve_schema
 
-#: Public default delta (never derived from the row count).
-DEFAULT_DELTA = 1e-6
 PRIVACY_UNIT = "row"
 
 
-class EmptyTableError(ValueError):
+class EmptyTableError(DpsynthError, ValueError):
     """The table has no rows, one row, or no columns."""
 
 
-def _validate_table(df: Any) -> pd.DataFrame:
+def _validate_columns(df: Any) -> pd.DataFrame:
+    """Checks on public things only: the type of ``df`` and its column names."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if df.shape[1] == 0:
         raise EmptyTableError("the table has no columns")
+    if df.columns.duplicated().any():
+        dup = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+        raise MetadataError(f"duplicate column name(s): {', '.join(dup)}")
+    return df
+
+
+def _validate_rows_present(df: pd.DataFrame) -> None:
+    """Data-dependent: run only after the budget check (the message carries no count)."""
     if len(df) == 0:
         raise EmptyTableError("the table has no rows")
     if len(df) == 1:
         raise EmptyTableError("the table has a single row; there is nothing to synthesise privately from it")
-    if df.columns.duplicated().any():
-        dup = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
-        raise ValueError(f"duplicate column name(s): {', '.join(dup)}")
-    return df
 
 
 def _validate_budget(epsilon: Any, delta: Any) -> "acc.PrivacyBudget":
@@ -91,6 +103,7 @@ class SynthesisResult:
     method: str
     schema: TableSchema
     quality: dict[str, Any] | None = None
+    issues: list[ColumnIssue] = field(default_factory=list)  # from DP outputs only
 
     def save(self, path: str | Path, force: bool = False) -> Any:
         """Write ``path`` (.csv, .jsonl or .parquet) with ``<path>.ledger.json`` and ``<path>.card.yaml``.
@@ -144,6 +157,7 @@ class Synthesizer:
     method_: str | None = field(default=None, init=False)
     plan_: MethodPlan | None = field(default=None, init=False)
     domain_plan_: DomainPlan | None = field(default=None, init=False)
+    domain_release_: DomainRelease | None = field(default=None, init=False)
     n_public_: float | None = field(default=None, init=False)
     model_: FittedTabularModel | None = field(default=None, init=False)
     encoder_: TableEncoder | None = field(default=None, init=False)
@@ -151,8 +165,9 @@ class Synthesizer:
 
     def fit(self, df: pd.DataFrame) -> "Synthesizer":
         """Spend the budget: release the open parts of the domain, then fit the method."""
+        # ---- public inputs only: budget, schema, method, plans, ledger check --------------------
         budget = _validate_budget(self.epsilon, self.delta)
-        df = _validate_table(df)
+        df = _validate_columns(df)
         schema = resolve_schema(df, self.metadata)
         modelled = [c for c in schema.columns if c.type != "id"]
         if not modelled:
@@ -160,7 +175,7 @@ class Synthesizer:
         method_name = resolve_method_name(self.method, len(modelled))
         method = get_method(method_name, **self.method_options)
         (eps_d, delta_d), (eps_m, delta_m) = split_budget(budget.epsilon, budget.delta, schema)
-        domain_plan = plan_domain(schema, eps_d, delta_d)  # public; may refuse before any work
+        domain_plan = calibrate_domain(schema, eps_d, delta_d)  # public; may refuse before any work
 
         ledger = self.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=self.source_name)
         remaining_eps, remaining_delta = ledger.remaining
@@ -171,13 +186,15 @@ class Synthesizer:
                 (budget.epsilon, budget.delta),
                 (remaining_eps, remaining_delta),
             )
-        _precheck_columns(df, schema)  # fail on malformed values before anything is spent
+        # ---- data-dependent checks only after the budget check -----------------------------------
+        _validate_rows_present(df)
         noise_rng = acc.privacy_rng()  # privacy noise: OS entropy, never the user's seed
         rng = np.random.default_rng(self.seed)  # post-processing only (sampling rows from the model)
         fingerprint = acc.fingerprint_dataframe(df)
 
         # ---- stage 1: the DP domain -------------------------------------------------------------
         n_public: float | None = schema.row_count
+        release = DomainRelease(schema=schema, dp_row_count=None, report={})
         if domain_plan.needed:
             with ledger.spend(
                 domain_plan,
@@ -185,11 +202,13 @@ class Synthesizer:
                 limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
                 provenance={"source_columns": list(map(str, df.columns))},
             ) as step:
-                schema, noisy_n = release_domain(df, schema, domain_plan, noise_rng)
-                if noisy_n is not None:
-                    n_public = float(noisy_n)
+                release = run_domain(df, schema, domain_plan, noise_rng)
+                schema = release.schema
+                if release.dp_row_count is not None:
+                    n_public = float(release.dp_row_count)
                 step.source_fingerprint = fingerprint
-                step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": noisy_n}
+                step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": release.dp_row_count,
+                                "domain_report": release.report}
         assert n_public is not None
 
         # ---- stage 2: the method ---------------------------------------------------------------
@@ -209,6 +228,7 @@ class Synthesizer:
 
         self.ledger = ledger
         self.schema_, self.method_, self.plan_, self.domain_plan_ = schema, method_name, plan, domain_plan
+        self.domain_release_ = release
         self.n_public_, self.model_, self.encoder_, self._rng = float(n_public), model, encoder, rng
         return self
 
@@ -220,6 +240,9 @@ class Synthesizer:
         if n is None:
             n = max(1, int(round(self.n_public_ or 1)))
         codes = self.model_.sample(n, self._rng)
+        report = self.domain_release_.report if self.domain_release_ is not None else {}
+        issues = find_issues(self.schema_, report, self.encoder_, codes)  # DP outputs only
+        warn_issues(issues)
         data = self.encoder_.decode(codes, self._rng)
         self.ledger.record_postprocessing(
             operation="tabular.sample",
@@ -228,65 +251,7 @@ class Synthesizer:
         )
         assert self.schema_ is not None and self.method_ is not None
         snapshot = self.ledger if isinstance(self.ledger, acc.Ledger) else self.ledger.load()
-        return SynthesisResult(data=data, ledger=snapshot, method=self.method_, schema=self.schema_)
-
-
-def _precheck_columns(df: pd.DataFrame, schema: TableSchema) -> None:
-    """Encode every column whose public domain is already complete, so that values the schema
-    refuses (missing in a non-nullable column, text in a numeric one) raise before any charge."""
-    from dpsynth.tabular.encoding import ColumnEncoder
-
-    for spec in schema.columns:
-        if spec.type == "id" or spec.needs_dp_bounds or spec.needs_dp_categories:
-            continue
-        ColumnEncoder.from_spec(spec).encode(df[spec.name])
-
-
-def release_domain(
-    df: pd.DataFrame, schema: TableSchema, plan: DomainPlan, rng: np.random.Generator
-) -> tuple[TableSchema, int | None]:
-    """Run the DP domain mechanisms of ``plan``; returns the completed schema and the DP row count."""
-    p = plan.parameters
-    noisy_n = None
-    if "row_count" in p:
-        noisy_n = dp_domain.dp_row_count(len(df), p["row_count"]["sigma"], rng)
-    if "bounds" in p:
-        sigma_b = p["bounds"]["sigma"]
-        for name in p["bounds"]["columns"]:
-            spec = schema[name]
-            if spec.type == "datetime":
-                from dpsynth.tabular.encoding import _to_seconds
-
-                values, grid = _to_seconds(df[name]), dp_domain.datetime_candidates()
-            else:
-                values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)
-                grid = dp_domain.numeric_candidates()
-            lo, hi = dp_domain.dp_bounds(values, sigma_b, rng, candidates=grid, column=repr(name))
-            schema = schema.with_column(_with_bounds(spec, lo, hi))
-    if "categories" in p:
-        q = p["categories"]
-        for name in q["columns"]:
-            spec = schema[name]
-            cats = dp_domain.dp_categories(df[name], q["sigma"], q["threshold"], rng, q["min_count"])
-            other = spec.other_label if spec.other_label is not None else "__other__"
-            if not cats:
-                cats = [other]
-            schema = schema.with_column(_replace(spec, categories=tuple(cats), other_label=other))
-    return schema, noisy_n
-
-
-def _replace(spec: ColumnSpec, **kw: Any) -> ColumnSpec:
-    from dataclasses import replace
-
-    return replace(spec, **kw)
-
-
-def _with_bounds(spec: ColumnSpec, lo: float, hi: float) -> ColumnSpec:
-    if spec.integer:
-        lo, hi = math.floor(lo), math.ceil(hi)
-        if hi <= lo:
-            hi = lo + 1
-    return _replace(spec, lower=float(lo), upper=float(hi))
+        return SynthesisResult(data=data, ledger=snapshot, method=self.method_, schema=self.schema_, issues=issues)
 
 
 def synthesize(
@@ -311,7 +276,9 @@ def synthesize(
         rows: rows to generate (default: the metadata row count, else a DP row count).
         method: ``auto`` | ``aim`` | ``mst`` | ``independent`` | ``dpsgd_vae``.
         metadata: public metadata (path to JSON/YAML, dict, or SDV ``Metadata``); see
-            :mod:`dpsynth.tabular.schema`.
+            :mod:`dpsynth.tabular.schema`. Undeclared columns: a non-text dtype is taken as the
+            column's type (**the caller vouches that the dtypes are public**); a text column's
+            type is released by the charged DP type step.
         seed: seeds only the sampling of rows from the fitted DP model (post-processing); the
             privacy noise always comes from OS entropy.
         ledger: an existing :class:`dpsynth.accounting.Ledger` to charge (default: a new one
@@ -319,7 +286,8 @@ def synthesize(
 
     Raises:
         InvalidBudgetError, BudgetExceededError (before any data access), MetadataError,
-        UnknownColumnError, IdentifierColumnError, EmptyTableError, UnknownMethodError.
+        UnknownColumnError, EmptyTableError, UnknownMethodError (all ``DpsynthError``).
+        Warns ``DegenerateColumnWarning`` when DP outputs show a column carries no information.
     """
     rows = _validate_rows(rows)
     synth = Synthesizer(
