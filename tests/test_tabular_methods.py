@@ -68,7 +68,7 @@ def test_gaussian_measurement_noise_has_the_planned_scale():
     codes, dom = correlated_codes(200)
     rng = np.random.default_rng(3)
     exact = marginal(codes, dom, ("a", "b"))
-    noise = np.concatenate([np.asarray(measure(codes, dom, ("a", "b"), 5.0, rng).noisy_measurement) - exact for _ in range(400)])
+    noise = np.concatenate([np.asarray(measure(codes, dom, ("a", "b"), 5.0, rng).y) - exact for _ in range(400)])
     assert abs(noise.std() - 5.0) < 0.15
     assert abs(noise.mean()) < 0.2
 

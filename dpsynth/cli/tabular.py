@@ -17,6 +17,7 @@ they are **not DP**, are shown only on this console for the data owner, and are 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import warnings
 from pathlib import Path
@@ -246,6 +247,8 @@ def synth(
     no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, notes or warnings (errors and the final summary still print)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Column a model will predict (public): AIM weights its marginals, MST keeps it in the tree with its strongest partners."),
+    workload: Optional[Path] = typer.Option(None, "--workload", help="JSON file with a list of marginals (lists of column names) for AIM's workload (public)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card.
 
@@ -257,12 +260,36 @@ def synth(
 
     budget, method_options = _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time,
                                           force, quiet)
+    method_options.update(_workload_options(target, workload, input, sep))
     source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
         input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
         privacy_unit=PRIVACY_UNIT))
     df = _read_csv(input, sep)
     _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force, quiet,
                source_step)
+
+
+def _workload_options(target: Optional[str], workload: Optional[Path], input: Path, sep: Optional[str]) -> dict:
+    """``--target`` / ``--workload`` as method options (public inputs, recorded in the ledger and card),
+    checked against the header's column names before any charge."""
+    from dpsynth.cli.common import fail
+    from dpsynth.tabular.parsing import read_header
+
+    options: dict = {} if target is None else {"target": target}
+    if workload is not None:
+        try:
+            options["workload"] = json.loads(workload.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the workload file {workload}: {exc}")
+        if not isinstance(options["workload"], list) or not all(isinstance(w, list) for w in options["workload"]):
+            fail(f"the workload file {workload} must hold a JSON list of marginals (lists of column names)")
+    if options:
+        names = set(read_header(input, sep)[0])
+        named = ([target] if target is not None else []) + [c for w in options.get("workload", []) for c in w]
+        unknown = sorted({str(c) for c in named if c not in names})
+        if unknown:
+            fail(f"--target/--workload name columns the input does not have: {', '.join(unknown)}")
+    return options
 
 
 def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time, force, quiet):

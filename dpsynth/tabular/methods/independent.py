@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from dpsynth.tabular.methods._calibrate import domain_from_plan, domain_parameters, event_epsilon
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
+from dpsynth.tabular.methods.workload import check_target, target_option
 
 
 @dataclass
@@ -44,9 +45,16 @@ class IndependentMethod:
 
     name = "independent"
 
+    def __init__(self, target: str | None = None, max_time: float | None = None) -> None:
+        # Accepted so ``auto`` passes the same options to every method; the independent model has no
+        # dependencies to favour and a fixed cost, so both are recorded and otherwise unused.
+        self.target = target_option(target)
+        self.max_time = None if max_time is None else float(max_time)
+
     def calibrate(self, epsilon: float, delta: float, domain: EncodedDomain, n_public: float) -> MethodPlan:
         from dpsynth.tabular._accounting import gaussian_noise_multiplier
 
+        check_target(domain, self.target)
         d = len(domain.columns)
         sigma = float(gaussian_noise_multiplier(epsilon, delta, count=d))
         event = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(sigma), d)
@@ -57,7 +65,7 @@ class IndependentMethod:
             method=self.name,
             event=event,
             delta=float(delta),
-            parameters={"sigma": sigma, **domain_parameters(domain)},
+            parameters={"sigma": sigma, "target": self.target, **domain_parameters(domain)},
             sampling="none",
         )
 

@@ -6,34 +6,43 @@ charged by the ledger, which is at most the (epsilon, delta) the plan was calibr
 Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper):
 
 1. Measure every 1-way marginal with Gaussian noise (sigma_1 = sqrt(3 d / (2 rho)); d releases).
-2. Form the independent model of the 1-way measurements (post-processing), then build a maximum spanning tree
-   over the columns with d - 1 exponential-mechanism picks (each epsilon_em-bounded-range with
+2. Compress (post-processing, as the paper does): in each column the values whose noisy count is
+   below ``3 sigma_1`` are merged into one bin; the 1-way measurement is re-expressed on the
+   merged domain (the merged bin's noise is ``sigma_1 sqrt(k)``). The total is estimated from
+   the 1-way sums *before* merging and passed on (mbi's estimator returns 1.0 after the
+   re-expression).
+3. Form the independent model of the compressed 1-way measurements, then build a maximum spanning
+   tree over the columns with d - 1 exponential-mechanism picks (each epsilon_em-bounded-range with
    ``(d - 1) epsilon_em^2 / 8 = rho / 3``). The score of a candidate pair is the L1 distance
-   between its true 2-way marginal and the 1-way model's estimate; adding/removing a row moves it
-   by at most 1 (sensitivity 1).
-3. Measure the d - 1 tree edges' 2-way marginals (sigma_2 = sqrt(3 (d - 1) / (2 rho))).
-4. Fit Private-PGM on all measurements; sample.
+   between its true 2-way marginal (on the merged domain) and the outer product of the
+   independent model; adding/removing a row moves it by at most 1 (sensitivity 1). With
+   ``target``, the first picks are made among the target's pairs until it has ``target_degree``
+   tree neighbours (its strongest partners, still chosen by the exponential mechanism).
+4. Measure the d - 1 tree edges' 2-way marginals (sigma_2 = sqrt(3 (d - 1) / (2 rho))).
+5. Fit Private-PGM on all measurements to convergence; sample with the rounding sampler; values of
+   a merged bin are drawn uniformly among its original values.
 
 Event: ``Composed[SelfComposed(Gaussian(sigma_1), d), SelfComposed(EM(eps_em), d-1),
 SelfComposed(Gaussian(sigma_2), d-1)]`` -- exact zCDP rho in total, shrunk until the ledger's
-accountants agree it fits (see :func:`fit_rho`).
-
-Unlike the reference implementation we do not merge rare categories ("compress"); our domains
-are already coarse public bins.
+accountants agree it fits (see :func:`fit_rho`). ``fit`` records every release it makes
+(``MstModel.releases``); a test checks they rebuild the plan's event exactly.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from dp_accounting import dp_event
 from tqdm.auto import tqdm
 
 from dpsynth.tabular.methods._calibrate import domain_from_plan, domain_parameters, fit_rho
-from dpsynth.tabular.methods._pgm import PgmModel, estimate, marginal, measure
+from dpsynth.tabular.methods._estimate import Measurement, estimate_total
+from dpsynth.tabular.methods._pgm import PgmModel, estimate, marginal
 from dpsynth.tabular.methods.base import EncodedDomain, MethodPlan
 from dpsynth.tabular.methods.exponential import exponential_mechanism
+from dpsynth.tabular.methods.workload import WorkloadError, check_target, target_option
 
 
 def mst_event(rho: float, d: int) -> dp_event.DpEvent:
@@ -59,19 +68,80 @@ def mst_parameters(rho: float, d: int) -> tuple[float, float, float]:
     return sigma1, eps_em, sigma2
 
 
+@dataclass
+class MstModel:
+    """MST's model on the merged domain, with each column's value map; sampling is post-processing."""
+
+    domain: EncodedDomain  # the original (public) encoded domain
+    compressed: PgmModel  # the model on the merged domain
+    mappings: list[np.ndarray]  # per column: original code -> merged code
+    cliques: tuple[tuple[str, ...], ...]
+    releases: list[tuple] = field(default_factory=list)  # ("gaussian", sigma) / ("exponential", eps)
+
+    @property
+    def total(self) -> float:
+        return self.compressed.total
+
+    def _spread(self, j: int) -> np.ndarray:
+        """Per original value: 1 / (number of original values in its merged bin)."""
+        m = self.mappings[j]
+        return 1.0 / np.bincount(m)[m]
+
+    def probabilities(self, clique) -> np.ndarray:
+        """The model's normalised marginal over ``clique`` on the original domain (merged bins split evenly)."""
+        p = self.compressed.probabilities(clique)
+        for axis, c in enumerate(clique):
+            j = self.domain.columns.index(c)
+            p = np.take(p, self.mappings[j], axis=axis)
+            shape = [1] * p.ndim
+            shape[axis] = -1
+            p = p * self._spread(j).reshape(shape)
+        return p / p.sum()
+
+    def sample(self, n: int, rng: np.random.Generator, method: str = "round") -> np.ndarray:
+        """``n`` rows: sample the merged domain, then draw each merged bin's value uniformly."""
+        merged = self.compressed.sample(n, rng, method=method)
+        out = np.empty_like(merged)
+        for j, m in enumerate(self.mappings):
+            order = np.argsort(m, kind="stable")  # original codes grouped by merged code
+            counts = np.bincount(m, minlength=int(m.max()) + 1)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            k = merged[:, j]
+            pick = starts[k] + (rng.random(len(k)) * counts[k]).astype(np.int64)
+            out[:, j] = order[np.minimum(pick, starts[k] + counts[k] - 1)]
+        return out
+
+
 class MSTMethod:
     """The MST method (see module docstring)."""
 
     name = "mst"
 
-    def __init__(self, iters: int = 1000) -> None:
+    def __init__(
+        self,
+        iters: int = 5000,
+        tol: float = 1e-6,
+        compress: bool = True,
+        target: str | None = None,
+        target_degree: int = 3,
+        max_time: float | None = None,
+        workload: object = None,
+    ) -> None:
+        if workload is not None:
+            raise WorkloadError("MST selects its own tree and takes no workload; use target= (or method='aim')")
         self.iters = int(iters)
+        self.tol = float(tol)
+        self.compress = bool(compress)
+        self.target = target_option(target)
+        self.target_degree = int(target_degree)
+        self.max_time = None if max_time is None else float(max_time)  # accepted for a uniform API; MST's cost is fixed
 
     def calibrate(self, epsilon: float, delta: float, domain: EncodedDomain, n_public: float) -> MethodPlan:
         """Fix rho and every noise scale from the budget and the domain's column count."""
         d = len(domain.columns)
         if d < 1:
             raise ValueError("MST needs at least one column")
+        check_target(domain, self.target)
         rho, event = fit_rho(epsilon, delta, lambda r: mst_event(r, d))
         sigma1, eps_em, sigma2 = mst_parameters(rho, d)
         return MethodPlan(
@@ -84,75 +154,145 @@ class MSTMethod:
                 "epsilon_selection_per_step": eps_em,
                 "sigma_2way": sigma2,
                 "iters": self.iters,
+                "tol": self.tol,
+                "compress": self.compress,
+                "target": self.target,
+                "target_degree": self.target_degree if self.target is not None else None,
                 **domain_parameters(domain),
             },
             sampling="none",
         )
 
-    def fit(self, codes: np.ndarray, plan: MethodPlan, rng: np.random.Generator, progress: bool = True) -> PgmModel:
+    def fit(self, codes: np.ndarray, plan: MethodPlan, rng: np.random.Generator, progress: bool = True) -> MstModel:
         """Run MST on the private codes following ``plan``."""
         domain = domain_from_plan(plan, codes)
         p = plan.parameters
         cols = list(domain.columns)
-        bar = tqdm(total=3, desc="MST", disable=not progress, leave=False)
-        one_way = [measure(codes, domain, (c,), p["sigma_1way"], rng) for c in cols]
+        releases: list[tuple] = []
+        bar = tqdm(total=4, desc="MST", disable=not progress, leave=False)
+        sigma1 = float(p["sigma_1way"])
+        one_way = []
+        for c in cols:
+            x = marginal(codes, domain, (c,))
+            one_way.append(x + rng.normal(0.0, sigma1, size=x.shape))
+            releases.append(("gaussian", sigma1))
+        total = estimate_total([Measurement((j,), y, sigma1) for j, y in enumerate(one_way)])
         bar.update(1)
+        mappings = [compress_mapping(y, sigma1) if p.get("compress", True) else np.arange(y.size) for y in one_way]
+        small = EncodedDomain(domain.columns, tuple(int(m.max()) + 1 for m in mappings))
+        measurements = [
+            Measurement((j,), *merge_measurement(y, sigma1, mappings[j])) for j, y in enumerate(one_way)
+        ]
         edges: list[tuple[str, str]] = []
         if len(cols) > 1:
-            edges = select_tree(codes, domain, one_way, p["epsilon_selection_per_step"], rng)
+            probs = [independent_probabilities(m.y) for m in measurements]
+            edges = select_tree(
+                codes, domain, mappings, probs, total, float(p["epsilon_selection_per_step"]), rng,
+                target=p.get("target"), target_degree=int(p.get("target_degree") or 0), releases=releases,
+            )
         bar.update(1)
-        two_way = [measure(codes, domain, e, p["sigma_2way"], rng) for e in edges]
-        model = estimate(domain, one_way + two_way, iters=self.iters)
+        sigma2 = float(p["sigma_2way"])
+        for a, b in edges:
+            i, j = sorted((cols.index(a), cols.index(b)))
+            x = compressed_marginal(codes, domain, (cols[i], cols[j]), (mappings[i], mappings[j]))
+            measurements.append(Measurement((i, j), x + rng.normal(0.0, sigma2, size=x.shape), sigma2))
+            releases.append(("gaussian", sigma2))
+        bar.update(1)
+        model = estimate(small, measurements, iters=int(p["iters"]), tol=float(p.get("tol", 1e-6)), total=total)
         bar.update(1)
         bar.close()
         cliques = tuple(edges) if edges else tuple((c,) for c in cols)
-        return PgmModel(domain=domain, model=model, cliques=cliques)
+        pgm = PgmModel(domain=small, model=model, cliques=cliques)
+        return MstModel(domain=domain, compressed=pgm, mappings=mappings, cliques=cliques, releases=releases)
+
+
+def compress_mapping(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Original code -> merged code: values with noisy count >= 3 sigma keep a code (in order), the
+    rest share one last bin (post-processing of the noisy 1-way marginal)."""
+    keep = np.asarray(noisy) >= 3.0 * sigma
+    if keep.all() or (~keep).sum() == 1:
+        return np.arange(keep.size)
+    mapping = np.empty(keep.size, dtype=np.int64)
+    mapping[keep] = np.arange(int(keep.sum()))
+    mapping[~keep] = int(keep.sum())
+    return mapping
+
+
+def merge_measurement(noisy: np.ndarray, sigma: float, mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-way measurement on the merged domain and its per-cell noise (a merged bin of k values
+    is the sum of k noisy counts: noise ``sigma sqrt(k)``)."""
+    k = np.bincount(mapping)
+    y = np.bincount(mapping, weights=np.asarray(noisy, dtype=np.float64), minlength=k.size)
+    return y, sigma * np.sqrt(k.astype(np.float64))
+
+
+def compressed_marginal(codes: np.ndarray, domain: EncodedDomain, clique, maps) -> np.ndarray:
+    """Exact counts of ``clique`` on the merged domain (flat, C order), via :func:`marginal`."""
+    shape = [int(domain.sizes[domain.columns.index(c)]) for c in clique]
+    x = marginal(codes, domain, clique).reshape(shape)
+    new_shape = [int(m.max()) + 1 for m in maps]
+    grids = np.meshgrid(*maps, indexing="ij")
+    flat = np.ravel_multi_index([g.ravel() for g in grids], new_shape)
+    return np.bincount(flat, weights=x.ravel(), minlength=math.prod(new_shape))
+
+
+def independent_probabilities(noisy: np.ndarray) -> np.ndarray:
+    """Clipped, normalised noisy counts (uniform if nothing is left)."""
+    p = np.clip(np.asarray(noisy, dtype=np.float64), 0.0, None)
+    return p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
 
 
 def independent_estimate(one_way: list) -> tuple[float, dict[str, np.ndarray]]:
-    """Total and per-column probabilities from the noisy 1-way measurements (post-processing).
-
-    The total is the inverse-variance average of the noisy sums (all have the same sigma, so the
-    plain mean); each column's probabilities are its clipped, normalised noisy counts. This is the
-    independent model MST scores its candidate edges against, computed without a PGM fit.
-    """
-    total = max(float(np.mean([np.sum(m.noisy_measurement) for m in one_way])), 1.0)
-    probs = {}
-    for m in one_way:
-        p = np.clip(np.asarray(m.noisy_measurement, dtype=np.float64), 0.0, None)
-        probs[m.clique[0]] = p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
-    return total, probs
+    """Total and per-column probabilities from noisy 1-way measurements (``.y``, ``.clique``)."""
+    total = estimate_total(one_way)
+    return total, {m.clique[0]: independent_probabilities(m.y) for m in one_way}
 
 
-def select_tree(codes: np.ndarray, domain: EncodedDomain, one_way: list, eps_em: float, rng: np.random.Generator) -> list[tuple[str, str]]:
+def select_tree(
+    codes: np.ndarray,
+    domain: EncodedDomain,
+    mappings: list[np.ndarray],
+    probs: list[np.ndarray],
+    total: float,
+    eps_em: float,
+    rng: np.random.Generator,
+    *,
+    target: str | None = None,
+    target_degree: int = 0,
+    releases: list | None = None,
+) -> list[tuple[str, str]]:
     """Private maximum spanning tree: d - 1 exponential-mechanism picks of L1-error-weighted edges.
 
-    Scores are ``||x_ab - x_hat_ab||_1`` against the independent model of the noisy 1-way
-    measurements (sensitivity 1 under add/remove-one: ``x_ab`` changes by one in one cell).
+    Scores are ``||x_ab - total * p_a (x) p_b||_1`` on the merged domain, against the outer product
+    of the independent model (sensitivity 1 under add/remove-one: ``x_ab`` changes by one in one
+    cell). Each pick is one exponential mechanism over the edges joining two components; with a
+    ``target``, the first ``target_degree`` picks are restricted to edges at the target (fewer if
+    the tree completes sooner). Either way there are exactly ``d - 1`` picks of ``eps_em``.
     """
     cols = list(domain.columns)
-    total, probs = independent_estimate(one_way)
-    weights: dict[tuple[str, str], float] = {}
-    for i, a in enumerate(cols):
-        for b in cols[i + 1 :]:
-            x = marginal(codes, domain, (a, b))
-            xhat = total * np.outer(probs[a], probs[b]).ravel()
-            weights[(a, b)] = float(np.abs(x - xhat).sum())
-    component = {c: c for c in cols}
-
-    def find(c: str) -> str:
-        while component[c] != c:
-            component[c] = component[component[c]]
-            c = component[c]
-        return c
-
+    d = len(cols)
+    pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
+    weights = np.empty(len(pairs))
+    for k, (i, j) in enumerate(pairs):
+        x = compressed_marginal(codes, domain, (cols[i], cols[j]), (mappings[i], mappings[j]))
+        xhat = total * np.outer(probs[i], probs[j]).ravel()
+        weights[k] = float(np.abs(x - xhat).sum())
+    left = np.array([i for i, _ in pairs])
+    right = np.array([j for _, j in pairs])
+    component = np.arange(d)
+    t = cols.index(target) if target is not None else -1
+    at_target = (left == t) | (right == t)
     chosen: list[tuple[str, str]] = []
-    for _ in range(len(cols) - 1):
-        candidates = [e for e in weights if find(e[0]) != find(e[1])]
-        scores = np.array([weights[e] for e in candidates])
-        k = exponential_mechanism(scores, eps_em, sensitivity=1.0, rng=rng)
-        a, b = candidates[k]
-        chosen.append((a, b))
-        component[find(a)] = find(b)
+    for step in range(d - 1):
+        open_ = component[left] != component[right]
+        restricted = open_ & at_target if (t >= 0 and step < target_degree) else open_
+        if not restricted.any():
+            restricted = open_
+        cand = np.flatnonzero(restricted)
+        k = cand[exponential_mechanism(weights[cand], eps_em, sensitivity=1.0, rng=rng)]
+        if releases is not None:
+            releases.append(("exponential", eps_em))
+        a, b = int(left[k]), int(right[k])
+        chosen.append((cols[a], cols[b]))
+        component[component == component[a]] = component[b]
     return chosen
-
