@@ -20,11 +20,19 @@ Two parts, both on the default model (SmolLM2-135M-Instruct from the ``llm-smoll
     MiniLM-embedding + logistic regression, tested on real held-out reviews. Real-data rows
     (M and B*M real texts per label) give the reference.
 
+``compare``
+    Issue 10 §3: Private Evolution (``method="pe"``) against private prediction with the auto
+    ``B`` rule, at each epsilon, on the same private texts, against real texts of the same count
+    and epsilon = 0 (public prompt only). Per cell: TF-IDF+LR and MiniLM+LR accuracy on real
+    held-out texts, a MAUVE-style score and embedding coverage against real held-out texts
+    (``dpsynth.evaluate.text_metrics``), wall time, and the ledger's epsilon.
+
 Usage::
 
     source .venv/bin/activate
     python bench/text.py throughput --groups 16 --group-size 8 --tokens 32
     python bench/text.py utility --per-label 30 --group-size 8 --tokens 32 --epsilons 1 3 10
+    python bench/text.py compare --per-label 50 --private-per-label 600 --tokens 32 --epsilons 3
 """
 
 from __future__ import annotations
@@ -77,7 +85,8 @@ def run_throughput(args: argparse.Namespace) -> None:
     from _text_data import balanced_split
     from _text_naive import naive_decode_groups
 
-    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, entropy_generator
+    from dpsynth.randomness import secret_torch_generator as entropy_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
     from dpsynth.text.privacy import calibrate_text_mechanism
 
     torch.set_num_threads(args.threads)
@@ -180,7 +189,8 @@ def _nonprivate_texts(loaded, split_texts, split_labels, labels, per_label, B, T
 def _public_only_texts(loaded, labels, per_label, T) -> tuple[list, list]:
     """epsilon = 0: every group has no member, so the sample is the public model's top-k
     distribution for the (labelled) public prompt; no private text is read."""
-    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, entropy_generator
+    from dpsynth.randomness import secret_torch_generator as entropy_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
 
     encoder = _encoder(loaded)
     groups = [GroupPrompts(encoder.public_ids(label), []) for label in labels for _ in range(per_label)]
@@ -280,6 +290,114 @@ def run_utility(args: argparse.Namespace) -> None:
         print(f"| {name} | {tfidf:.3f} | {minilm:.3f} | {seconds:.0f} |")
 
 
+def run_compare(args: argparse.Namespace) -> None:
+    from _text_data import balanced_split
+    from _text_eval import MiniLMEmbedder, evaluate
+
+    from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
+    from dpsynth.text import generate as dp_generate
+    from dpsynth.text.embeddings import minilm_model_dir
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    M, T = args.per_label, args.tokens
+    split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed)
+    labels = sorted(set(split.train_labels))
+    print(
+        f"data: Rotten Tomatoes snippets, {len(split.train_texts)} private texts ({args.private_per_label}/label), "
+        f"{len(split.test_texts)} real test texts; labels {labels}; M={M} synthetic texts per label, T={T}, "
+        f"delta={DELTA}, torch threads={torch.get_num_threads()}"
+    )
+    embedder = MiniLMEmbedder()
+    test_embeddings = embedder(split.test_texts)
+    rows: list[tuple] = []
+
+    def record(name, texts, text_labels, seconds, extra=""):
+        acc = evaluate(embedder, texts, text_labels, split.test_texts, split.test_labels, test_embeddings)
+        synth = embedder([t if t.strip() else "." for t in texts])
+        mauve = mauve_score(test_embeddings, synth)["mauve"]
+        coverage = embedding_coverage(test_embeddings, synth)
+        rows.append((name, acc.tfidf, acc.minilm, mauve, coverage, seconds, extra))
+        print(
+            f"{name:>26}: TF-IDF {acc.tfidf:.3f}  MiniLM {acc.minilm:.3f}  MAUVE {mauve:.3f}  coverage {coverage:.3f}"
+            f"  ({len(texts)} texts, {np.mean([len(t.split()) for t in texts]):.1f} words avg, {seconds:.0f}s) {extra}",
+            flush=True,
+        )
+        for label in labels:
+            sample = next((t for t, lab in zip(texts, text_labels) if lab == label and t.strip()), "")
+            print(f"{'':>28}{label}: {sample[:110]!r}", flush=True)
+
+    by_label = {lab: [t for t, l in zip(split.train_texts, split.train_labels) if l == lab] for lab in labels}
+    few = [(t, lab) for lab in labels for t in by_label[lab][:M]]
+    record(f"real ({M}/label)", [t for t, _ in few], [lab for _, lab in few], 0.0)
+    if not args.skip_public:
+        start = time.perf_counter()
+        texts, text_labels = _public_only_texts(loaded, labels, M, T)
+        record("epsilon=0 (public prompt)", texts, text_labels, time.perf_counter() - start)
+    common = dict(
+        delta=DELTA, labels=split.train_labels, label_set=labels, num_texts=M, model=loaded,
+        instruction=INSTRUCTION, max_new_tokens=T, temperature=TEMPERATURE, top_k=TOP_K, progress=not args.quiet,
+    )
+    for epsilon in args.epsilons:
+        for method in args.methods:
+            start = time.perf_counter()
+            if method == "pe":
+                result = dp_generate(
+                    split.train_texts, epsilon=epsilon, method="pe", iterations=args.iterations,
+                    variations=args.variations, embedder=str(minilm_model_dir()), **common,
+                )
+                extra = (f"[sigma={result.plan.noise_multiplier:.3f}, T_iter={args.iterations}, "
+                         f"V={args.variations}, eps spent {result.ledger.epsilon_spent:.3f}]")
+            else:
+                result = dp_generate(
+                    split.train_texts, epsilon=epsilon, method="private_prediction", group_size="auto",
+                    max_example_tokens=MAX_EXAMPLE_TOKENS, **common,
+                )
+                extra = (f"[B={result.plan.group_size} (auto), C={result.plan.clip:.3f}, "
+                         f"eps spent {result.ledger.epsilon_spent:.3f}]")
+            assert result.ledger.epsilon_spent <= epsilon + 1e-9, "ledger overspent"
+            record(f"{method} eps={epsilon:g}", result.texts, result.labels, time.perf_counter() - start, extra)
+
+    print("\n| training set | TF-IDF+LR | MiniLM+LR | MAUVE | coverage | time (s) | notes |")
+    print("|---|---|---|---|---|---|---|")
+    for name, tfidf, minilm, mauve, coverage, seconds, extra in rows:
+        print(f"| {name} | {tfidf:.3f} | {minilm:.3f} | {mauve:.3f} | {coverage:.3f} | {seconds:.0f} | {extra} |")
+
+
+def run_head(args: argparse.Namespace) -> None:
+    """Engine with the private rows' LM head restricted to the Top-k+ columns vs the full head."""
+    from _text_data import balanced_split
+
+    from dpsynth.randomness import secret_torch_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
+    from dpsynth.text.privacy import calibrate_text_mechanism
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    B, T, G = args.group_size, args.tokens, args.groups
+    split = balanced_split(per_label_train=(B * G + 1) // 2, per_label_test=0, seed=args.seed)
+    encoder = _encoder(loaded)
+    public = encoder.public_ids(None)
+    groups = [GroupPrompts(public, encoder.private_ids(split.train_texts[g * B:(g + 1) * B], None)) for g in range(G)]
+    plan = calibrate_text_mechanism(args.epsilon, DELTA, B, T, TEMPERATURE)
+    print(f"setting: G={G}, B={B}, T={T} (no early stop), clip C={plan.clip:.4f}, top_k={TOP_K}, "
+          f"torch threads={torch.get_num_threads()}")
+    ratios = []
+    for repeat in range(args.repeats):
+        seconds = {}
+        for restrict in (True, False):
+            settings = DecodeSettings(max_new_tokens=T, clip=plan.clip, divisor=B, temperature=TEMPERATURE,
+                                      top_k=TOP_K, stop_token_ids=(), pad_token_id=loaded.tokenizer.pad_token_id,
+                                      max_rows=args.max_rows, restrict_private_logits=restrict)
+            start = time.perf_counter()
+            decode_groups(loaded.model, groups, settings, generator=secret_torch_generator(), progress=False)
+            seconds[restrict] = time.perf_counter() - start
+        ratios.append(seconds[False] / seconds[True])
+        print(f"[{repeat + 1}/{args.repeats}] restricted {seconds[True]:.1f}s, full {seconds[False]:.1f}s, "
+              f"speed-up {ratios[-1]:.2f}x", flush=True)
+    print(f"median speed-up of the restricted head: {float(np.median(ratios)):.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -301,9 +419,35 @@ def main(argv: list[str] | None = None) -> None:
     ut.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 10.0])
     ut.add_argument("--threads", type=int, default=2)
     ut.add_argument("--seed", type=int, default=0)
+    cp = sub.add_parser("compare", help="pe vs private prediction (auto B), issue 10 §3")
+    cp.add_argument("--per-label", type=int, default=50, help="synthetic texts per label")
+    cp.add_argument("--private-per-label", type=int, default=600)
+    cp.add_argument("--tokens", type=int, default=32)
+    cp.add_argument("--test-per-label", type=int, default=200)
+    cp.add_argument("--epsilons", type=float, nargs="+", default=[3.0])
+    cp.add_argument("--methods", nargs="+", default=["pe", "private_prediction"])
+    cp.add_argument("--iterations", type=int, default=3)
+    cp.add_argument("--variations", type=int, default=2)
+    cp.add_argument("--threads", type=int, default=1)
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--skip-public", action="store_true")
+    cp.add_argument("--quiet", action="store_true")
+    hd = sub.add_parser("head", help="restricted vs full LM head for the private rows")
+    hd.add_argument("--groups", type=int, default=4)
+    hd.add_argument("--group-size", type=int, default=8)
+    hd.add_argument("--tokens", type=int, default=16)
+    hd.add_argument("--epsilon", type=float, default=3.0)
+    hd.add_argument("--max-rows", type=int, default=64)
+    hd.add_argument("--threads", type=int, default=1)
+    hd.add_argument("--repeats", type=int, default=2)
+    hd.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "throughput":
+    if args.command == "head":
+        run_head(args)
+    elif args.command == "throughput":
         run_throughput(args)
+    elif args.command == "compare":
+        run_compare(args)
     else:
         run_utility(args)
 

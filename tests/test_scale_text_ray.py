@@ -12,13 +12,14 @@ import torch
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'dpsynth[ray]'); the Ray backend tests need it")
 
 from dpsynth.text.engine import DecodeSettings, GroupPrompts  # noqa: E402
-from dpsynth.text.generate import generate  # noqa: E402
+from dpsynth.text.synthesis import generate  # noqa: E402
 from dpsynth.text.ray_backend import TextWorkerFailed, ray_decode_groups, shard_groups, start_workers  # noqa: E402
 from tests.tiny_model import build_tiny_model_dir  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TEXTS = [f"Visit {i}: the patient was discharged home with instructions to rest." for i in range(24)]
-SMALL = dict(epsilon=3.0, delta=1e-6, group_size=4, max_new_tokens=6, num_texts=4, progress=False)
+SMALL = dict(epsilon=3.0, delta=1e-6, group_size=4, max_new_tokens=6, num_texts=4, progress=False,
+             method="private_prediction")
 CHARGE_KEYS = ("operation", "mechanism", "event", "stages", "sampling", "parameters", "charge", "provenance",
                "privacy_unit", "neighbouring_relation")
 
@@ -98,5 +99,6 @@ def test_failed_ray_decoding_keeps_the_charge_and_releases_nothing(tiny, monkeyp
     ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="t")
     with pytest.raises(TextWorkerFailed):
         generate(TEXTS, model=tiny, backend="ray", ledger=ledger, **SMALL)
-    assert [e["kind"] for e in ledger.entries] == ["charge"]  # charged, never completed, never refunded
+    assert [e["kind"] for e in ledger.entries] == ["charge", "completion"]  # charged, never refunded
+    assert ledger.entries[1]["status"] == "failed"
     assert ledger.epsilon_spent > 0

@@ -21,6 +21,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _source_key_home(tmp_path, monkeypatch):
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
+    monkeypatch.setenv("DPSYNTH_SOURCE_BUDGET", "off")  # source budgets: see the test at the end
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,8 @@ def _write_jsonl(path, n=12, labelled=False):
 
 
 def _synth(model_dir, *args):
-    base = ["text", "synth", *map(str, args), "--model", str(model_dir), "--group-size", "3",
+    base = ["text", "synth", *map(str, args), "--model", str(model_dir), "--method", "private_prediction",
+            "--group-size", "3",
             "--max-new-tokens", "6", "--quiet"]
     return runner.invoke(app, base)
 
@@ -102,7 +104,6 @@ def test_csv_with_public_label_set(model_dir, tmp_path):
         ("body\tx\n", ".tsv", [], "unsupported input format"),
         ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y"], "needs --labels"),
         ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y", "--labels", "b"], "not in the declared label set"),
-        ('{"body": "x"}\n' * 2, ".jsonl", [], "too few texts: 2 given"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_writes_nothing(model_dir, tmp_path, content, suffix, extra, message):
@@ -141,3 +142,50 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "Error" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_csv_output_is_csv_and_plan_and_default_instruction_are_printed(model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    out = tmp_path / "out.csv"
+    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "2")
+    assert result.exit_code == 0, result.output
+    assert "Method: private_prediction, B=3 (3), T=6, C=" in result.output
+    assert "Instruction: Write one realistic body" in result.output
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and list(rows[0]) == ["text"]
+
+
+def test_auto_group_size_is_printed_before_generating(model_dir, tmp_path):
+    from dpsynth.text.auto import auto_group_size
+
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = runner.invoke(app, ["text", "synth", str(src), "--text-field", "body", "-o", str(tmp_path / "o.jsonl"),
+                                 "--epsilon", "5", "--model", str(model_dir), "--method", "private_prediction",
+                                 "--max-new-tokens", "4", "--num-texts", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"B={auto_group_size(5.0, 1e-6, 4, 1.0, 2)} (auto), T=4, C=" in result.output
+
+
+def test_unknown_output_suffix_is_refused_before_reading(model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "out.txt", "--epsilon", "2")
+    assert result.exit_code == 2
+    assert "use a .jsonl (JSON lines) or .csv output" in result.output
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_text_synth_draws_on_the_source_budget_and_is_refused_when_it_is_spent(model_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET")
+    src = _write_jsonl(tmp_path / "in.jsonl")
+    args = ["--text-field", "body", "--epsilon", "1", "--num-texts", "2"]
+    refused = _synth(model_dir, src, "-o", tmp_path / "a.jsonl", *args)
+    assert refused.exit_code == 2 and "dpsynth budget init" in refused.output
+    init = runner.invoke(app, ["budget", "init", str(src), "--epsilon", "2", "--delta", "1e-5"])
+    assert init.exit_code == 0, init.output
+    for name in ("a.jsonl", "b.jsonl"):
+        ok = _synth(model_dir, src, "-o", tmp_path / name, *args)
+        assert ok.exit_code == 0, ok.output
+    third = _synth(model_dir, src, "-o", tmp_path / "c.jsonl", *args)
+    assert third.exit_code == 2, third.output
+    assert not (tmp_path / "c.jsonl").exists()

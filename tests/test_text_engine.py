@@ -15,8 +15,8 @@ from dpsynth.text.engine import (
     ShardedRowDecoder,
     chunk_groups,
     decode_groups,
-    entropy_generator,
 )
+from dpsynth.randomness import secret_torch_generator as entropy_generator
 from dpsynth.text.mechanism import aggregate, candidate_mask
 from tests.tiny_model import build_tiny_model_dir
 
@@ -220,3 +220,43 @@ def test_common_prefix_length_leaves_every_row_a_token():
     assert common_prefix_length([[1, 2], [1, 2, 3]]) == 1
     assert common_prefix_length([[7], [7]]) == 0
     assert common_prefix_length([[1, 2, 3], [2, 2, 3]]) == 0
+
+
+def test_private_logits_on_candidate_columns_agree_with_the_full_computation(tiny):
+    """Restricting the private rows' LM-head product to the public Top-k+ columns changes nothing."""
+    from dpsynth.text.engine import SplitHead, restricted_log_probs
+    from dpsynth.text.mechanism import masked_log_probs, private_step
+
+    model, tokenizer = tiny
+    assert SplitHead.supports(model)
+    groups = _groups(tokenizer)
+    public = [g.public_ids for g in groups]
+    members = [m for g in groups for m in g.member_ids]
+    row_group = torch.tensor([gi for gi, g in enumerate(groups) for _ in g.member_ids], dtype=torch.long)
+    for clip, top_k in [(0.5, 5), (3.0, 20), (50.0, 400)]:
+        settings = DecodeSettings(max_new_tokens=1, clip=clip, divisor=2, temperature=0.7, top_k=top_k,
+                                  stop_token_ids=(), pad_token_id=0)
+        with torch.inference_mode():
+            full = RowBatchDecoder(model, 0).prefill(public + members)
+            hidden = RowBatchDecoder(model, 0, hidden_only=True).prefill(public + members)
+            aggregated, mask = private_step(full[len(public):], full[:len(public)], row_group, clip, 2, top_k)
+            full_lp = masked_log_probs(aggregated, mask, 0.7)
+            columns, sub_lp = restricted_log_probs(SplitHead(model), hidden, len(public), row_group, settings)
+        assert torch.equal(mask.any(0).nonzero().squeeze(1), columns)  # the same candidate set
+        assert torch.allclose(full_lp.index_select(1, columns), sub_lp, atol=1e-5, equal_nan=False)
+        outside = torch.ones(full_lp.shape[1], dtype=torch.bool)
+        outside[columns] = False
+        assert torch.isinf(full_lp[:, outside]).all()  # nothing outside the columns can be sampled
+        if top_k < full_lp.shape[1]:
+            assert columns.numel() < full_lp.shape[1]  # and the product really is smaller
+
+
+def test_restricted_and_full_engines_decode_the_same_tokens_greedily(tiny):
+    model, tokenizer = tiny
+    groups = _groups(tokenizer)
+    outs = []
+    for restrict in (True, False):
+        settings = DecodeSettings(max_new_tokens=5, clip=2.0, divisor=2, temperature=1e-6, top_k=30,
+                                  stop_token_ids=(), pad_token_id=0, restrict_private_logits=restrict)
+        outs.append(decode_groups(model, groups, settings, generator=entropy_generator(), progress=False))
+    assert outs[0] == outs[1]

@@ -11,7 +11,7 @@ import torch
 from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget, compute_charge
 from dpsynth.accounting.verify import verify_text
 from dpsynth.release import OutputExistsError
-from dpsynth.text import TooFewTextsError, generate
+from dpsynth.text import LargeGroupsWarning, generate
 from dpsynth.text.privacy import PRIVACY_UNIT, calibrate_text_mechanism
 from tests.test_text_privacy import cks_epsilon
 from tests.tiny_model import build_tiny_model_dir
@@ -41,7 +41,10 @@ def tiny(tmp_path_factory):
 
 
 def _small(**kw):
-    base = dict(epsilon=3.0, delta=1e-6, group_size=4, max_new_tokens=8, num_texts=3, progress=False)
+    base = dict(
+        epsilon=3.0, delta=1e-6, method="private_prediction", group_size=4, max_new_tokens=8, num_texts=3,
+        progress=False,
+    )
     base.update(kw)
     return base
 
@@ -101,19 +104,42 @@ def test_label_errors_are_clear(tiny):
         generate(TEXTS, labels=["a"] * len(TEXTS), model=tiny, **_small())
     with pytest.raises(ValueError, match="not in the declared label set"):
         generate(TEXTS, labels=["a"] * 23 + ["zzz"], label_set=["a"], model=tiny, **_small())
-    with pytest.raises(ValueError, match="labels for"):
+    with pytest.raises(ValueError, match="different lengths"):
         generate(TEXTS, labels=["a"] * 3, label_set=["a"], model=tiny, **_small())
     with pytest.raises(ValueError, match="exactly the label set"):
         generate(TEXTS, labels=["a"] * 24, label_set=["a"], model=tiny, **_small(num_texts={"b": 1}))
 
 
-def test_too_few_texts_is_refused_with_a_clear_message_before_loading_or_charging():
-    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
-    with pytest.raises(TooFewTextsError, match="too few texts: 3 given.*group_size=4"):
-        generate(TEXTS[:3], model="/nonexistent/model", ledger=ledger, **_small())
-    with pytest.raises(TooFewTextsError, match="no texts"):
-        generate([], model="/nonexistent/model", **_small())
-    assert ledger.entries == []
+def test_no_input_size_is_refused_not_even_zero(tiny):
+    """Issue 8 §4: an empty data set neighbours every one-text data set, so it is not refused."""
+    from dpsynth.text.request import NoTextsWarning
+
+    with pytest.warns(NoTextsWarning, match="public model alone"):
+        result = generate([], model=tiny, **_small())
+    assert len(result.texts) == 3
+    assert [e["kind"] for e in result.ledger.entries] == ["charge", "completion"]
+
+
+def test_fewer_texts_than_one_group_is_not_refused_and_charges_like_any_call(tiny):
+    """Issue 8 §4: whether a release exists must not depend on n < B (no data-dependent refusal)."""
+    few = generate(TEXTS[:3], model=tiny, **_small())
+    many = generate(TEXTS, model=tiny, **_small())
+    assert len(few.texts) == len(many.texts) == 3
+    assert few.ledger.epsilon_spent == pytest.approx(many.ledger.epsilon_spent)
+    assert [e["kind"] for e in few.ledger.entries] == ["charge", "completion"]
+
+
+def test_large_groups_warning_carries_no_private_count(tiny):
+    import re
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generate(TEXTS, model=tiny, **_small(num_texts=1, max_new_tokens=2))
+    messages = [str(w.message) for w in caught if issubclass(w.category, LargeGroupsWarning)]
+    assert messages, "expected a LargeGroupsWarning"
+    for message in messages:
+        assert str(len(TEXTS)) not in message and not re.search(r"\d", message)
 
 
 class ExplodingTexts:
@@ -169,7 +195,7 @@ def test_invalid_budget_is_refused(tiny, epsilon):
 
 
 def test_bad_parameters_are_refused_before_data_access(tiny):
-    for kwargs in [dict(delta=0.0), dict(group_size=0), dict(max_new_tokens=0), dict(temperature=0.0),
+    for kwargs in [dict(delta=0.0), dict(group_size=0), dict(method="nope"), dict(max_new_tokens=0), dict(temperature=0.0),
                    dict(top_k=0), dict(num_texts=0), dict(seed="x")]:
         with pytest.raises(ValueError):
             generate(ExplodingTexts(), model=tiny, **_small(**kwargs))
@@ -251,8 +277,6 @@ def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_even
 
 
 def test_far_more_texts_than_groups_warns_about_compute(tiny):
-    from dpsynth.text.generate import LargeGroupsWarning
-
     with pytest.warns(LargeGroupsWarning, match="num_texts around"):
         generate(TEXTS, model=tiny, **_small(num_texts=1, max_new_tokens=2))
     import warnings

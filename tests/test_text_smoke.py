@@ -99,6 +99,7 @@ def _check_default_model(tmp_path: Path) -> None:
         num_texts=2,
         model=loaded,
         instruction="Write a one-sentence restaurant review.",
+        method="private_prediction",
         group_size=4,
         max_new_tokens=8,
         progress=False,

@@ -1,8 +1,11 @@
 """``dpsynth text synth``: DP synthetic texts from a JSONL or CSV file.
 
-Writes ``OUT.jsonl`` (one ``{"text": ...}`` object per line, plus ``"label"`` when labelled),
-``OUT.jsonl.ledger.json`` and ``OUT.jsonl.card.yaml``.  Privacy unit: one input text (record);
-the release is (epsilon, delta)-DP under adding or removing one record (see ``docs/text.md``).
+Writes ``OUT`` -- JSON lines for ``.jsonl`` (one ``{"text": ...}`` object per line, plus
+``"label"`` when labelled) or CSV for ``.csv`` (columns ``text`` [, ``label``]); other suffixes
+are refused -- plus ``OUT.ledger.json`` and ``OUT.card.yaml``.  Privacy unit: one input text
+(record); the release is (epsilon, delta)-DP under adding or removing one record (see
+``docs/text.md``).  Before generating, the CLI prints the method and its public parameters
+(``B``, ``T``, ``C`` for private prediction; iterations and sigma for PE).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Optional
 import typer
 
 from dpsynth.cli.common import console, fail, parse_budget, require_input_file
+from dpsynth.constants import DEFAULT_DELTA
+from dpsynth.errors import DpsynthError
 
 app = typer.Typer(help="DP synthetic text by private LLM inference.", no_args_is_help=True)
 
@@ -22,7 +27,7 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 CSV_SUFFIXES = {".csv"}
 
 
-class InputFormatError(ValueError):
+class InputFormatError(DpsynthError, ValueError):
     """The input file cannot be read as the expected records."""
 
 
@@ -104,6 +109,31 @@ def read_text_records(path: Path, text_field: str, label_field: str | None) -> t
     raise InputFormatError(f"{path}: unsupported input format {suffix or '(no suffix)'!r}; use .jsonl or .csv")
 
 
+def default_instruction(text_field: str, label_set: list[str] | None) -> str:
+    """A public instruction built from the field name and the declared label set (issue 9).
+
+    ``review_text`` -> "Write one realistic review text, like one record of a data set of review
+    texts." plus, when labelled, the label set. Used when ``--instruction`` is not given.
+    """
+    words = " ".join(text_field.replace("_", " ").replace("-", " ").split()) or "text"
+    instruction = f"Write one realistic {words}, like one record of a data set of {words} entries."
+    if label_set:
+        instruction += f" Each record has one of the labels: {', '.join(label_set)}."
+    return instruction
+
+
+def _parse_group_size(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        size = int(value)
+    except ValueError:
+        fail(f"--group-size must be 'auto' or a positive integer, got {value!r}")
+    if size < 1:
+        fail(f"--group-size must be 'auto' or a positive integer, got {value!r}")
+    return size
+
+
 def _parse_label_set(labels: str | None) -> list[str] | None:
     if labels is None:
         return None
@@ -113,37 +143,77 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
     return values
 
 
+def _generate_and_save(input_path: Path, text_field: str, label_field: str | None, output: Path, force: bool,
+                       options: dict) -> tuple:
+    """Read the records, run :func:`dpsynth.text.generate`, save the release (inside the source charge)."""
+    from dpsynth.release import OutputExistsError
+    from dpsynth.text import generate
+
+    try:
+        texts, text_labels = read_text_records(input_path, text_field, label_field)
+    except (InputFormatError, OSError) as exc:
+        fail(str(exc))
+    try:
+        result = generate(texts, labels=text_labels, **options)
+    except (DpsynthError, ValueError, TypeError) as exc:
+        fail(str(exc))
+    try:
+        paths = result.save(output, force=force)
+    except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:  # ReleaseWriteError is a DpsynthError
+        fail(str(exc))
+    return result, paths
+
+
 @app.command("synth")
 def synth(
     ctx: typer.Context,
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Private texts: .jsonl (one object per line) or .csv."),
     text_field: str = typer.Option(..., "--text-field", help="Field/column holding the text."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .jsonl (ledger and card are written beside it)."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Output .jsonl or .csv (ledger and card are written beside it)."
+    ),
     epsilon: float = typer.Option(..., "--epsilon", help="Privacy budget epsilon of this release."),
-    delta: float = typer.Option(1e-6, "--delta", help="Privacy budget delta (0 < delta < 1)."),
+    delta: float = typer.Option(DEFAULT_DELTA, "--delta", help="Privacy budget delta (0 < delta < 1)."),
     label_field: Optional[str] = typer.Option(None, "--label-field", help="Field/column holding a label."),
     labels: Optional[str] = typer.Option(
         None, "--labels", help="PUBLIC label set, comma-separated (required with --label-field)."
     ),
     model: Optional[str] = typer.Option(None, "--model", help="Local model folder, .gguf file or cached hub id."),
-    group_size: int = typer.Option(8, "--group-size", help="B: texts per group (public divisor)."),
+    method: str = typer.Option(
+        "auto", "--method", help="pe (Private Evolution), private_prediction, or auto (pe on CPU; see docs/text.md)."
+    ),
+    group_size: str = typer.Option("auto", "--group-size", help="private_prediction's B: 'auto' or an integer."),
+    iterations: int = typer.Option(3, "--iterations", help="pe: number of noisy vote rounds (public)."),
+    variations: int = typer.Option(3, "--variations", help="pe: variations written per kept candidate."),
+    embedder: Optional[str] = typer.Option(
+        None, "--embedder", help="pe: sentence-transformers folder (default: offline all-MiniLM-L6-v2)."
+    ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="T: maximum tokens per synthetic text."),
     num_texts: int = typer.Option(10, "--num-texts", help="Synthetic texts to generate (per label when labelled)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
     top_k: int = typer.Option(50, "--top-k", help="Top-k+ candidate set size (from public logits)."),
-    instruction: Optional[str] = typer.Option(None, "--instruction", help="Public task description for the prompt."),
+    instruction: Optional[str] = typer.Option(
+        None, "--instruction",
+        help="Public task description, e.g. 'Write one short movie review.' (default: built from --text-field and --labels).",
+    ),
     seed: Optional[int] = typer.Option(None, "--seed", help="Non-private choices only (decoding order)."),
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    ledger_file: Optional[Path] = typer.Option(None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."),
-    no_source_budget: bool = typer.Option(False, "--no-source-budget", help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls."),
+    ledger_path: Optional[Path] = typer.Option(
+        None, "--ledger", help="Charge this budget ledger file (default: INPUT's source budget, see `dpsynth budget`)."
+    ),
+    no_source_budget: bool = typer.Option(
+        False, "--no-source-budget",
+        help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
-    from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
-    from dpsynth.errors import DpsynthError
-    from dpsynth.release import OutputExistsError, ReleaseWriteError, refuse_output_over_input, reserve_release
-    from dpsynth.text import TooFewTextsError, generate
+    from dpsynth.cli.budget import source_budget_charge
+    from dpsynth.release import refuse_output_over_input, reserve_release
+    from dpsynth.text.privacy import PRIVACY_UNIT
+    from dpsynth.text.result import output_format
+    from dpsynth.text.synthesis import plan_summary
 
     budget = parse_budget(epsilon, delta)
     if label_field and labels is None:
@@ -151,54 +221,54 @@ def synth(
     if labels is not None and not label_field:
         fail("--labels was given without --label-field")
     label_set = _parse_label_set(labels)
+    size = _parse_group_size(group_size)
     try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
+        output_format(output)
         refuse_output_over_input(output, input_path)
         ctx.with_resource(reserve_release(output, force))
     except DpsynthError as exc:
         fail(str(exc))
     require_input_file(input_path)
-    from dpsynth.cli.budget import source_budget_charge
-    from dpsynth.text.privacy import PRIVACY_UNIT
-
-    source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
-        input_path, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
-        privacy_unit=PRIVACY_UNIT))
+    if instruction is None:
+        instruction = default_instruction(text_field, label_set)
     try:
-        texts, text_labels = read_text_records(input_path, text_field, label_field)
-    except (InputFormatError, OSError) as exc:
-        fail(str(exc))
-
-    from dpsynth.text.models import ModelLoadError, ModelNotFoundError
-
-    try:
-        result = generate(
-            texts,
-            epsilon=budget.epsilon,
-            delta=budget.delta,
-            labels=text_labels,
-            label_set=label_set,
-            num_texts=num_texts,
-            model=model,
-            instruction=instruction,
-            group_size=group_size,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            seed=seed,
-            source_name=input_path.name,
-            device=device,
-            progress=not quiet,
+        summary = plan_summary(
+            epsilon=budget.epsilon, delta=budget.delta, method=method,
+            num_texts_total=num_texts * (len(label_set) if label_set else 1), group_size=size,
+            max_new_tokens=max_new_tokens, temperature=temperature, iterations=iterations, device=device,
         )
-    except (TooFewTextsError, InvalidBudgetError, BudgetExceededError, ModelNotFoundError, ModelLoadError) as exc:
+    except (DpsynthError, ValueError) as exc:
         fail(str(exc))
-    except (ValueError, TypeError) as exc:
-        fail(str(exc))
-    try:
-        paths = result.save(output, force=force)
-    except (OutputExistsError, ReleaseWriteError, FileNotFoundError) as exc:
-        fail(str(exc))
-    if source_step is not None:
-        source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
+    if summary["method"] == "pe":
+        console.print(
+            f"Method: pe (Private Evolution), iterations={summary['iterations']}, "
+            f"noise sigma={summary['noise_multiplier']:.4g}, threshold={summary['threshold']:.4g}, "
+            f"T={summary['max_new_tokens']}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"Method: private_prediction, B={summary['group_size']} ({summary['group_size_rule']}), "
+            f"T={summary['max_new_tokens']}, C={summary['clip']:.4g}; each synthetic text draws on one group: "
+            f"about len(texts)/B synthetic texts (per label) see a full group",
+            highlight=False,
+        )
+    console.print(f"Instruction: {instruction}", highlight=False)
+    with source_budget_charge(
+        input_path, budget=budget, release=output, ledger=ledger_path, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT,
+    ) as source_step:  # before the input is read; refused = nothing read
+        result, paths = _generate_and_save(
+            input_path, text_field, label_field, output, force,
+            dict(
+                epsilon=budget.epsilon, delta=budget.delta, label_set=label_set, num_texts=num_texts, method=method,
+                model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
+                temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
+                embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
+            ),
+        )
+        if source_step is not None:
+            source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger
     console.print(
         f"Privacy spent: epsilon={ledger.epsilon_spent:.6g}, delta={ledger.delta_spent:.3g} "

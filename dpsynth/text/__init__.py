@@ -1,9 +1,10 @@
-"""DP synthetic text by private LLM inference (private prediction, InvisibleInk-style).
+"""DP synthetic text: Private Evolution (Aug-PE) and private prediction (InvisibleInk-style).
 
-Entry point: :func:`generate` -- privacy unit one text, add-or-remove-one relation; see
-:mod:`dpsynth.text.privacy` for the proof and ``docs/text.md`` for a guide.
+Entry point: :func:`generate` (module :mod:`dpsynth.text.synthesis`) -- privacy unit one text,
+add-or-remove-one relation; proofs in :mod:`dpsynth.text.pe.privacy` and
+:mod:`dpsynth.text.privacy`; guide in ``docs/text.md``.
 """
 
-from dpsynth.text.generate import LargeGroupsWarning, TextSynthesisResult, TooFewTextsError, generate
+from dpsynth.text.synthesis import LargeGroupsWarning, TextSynthesisResult, TooFewTextsError, generate
 
 __all__ = ["LargeGroupsWarning", "TextSynthesisResult", "TooFewTextsError", "generate"]

@@ -143,7 +143,7 @@ def sample_tokens(
 
     This draw is the exponential mechanism; its randomness IS the privacy noise, so in
     production ``generator`` must be seeded from OS entropy (see
-    :func:`dpsynth.text.engine.entropy_generator`), never from a user seed.  Tokens outside the
+    :func:`dpsynth.randomness.secret_torch_generator`), never from a user seed.  Tokens outside the
     mask have probability exactly zero.  ``aggregated``/``mask``: ``(G, V)``; returns a long
     ``(G,)`` tensor on the same device.
     """

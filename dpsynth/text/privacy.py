@@ -66,9 +66,9 @@ it ran in (padding length, chunk composition), which other groups' data influenc
 floating-point caveat of every sampled DP mechanism, this is not covered by the bound.
 
 What is NOT released: the number of texts, group sizes, text lengths, which texts share a group.
-The generation stops at a public ``T``; outputs count ``sum_l G_l`` is public.  One bit about the
-input size is observable to the *caller* only: a call with fewer texts than one group (``n < B``)
-is refused before anything is generated or released.
+The generation stops at a public ``T``; outputs count ``sum_l G_l`` is public.  A call with
+fewer texts than one group (``n < B``) is not refused: empty or small groups decode from (mostly)
+the public prompt, so whether a release exists never depends on the number of texts.
 """
 
 from __future__ import annotations
@@ -134,10 +134,20 @@ class TextPrivacyPlan:
     epsilon_per_token: float
     rho: float
 
+    #: the ledger's plan protocol: groups are a data-independent partition, no staged sub-events
+    sampling = "partition"
+    stages = ()
+    mechanism = MECHANISM_NAME
+
     @property
     def event(self) -> dp_event.DpEvent:
         """The event charged to the ledger for this call."""
         return text_generation_event(self.clip, self.group_size, self.temperature, self.max_new_tokens)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """JSON-ready parameters (the ledger's plan protocol)."""
+        return self.describe()
 
     @property
     def logit_sensitivity(self) -> float:

@@ -2,12 +2,12 @@
 
 Privacy unit: one private text; the guarantee is the in-process one (:mod:`dpsynth.text.privacy`).
 Groups are disjoint and each output depends on one group only, so they compose in parallel and
-can be decoded anywhere. What stays in the driver (:func:`dpsynth.text.generate.generate`):
+can be decoded anywhere. What stays in the driver (:func:`dpsynth.text.synthesis.generate`, private prediction):
 calibration, the one ledger charge (made **before** any private text is read or sent to a
 worker), the fresh secret grouping key, the partition, the tokenised prompts and the ledger
 completion. What moves to the actors: decoding only. Each actor draws its sampling noise from
-its own OS-entropy generator (:func:`dpsynth.text.engine.entropy_generator`, created inside the
-actor by :func:`~dpsynth.text.engine.decode_groups`), never from a seed sent by the driver.
+its own OS-entropy generator (:func:`dpsynth.randomness.secret_torch_generator`, created inside
+the actor), never from a seed sent by the driver.
 
 Failure: if an actor dies (node lost, process killed, out of memory) the call raises
 :class:`TextWorkerFailed` and returns nothing: no partial set of texts is released and the
@@ -30,6 +30,20 @@ from dpsynth.text.engine import DecodeSettings, GroupPrompts
 
 class TextWorkerFailed(DpsynthError, RuntimeError):
     """A Ray worker died during decoding; nothing was released and the charge stays."""
+
+
+def check_ray_request(backend: str, method: str, workers: Any, address: str | None) -> tuple[Any, str | None]:
+    """``(workers, address)`` for a valid Ray request; raises before any charge otherwise."""
+    from dpsynth.ray_support import require_ray
+
+    if backend != "ray":
+        raise ValueError(f"backend must be 'memory' or 'ray', got {backend!r}")
+    if method != "private_prediction":
+        raise ValueError(f"the Ray backend decodes private-prediction groups; method {method!r} runs in-process")
+    require_ray()
+    if isinstance(workers, bool) or (isinstance(workers, int) and workers < 1):
+        raise ValueError(f"ray_workers must be a positive integer or a list of actors, got {workers!r}")
+    return workers, address
 
 
 def shard_groups(groups: Sequence[GroupPrompts], workers: int) -> list[list[int]]:
@@ -59,9 +73,11 @@ def _actor_class(ray: Any):
             self.model = model.eval()
 
         def decode(self, groups: list[GroupPrompts], settings: DecodeSettings) -> list[list[int]]:
-            from dpsynth.text.engine import decode_groups
+            from dpsynth.randomness import secret_torch_generator
+            from dpsynth.text.engine import decode_groups, model_device
 
-            return decode_groups(self.model, groups, settings, generator=None, progress=False)
+            generator = secret_torch_generator(model_device(self.model))  # noise drawn here, in the actor
+            return decode_groups(self.model, groups, settings, generator=generator, progress=False)
 
         def pid(self) -> int:
             import os

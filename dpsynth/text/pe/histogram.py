@@ -1,0 +1,127 @@
+"""Pure functions of one Private Evolution iteration: votes, noisy histogram, threshold, selection.
+
+Privacy unit: one private text. :func:`vote_histogram` is the only function that reads private
+data (the private embeddings); every private text casts exactly one vote, for its nearest
+candidate of its own label, so adding or removing one text changes exactly one count by one
+(L2 sensitivity 1; proof in :mod:`dpsynth.text.pe.privacy`). :func:`noisy_histogram` adds the
+Gaussian noise from a generator the caller draws from :mod:`dpsynth.randomness`; everything after
+it (:func:`threshold_counts`, :func:`select_proportional`, :func:`select_top`) is
+post-processing of the noisy histogram and public candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+#: rows of private embeddings compared against the candidates at once (bounds memory)
+VOTE_CHUNK_ROWS = 4096
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array, got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def nearest_candidates(
+    private_embeddings: np.ndarray,
+    private_groups: np.ndarray,
+    candidate_embeddings: np.ndarray,
+    candidate_groups: np.ndarray,
+) -> np.ndarray:
+    """Index of each private row's nearest candidate (cosine) among candidates of its own group.
+
+    ``private_groups`` / ``candidate_groups`` are integer label ids. A row whose group has no
+    candidate gets ``-1`` (it votes for nothing). Ties go to the lowest candidate index, so a
+    row's vote depends only on that row and the candidates.
+    """
+    priv = _unit_rows(private_embeddings)
+    cand = _unit_rows(candidate_embeddings)
+    if priv.shape[1] != cand.shape[1]:
+        raise ValueError("private and candidate embeddings have different widths")
+    private_groups = np.asarray(private_groups, dtype=np.int64)
+    candidate_groups = np.asarray(candidate_groups, dtype=np.int64)
+    out = np.full(priv.shape[0], -1, dtype=np.int64)
+    for group in np.unique(private_groups):
+        rows = np.flatnonzero(private_groups == group)
+        cols = np.flatnonzero(candidate_groups == group)
+        if cols.size == 0:
+            continue
+        for start in range(0, rows.size, VOTE_CHUNK_ROWS):
+            part = rows[start:start + VOTE_CHUNK_ROWS]
+            similarity = priv[part] @ cand[cols].T
+            out[part] = cols[np.argmax(similarity, axis=1)]  # argmax: first maximum on ties
+    return out
+
+
+def vote_histogram(nearest: np.ndarray, num_candidates: int) -> np.ndarray:
+    """Vote counts per candidate (length ``num_candidates``); ``-1`` entries cast no vote."""
+    nearest = np.asarray(nearest, dtype=np.int64)
+    valid = nearest[nearest >= 0]
+    if valid.size and valid.max() >= num_candidates:
+        raise ValueError("a vote names a candidate index out of range")
+    return np.bincount(valid, minlength=num_candidates).astype(np.float64)
+
+
+def noisy_histogram(counts: np.ndarray, noise_std: float, rng: np.random.Generator) -> np.ndarray:
+    """``counts + N(0, noise_std^2)`` per coordinate (the Gaussian mechanism of one iteration).
+
+    ``rng`` must come from :func:`dpsynth.randomness.secret_numpy_rng` (tests may pass a seeded
+    generator to check the distribution).
+    """
+    if not noise_std > 0:
+        raise ValueError("noise_std must be > 0")
+    counts = np.asarray(counts, dtype=np.float64)
+    return counts + rng.normal(0.0, float(noise_std), size=counts.shape)
+
+
+def threshold_counts(noisy: np.ndarray, threshold: float) -> np.ndarray:
+    """Noisy counts with every value below ``threshold`` set to 0 (post-processing)."""
+    noisy = np.asarray(noisy, dtype=np.float64)
+    return np.where(noisy >= threshold, np.maximum(noisy, 0.0), 0.0)
+
+
+def select_proportional(
+    weights: np.ndarray,
+    candidate_groups: np.ndarray,
+    per_group: Mapping[int, int],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draw ``per_group[g]`` candidate indices of group ``g`` with probability proportional to
+    ``weights`` (with replacement); uniform over the group when all its weights are 0."""
+    weights = np.asarray(weights, dtype=np.float64)
+    candidate_groups = np.asarray(candidate_groups, dtype=np.int64)
+    chosen: list[np.ndarray] = []
+    for group, count in per_group.items():
+        cols = np.flatnonzero(candidate_groups == group)
+        if cols.size == 0:
+            raise ValueError(f"group {group} has no candidates")
+        w = weights[cols]
+        p = w / w.sum() if w.sum() > 0 else np.full(cols.size, 1.0 / cols.size)
+        chosen.append(cols[rng.choice(cols.size, size=int(count), replace=True, p=p)])
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def select_top(
+    weights: np.ndarray,
+    candidate_groups: np.ndarray,
+    per_group: Mapping[int, int],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The ``per_group[g]`` highest-weight candidates of group ``g`` (random tie order; repeats the
+    ranking when a group has fewer candidates than asked)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    candidate_groups = np.asarray(candidate_groups, dtype=np.int64)
+    chosen: list[np.ndarray] = []
+    for group, count in per_group.items():
+        cols = np.flatnonzero(candidate_groups == group)
+        if cols.size == 0:
+            raise ValueError(f"group {group} has no candidates")
+        jitter = rng.random(cols.size)
+        order = cols[np.lexsort((jitter, -weights[cols]))]
+        chosen.append(np.resize(order, int(count)))
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)

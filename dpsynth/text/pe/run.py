@@ -1,0 +1,176 @@
+"""Private Evolution as steps: plan -> load (model, embedder) -> charge -> embed + evolve -> complete.
+
+Privacy unit: one private text (with its label). Guarantee: the returned texts (and labels) are
+(epsilon, delta)-DP under adding or removing one text; proof in :mod:`dpsynth.text.pe.privacy`.
+
+1. :func:`plan_pe` -- sigma from (epsilon, delta, iterations) with the ledger's accountants; no
+   data read;
+2. load the public model and the embedder (public inputs);
+3. :func:`dpsynth.text.charging.spend_before_reading` -- BudgetExceededError here means no
+   private text has been read or embedded;
+4. read the texts, embed them once, run :func:`dpsynth.text.pe.evolution.run_private_evolution`
+   (noise from :func:`dpsynth.randomness.secret_numpy_rng`);
+5. the spend block records the completion -- keyed fingerprint of the source, number of outputs.
+
+Compute: ``n`` embeddings once, then per iteration ``sum_l N_l * V`` generations by the public
+model and ``sum_l N_l * (1 + V)`` candidate embeddings -- independent of ``n`` and of any group size.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dpsynth.accounting import Ledger, fingerprint_texts
+from dpsynth.randomness import secret_numpy_rng
+from dpsynth.text.charging import TextChargePlan, spend_before_reading
+from dpsynth.text.embeddings import embed_checked, load_embedder
+from dpsynth.text.engine import model_device
+from dpsynth.text.pe.evolution import run_private_evolution
+from dpsynth.text.pe.generator import EngineGenerator
+from dpsynth.text.pe.privacy import MECHANISM_NAME, PEPrivacyPlan, calibrate_pe
+from dpsynth.text.private_prediction import read_texts
+from dpsynth.text.prompts import DEFAULT_INSTRUCTION
+from dpsynth.text.request import TextRequest, check_int
+from dpsynth.text.result import TextSynthesisResult
+from dpsynth.text.runtime import cpu_threads
+
+OPERATION = "text.generate"
+DEFAULT_PE_ITERATIONS = 3
+DEFAULT_PE_VARIATIONS = 3
+
+
+@dataclass(frozen=True)
+class PEPlan:
+    """Public plan of one Private Evolution call (fixed before any private text is read)."""
+
+    privacy: PEPrivacyPlan
+    variations: int
+    instruction: str
+
+
+def plan_pe(request: TextRequest, iterations: int, variations: int, threshold: float | None) -> PEPlan:
+    """Calibrate sigma for ``iterations`` Gaussian vote histograms within the request's budget."""
+    variations = check_int("variations", variations)
+    privacy = calibrate_pe(request.budget.epsilon, request.budget.delta, iterations, threshold)
+    return PEPlan(privacy=privacy, variations=variations, instruction=request.instruction or DEFAULT_INSTRUCTION)
+
+
+def decoding_record(request: TextRequest, plan: PEPlan, embedder_name: str) -> dict[str, Any]:
+    """Public parameters recorded in the ledger and the card."""
+    return {
+        "iterations": plan.privacy.iterations,
+        "variations_per_candidate": plan.variations,
+        "noise_multiplier": plan.privacy.noise_multiplier,
+        "threshold": plan.privacy.threshold,
+        "max_new_tokens": request.max_new_tokens,
+        "temperature": request.temperature,
+        "top_k": request.top_k,
+        "num_texts_per_label": {str(k): v for k, v in request.outputs.items()},
+        "label_set": request.label_set,
+        "instruction": plan.instruction,
+        "embedder": embedder_name,
+        "variation_prompts": "paraphrase and fill-in-the-blanks in turn, adaptive length (dpsynth.text.pe.variation)",
+        "noise_randomness": "numpy Generator seeded from OS entropy (dpsynth.randomness; seed never stored)",
+    }
+
+
+def _label_ids(labels: list[str] | None, label_set: list[str] | None, n: int) -> np.ndarray:
+    if labels is None:
+        return np.zeros(n, dtype=np.int64)
+    index = {lab: i for i, lab in enumerate(label_set or [])}
+    ids = np.empty(n, dtype=np.int64)
+    for row, lab in enumerate(labels):
+        if lab not in index:
+            raise ValueError(
+                f"text #{row} has label {lab!r}, which is not in the declared label set {sorted(index)}"
+            )
+        ids[row] = index[lab]
+    return ids
+
+
+def _evolve(
+    text_list: list[str],
+    label_list: list[str] | None,
+    request: TextRequest,
+    plan: PEPlan,
+    loaded: Any,
+    embed: Any,
+    rows: int,
+    progress: bool,
+) -> tuple[list[str], list[int]]:
+    """Embed the private texts once and run the evolution loop (inside the spend block)."""
+    private_groups = _label_ids(label_list, request.label_set, len(text_list))
+    group_labels = list(request.outputs)  # group id g -> public label (None when unlabelled)
+    per_group = {g: request.outputs[label] for g, label in enumerate(group_labels)}
+    generate = EngineGenerator(
+        loaded, max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+        top_k=request.top_k, max_rows=rows, progress=progress,
+    )
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else None
+    with cpu_threads(model_device(loaded.model)):
+        private_embeddings = embed_checked(embed, text_list)
+        out_texts, out_groups, _trace = run_private_evolution(
+            private_embeddings=private_embeddings,
+            private_groups=private_groups,
+            labels=group_labels,
+            outputs_per_label=per_group,
+            plan=plan.privacy,
+            variations=plan.variations,
+            instruction=plan.instruction,
+            generate=generate,
+            embed=embed,
+            rng=secret_numpy_rng(),
+            report=say,
+        )
+    return out_texts, out_groups
+
+
+def run_pe(
+    texts: Sequence[Any],
+    labels: Sequence[Any] | None,
+    request: TextRequest,
+    plan: PEPlan,
+    loaded: Any,
+    *,
+    embedder: Any,
+    ledger: Any,
+    source_name: str,
+    max_batch_rows: int | None,
+    progress: bool,
+) -> TextSynthesisResult:
+    """Load the embedder, charge, embed the private texts once, evolve, complete."""
+    embed, embedder_name = load_embedder(embedder)
+    device_name = str(model_device(loaded.model))
+    rows = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
+    generator_model = {"name": loaded.name, "license": loaded.license, "source": loaded.source}
+    decoding = decoding_record(request, plan, embedder_name)
+    charge = TextChargePlan(
+        mechanism=MECHANISM_NAME,
+        event=plan.privacy.event,
+        delta=request.budget.delta,
+        sampling="none",
+        parameters={**plan.privacy.describe(), **decoding},
+    )
+    with spend_before_reading(
+        ledger, request.budget, charge, operation=OPERATION, generator_model=generator_model, source_name=source_name
+    ) as (ledger, step):
+        # ---- private data from here on
+        text_list, label_list = read_texts(texts, labels)
+        out_texts, out_groups = _evolve(text_list, label_list, request, plan, loaded, embed, rows, progress)
+        step.source_fingerprint = fingerprint_texts(text_list, label_list)
+        step.outputs = {"kind": "synthetic_texts", "count": len(out_texts)}
+    group_labels = list(request.outputs)
+    return TextSynthesisResult(
+        texts=out_texts,
+        labels=None if request.label_set is None else [str(group_labels[g]) for g in out_groups],
+        ledger=ledger if isinstance(ledger, Ledger) else ledger.load(),
+        plan=plan.privacy,
+        generator_model=generator_model,
+        decoding=decoding,
+        method="pe",
+    )

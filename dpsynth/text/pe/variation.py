@@ -1,0 +1,96 @@
+"""Public prompts of Private Evolution: initial candidates and variations (paraphrase, fill-in).
+
+Every prompt is built from public inputs only: the caller's instruction, the public label, and a
+*candidate* -- a text the public model wrote, selected through the noisy vote histogram. No
+private text ever appears in a prompt. Aug-PE's two variation kinds are used in turn:
+
+* **paraphrase**: "Rephrase the following text ... about N words";
+* **fill in the blanks**: a fraction of the candidate's words is replaced by ``_`` and the model
+  writes the complete text.
+
+``N`` (adaptive length, as in Aug-PE) is the candidate's word count times a random factor in
+[0.7, 1.3]. The randomness here only shapes public prompts (post-processing); it comes from the
+generator the caller passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LABEL_PHRASE = "The text must be {label}."
+BLANK = "_"
+DEFAULT_BLANK_FRACTION = 0.5
+
+
+def _label_line(label: str | None) -> str:
+    return "" if label is None else "\n" + LABEL_PHRASE.format(label=label)
+
+
+def initial_message(instruction: str, label: str | None) -> str:
+    """The user message that asks for a fresh candidate (instruction and public label only)."""
+    return f"{instruction.strip()}{_label_line(label)}\nReply with the text only."
+
+
+def target_words(candidate: str, rng: np.random.Generator) -> int:
+    """Adaptive length: the candidate's word count scaled by a random factor in [0.7, 1.3]."""
+    words = max(1, len(candidate.split()))
+    return max(3, int(round(words * rng.uniform(0.7, 1.3))))
+
+
+def mask_words(candidate: str, fraction: float, rng: np.random.Generator) -> str:
+    """``candidate`` with about ``fraction`` of its words (at least one) replaced by ``_``."""
+    words = candidate.split()
+    if not words:
+        return BLANK
+    count = max(1, int(round(fraction * len(words))))
+    for index in rng.choice(len(words), size=min(count, len(words)), replace=False):
+        words[int(index)] = BLANK
+    return " ".join(words)
+
+
+def paraphrase_message(instruction: str, label: str | None, candidate: str, words: int) -> str:
+    """Ask for a paraphrase of a (public) candidate."""
+    return (
+        f"{instruction.strip()}{_label_line(label)}\n"
+        f"Rephrase the following text in about {words} words, keeping its meaning and style:\n"
+        f"{candidate}\nReply with the new text only."
+    )
+
+
+def fill_in_message(instruction: str, label: str | None, masked: str, words: int) -> str:
+    """Ask the model to fill the blanks of a masked (public) candidate."""
+    return (
+        f"{instruction.strip()}{_label_line(label)}\n"
+        f"Fill in the blanks (_) of the following text and write the complete text in about {words} words:\n"
+        f"{masked}\nReply with the complete text only."
+    )
+
+
+@dataclass(frozen=True)
+class VariationPlan:
+    """Public settings of the variation step."""
+
+    instruction: str
+    blank_fraction: float = DEFAULT_BLANK_FRACTION
+
+    def messages(
+        self, candidates: list[str], labels: list[str | None], per_candidate: int, rng: np.random.Generator
+    ) -> tuple[list[str], list[int]]:
+        """``per_candidate`` variation prompts of every candidate (paraphrase and fill-in in turn).
+
+        Returns the prompts and, for each, the index of the candidate it varies.
+        """
+        out: list[str] = []
+        source: list[int] = []
+        for index, (candidate, label) in enumerate(zip(candidates, labels)):
+            for k in range(per_candidate):
+                words = target_words(candidate, rng)
+                if k % 2 == 0:
+                    out.append(paraphrase_message(self.instruction, label, candidate, words))
+                else:
+                    masked = mask_words(candidate, self.blank_fraction, rng)
+                    out.append(fill_in_message(self.instruction, label, masked, words))
+                source.append(index)
+        return out, source

@@ -1,0 +1,101 @@
+"""Public rules for B and the method; label-aware prompts; output formats (no model needed)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from dpsynth.accounting.calibration import exponential_epsilon_per_step
+from dpsynth.text.auto import (
+    MAX_AUTO_GROUP_SIZE,
+    MIN_AUTO_GROUP_SIZE,
+    TARGET_CLIP,
+    auto_group_size,
+    choose_method,
+)
+from dpsynth.text.privacy import calibrate_text_mechanism
+from dpsynth.text.result import OutputFormatError, output_format
+
+
+def test_auto_group_size_is_a_function_of_public_inputs_only():
+    params = set(inspect.signature(auto_group_size).parameters)
+    assert params == {"epsilon", "delta", "max_new_tokens", "temperature", "num_texts_total"}
+    assert auto_group_size(3.0, 1e-6, 32, 1.0, 100) == auto_group_size(3.0, 1e-6, 32, 1.0, 100)
+
+
+@pytest.mark.parametrize("epsilon,tokens", [(1.0, 32), (3.0, 32), (3.0, 64), (10.0, 32), (10.0, 128)])
+def test_auto_group_size_reaches_the_target_clip_with_the_smallest_b(epsilon, tokens):
+    size = auto_group_size(epsilon, 1e-6, tokens, 1.0, 10)
+    assert MIN_AUTO_GROUP_SIZE <= size <= MAX_AUTO_GROUP_SIZE
+    clip = calibrate_text_mechanism(epsilon, 1e-6, size, tokens, 1.0).clip
+    eps_tok = exponential_epsilon_per_step(epsilon, 1e-6, tokens)
+    if size < MAX_AUTO_GROUP_SIZE and size > MIN_AUTO_GROUP_SIZE:
+        assert clip >= TARGET_CLIP * 0.999
+        assert eps_tok * (size - 1) * 1.0 / 2 < TARGET_CLIP  # one smaller B would miss the target
+
+
+def test_auto_group_size_shrinks_with_budget_and_is_capped_by_compute():
+    sizes = [auto_group_size(e, 1e-6, 32, 1.0, 10) for e in (1.0, 3.0, 10.0)]
+    assert sizes[0] > sizes[1] > sizes[2] or sizes[2] == MIN_AUTO_GROUP_SIZE
+    assert auto_group_size(0.3, 1e-6, 256, 1.0, 10) == MAX_AUTO_GROUP_SIZE
+    assert auto_group_size(0.3, 1e-6, 256, 1.0, 4000) < MAX_AUTO_GROUP_SIZE  # many outputs: fewer rows each
+
+
+def test_auto_method_rule():
+    common = dict(delta=1e-6, max_new_tokens=32, temperature=1.0, num_texts_total=100)
+    assert choose_method("auto", device_type="cpu", epsilon=10.0, **common) == "pe"
+    assert choose_method("auto", device_type="cuda", epsilon=10.0, **common) == "private_prediction"
+    assert choose_method("auto", device_type="cuda", epsilon=0.05, **common | {"max_new_tokens": 256}) == "pe"
+    assert choose_method("pe", device_type="cuda", epsilon=10.0, **common) == "pe"
+    with pytest.raises(ValueError):
+        choose_method("magic", device_type="cpu", epsilon=1.0, **common)
+
+
+def test_label_goes_into_private_and_public_prompts(tmp_path):
+    from transformers import AutoTokenizer
+
+    from dpsynth.text.prompts import LABEL_LINE, PromptEncoder, PromptTemplate
+    from tests.tiny_model import build_tiny_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_model_dir(tmp_path / "tiny"))
+    encoder = PromptEncoder(tokenizer, PromptTemplate(instruction="Write a review."), 32)
+    line = LABEL_LINE.format(label="negative")
+    public = tokenizer.decode(encoder.public_ids("negative"))
+    private = tokenizer.decode(encoder.private_ids(["the film was dull"], "negative")[0])
+    assert line in public and line in private
+    assert "the film was dull" in private and "the film was dull" not in public
+    assert "Label:" not in tokenizer.decode(encoder.public_ids(None))
+
+
+def test_output_format_from_suffix():
+    assert output_format("a.csv") == "csv" and output_format("a.JSONL") == "jsonl"
+    with pytest.raises(OutputFormatError, match=".jsonl.*or .csv"):
+        output_format("a.txt")
+
+
+def test_plan_summary_reports_b_t_c_for_private_prediction_and_sigma_for_pe():
+    from dpsynth.text.synthesis import plan_summary
+
+    pp = plan_summary(epsilon=3.0, method="private_prediction", num_texts_total=20, max_new_tokens=32)
+    assert pp["group_size"] == auto_group_size(3.0, 1e-6, 32, 1.0, 20)
+    assert pp["clip"] == pytest.approx(calibrate_text_mechanism(3.0, 1e-6, pp["group_size"], 32, 1.0).clip)
+    pe = plan_summary(epsilon=3.0, method="pe", num_texts_total=20, iterations=4)
+    assert pe["method"] == "pe" and pe["iterations"] == 4 and pe["noise_multiplier"] > 0
+
+
+def test_documented_auto_group_size_examples():
+    """docs/text.md: at delta=1e-6, tau=1, T=32: epsilon 1 -> 26, 3 -> 10, 10 -> 4."""
+    assert [auto_group_size(e, 1e-6, 32, 1.0, 100) for e in (1.0, 3.0, 10.0)] == [26, 10, 4]
+
+
+def test_cpu_threads_follow_free_cpus_and_are_restored(monkeypatch):
+    import torch
+
+    from dpsynth.text.runtime import cpu_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("DPSYNTH_NUM_THREADS", "3")
+    with cpu_threads("cpu") as used:
+        assert used == 3 and torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
