@@ -78,13 +78,16 @@ def test_explicit_ledger_file(owner):
 
 
 def test_a_run_that_fails_after_its_charge_keeps_it_as_failed(owner):
-    src, meta = _table(owner)
-    # a header without rows: public checks pass, and the row count is private, so the refusal comes
-    # only after the charge (metadata naming an unknown column is now refused before it, from the header)
-    src.write_text("a,b\n")
+    src, _ = _table(owner)
+    # an identifier-like column and no metadata: only the DP outputs show that it collapsed, so the
+    # run is refused (exit 2, nothing written) after the charge
+    src.write_text("name\n" + "".join(f"person {i}\n" for i in range(80)))
+    meta = owner / "auto.yaml"
+    meta.write_text("columns:\n  name: {type: auto}\n")
     assert runner.invoke(app, ["budget", "init", str(src), "--epsilon", "2", "--delta", "1e-6"]).exit_code == 0
-    result = _synth(src, meta, owner / "a.csv")
-    assert result.exit_code == 2
+    result = runner.invoke(app, ["tabular", "synth", str(src), "-o", str(owner / "a.csv"), "--epsilon", "1",
+                                 "--delta", "1e-7", "--metadata", str(meta), "--method", "independent", "-q"])
+    assert result.exit_code == 2 and not (owner / "a.csv").exists()
     shown = json.loads(runner.invoke(app, ["budget", "show", str(src), "--json"]).output)
     assert [r["status"] for r in shown[0]["releases"]] == ["failed"]
     assert shown[0]["epsilon_spent"] == pytest.approx(1.0)  # a budget spent on a failed run stays spent

@@ -131,10 +131,15 @@ def test_bad_inputs_are_clear_errors(inputs):
     assert "empty" in run("tabular", "synth", empty, "-o", out, "--epsilon", 1).output
     header = tmp / "header.csv"
     header.write_text("a,b\n")
-    assert "no rows" in run("tabular", "synth", header, "-o", out, "--epsilon", 1).output
+    # a header without rows is a table like any other: refusing it would depend on the data (its
+    # one-row neighbour releases), so it releases noise from the public domain
     one = tmp / "one.csv"
     one.write_text("a,b\n1,2\n")
-    assert "single row" in run("tabular", "synth", one, "-o", out, "--epsilon", 1).output
+    for small in (header, one):
+        small_out = tmp / f"small-{small.stem}.csv"
+        res = run("tabular", "synth", small, "-o", small_out, "--epsilon", 1, "--allow-degenerate")
+        assert res.exit_code == 0, res.output
+        assert run("ledger", "verify", small_out).exit_code == 0
     broken = tmp / "broken.csv"
     broken.write_text('a,b\n1,2\n3,"4\n5,6,7,8\n')
     res = run("tabular", "synth", broken, "-o", out, "--epsilon", 1)

@@ -172,8 +172,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     # First pass, before any charge: exact counts of the method's workload. Unreadable input and
     # too-small tables raise here, with nothing spent.
     counts.prefetch(workload(method_name, method, encoder.columns, encoder.sizes))
-    if counts.rows < 2:
-        raise BackendError("the table has fewer than two rows; there is nothing to synthesise privately from it")
+    # no refusal on the number of rows: whether a call is refused must not depend on the data
     noise_rng = secret_numpy_rng()  # privacy noise: OS entropy, drawn here in the driver only
     rng = np.random.default_rng(synth.seed)  # post-processing only
     fingerprint = source.fingerprint()

@@ -54,7 +54,7 @@ PRIVACY_UNIT = "row"
 
 
 class EmptyTableError(DpsynthError, ValueError):
-    """The table has no rows, one row, or no columns."""
+    """The table has no columns, or no column to model (never raised for a small number of rows)."""
 
 
 def _validate_columns(df: Any) -> pd.DataFrame:
@@ -67,14 +67,6 @@ def _validate_columns(df: Any) -> pd.DataFrame:
         dup = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
         raise MetadataError(f"duplicate column name(s): {', '.join(dup)}")
     return df
-
-
-def _validate_rows_present(df: pd.DataFrame) -> None:
-    """Data-dependent: run only after the budget check (the message carries no count)."""
-    if len(df) == 0:
-        raise EmptyTableError("the table has no rows")
-    if len(df) == 1:
-        raise EmptyTableError("the table has a single row; there is nothing to synthesise privately from it")
 
 
 def _validate_budget(epsilon: Any, delta: Any) -> "acc.PrivacyBudget":
@@ -192,8 +184,8 @@ class Synthesizer:
                 (budget.epsilon, budget.delta),
                 (remaining_eps, remaining_delta),
             )
-        # ---- data-dependent checks only after the budget check -----------------------------------
-        _validate_rows_present(df)
+        # No refusal on the number of rows, ever: whether a call is refused must not depend on the
+        # data (a 1-row table and its 2-row neighbour must both release). Tiny tables give noise.
         noise_rng = acc.privacy_rng()  # privacy noise: OS entropy, never the user's seed
         rng = np.random.default_rng(self.seed)  # post-processing only (sampling rows from the model)
         fingerprint = acc.fingerprint_dataframe(df)
