@@ -152,6 +152,20 @@ class SpendingMixin:
     def complete(self, charge_entry: dict[str, Any] | int, **kwargs: Any) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
 
+    def require_available(self, budget: PrivacyBudget) -> None:
+        """Refuse a whole call up front (before anything is read) when ``budget`` does not fit.
+
+        Raises :class:`BudgetExceededError` naming only public numbers; changes nothing.
+        """
+        remaining_eps, remaining_delta = self.remaining  # type: ignore[attr-defined]
+        if budget.epsilon > remaining_eps * (1 + 1e-12) or budget.delta > remaining_delta * (1 + 1e-12):
+            raise BudgetExceededError(
+                f"this call needs epsilon={budget.epsilon:g}, delta={budget.delta:g} but the ledger has only "
+                f"epsilon={remaining_eps:.6g}, delta={remaining_delta:.3g} left; nothing was read or spent",
+                (budget.epsilon, budget.delta),
+                (remaining_eps, remaining_delta),
+            )
+
     @contextmanager
     def spend(
         self,

@@ -130,6 +130,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     from dpsynth.tabular.dp_domain import DomainRelease, calibrate_domain
     from dpsynth.tabular.plan import split_budget
     from dpsynth.tabular.infer import PRIVACY_UNIT
+    from dpsynth.tabular.stages import fit_method_stage
 
     backend = check_backend(getattr(synth, "backend", "stream"))
     if backend == "memory":
@@ -157,14 +158,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
         raise BackendError("internal: the stream and ray backends release only a DP row count in the domain stage")
 
     ledger = synth.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=synth.source_name)
-    remaining_eps, remaining_delta = ledger.remaining
-    if budget.epsilon > remaining_eps * (1 + 1e-12) or budget.delta > remaining_delta * (1 + 1e-12):
-        raise acc.BudgetExceededError(
-            f"this call needs epsilon={budget.epsilon:g}, delta={budget.delta:g} but the ledger has only "
-            f"epsilon={remaining_eps:.6g}, delta={remaining_delta:.3g} left; nothing was read or spent",
-            (budget.epsilon, budget.delta),
-            (remaining_eps, remaining_delta),
-        )
+    ledger.require_available(budget)
     encoder = TableEncoder.from_schema(schema)
     domain = EncodedDomain(encoder.columns, encoder.sizes)
     counts = private_counts(backend, source, encoder, chunk_rows=chunk_rows,
@@ -196,16 +190,10 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     assert n_public is not None
 
     # ---- stage 2: the method on counts ------------------------------------------------------
-    plan = method.calibrate(eps_m, delta_m, domain, float(n_public))
-    with ledger.spend(
-        plan,
-        operation=f"tabular.fit.{method_name}",
-        limit=acc.PrivacyBudget(eps_m, delta_m),
-        provenance={"n_public": float(n_public), "seeded": synth.seed is not None},
-    ) as step:
-        model = method.fit(counts, plan, noise_rng, progress=synth.progress)
-        step.source_fingerprint = fingerprint
-        step.outputs = {"model": method_name}
+    plan, model = fit_method_stage(
+        ledger, method, method_name, counts, domain, acc.PrivacyBudget(eps_m, delta_m), float(n_public),
+        noise_rng, fingerprint, seeded=synth.seed is not None, progress=synth.progress,
+    )
 
     synth.ledger = ledger
     synth.schema_, synth.method_, synth.plan_, synth.domain_plan_ = schema, method_name, plan, domain_plan

@@ -70,14 +70,7 @@ def infer_metadata_dp(
     schema = resolve_schema(df, metadata)
     plan = calibrate_domain(schema, budget.epsilon, budget.delta)
     ledger = ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=source_name)
-    remaining_eps, remaining_delta = ledger.remaining
-    if budget.epsilon > remaining_eps * (1 + 1e-12) or budget.delta > remaining_delta * (1 + 1e-12):
-        raise acc.BudgetExceededError(
-            f"this call needs epsilon={budget.epsilon:g}, delta={budget.delta:g} but the ledger has only "
-            f"epsilon={remaining_eps:.6g}, delta={remaining_delta:.3g} left; nothing was read or spent",
-            (budget.epsilon, budget.delta),
-            (remaining_eps, remaining_delta),
-        )
+    ledger.require_available(budget)
     if not plan.needed:
         return schema, ledger, {}
     with ledger.spend(

@@ -48,6 +48,7 @@ from dpsynth.tabular.encoding import TableEncoder
 from dpsynth.tabular.methods import get_method, resolve_method_name
 from dpsynth.tabular.methods.base import EncodedDomain, FittedTabularModel, MethodPlan
 from dpsynth.tabular.plan import split_budget
+from dpsynth.tabular.stages import fit_method_stage
 from dpsynth.tabular.schema import MetadataError, TableSchema, resolve_schema
 
 PRIVACY_UNIT = "row"
@@ -176,14 +177,7 @@ class Synthesizer:
         domain_plan = calibrate_domain(schema, eps_d, delta_d)  # public; may refuse before any work
 
         ledger = self.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=self.source_name)
-        remaining_eps, remaining_delta = ledger.remaining
-        if budget.epsilon > remaining_eps * (1 + 1e-12) or budget.delta > remaining_delta * (1 + 1e-12):
-            raise acc.BudgetExceededError(
-                f"this call needs epsilon={budget.epsilon:g}, delta={budget.delta:g} but the ledger has only "
-                f"epsilon={remaining_eps:.6g}, delta={remaining_delta:.3g} left; nothing was read or spent",
-                (budget.epsilon, budget.delta),
-                (remaining_eps, remaining_delta),
-            )
+        ledger.require_available(budget)
         # No refusal on the number of rows, ever: whether a call is refused must not depend on the
         # data (a 1-row table and its 2-row neighbour must both release). Tiny tables give noise.
         noise_rng = acc.privacy_rng()  # privacy noise: OS entropy, never the user's seed
@@ -213,16 +207,10 @@ class Synthesizer:
         encoder = TableEncoder.from_schema(schema)
         codes = encoder.encode(df)
         domain = EncodedDomain(encoder.columns, encoder.sizes)
-        plan = method.calibrate(eps_m, delta_m, domain, float(n_public))
-        with ledger.spend(
-            plan,
-            operation=f"tabular.fit.{method_name}",
-            limit=acc.PrivacyBudget(eps_m, delta_m),
-            provenance={"n_public": float(n_public), "seeded": self.seed is not None},
-        ) as step:
-            model = method.fit(codes, plan, noise_rng, progress=self.progress)
-            step.source_fingerprint = fingerprint
-            step.outputs = {"model": method_name}
+        plan, model = fit_method_stage(
+            ledger, method, method_name, codes, domain, acc.PrivacyBudget(eps_m, delta_m), float(n_public),
+            noise_rng, fingerprint, seeded=self.seed is not None, progress=self.progress,
+        )
 
         self.ledger = ledger
         self.schema_, self.method_, self.plan_, self.domain_plan_ = schema, method_name, plan, domain_plan

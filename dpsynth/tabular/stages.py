@@ -1,0 +1,47 @@
+"""The method stage shared by every tabular fit (in memory and on the stream / ray backends).
+
+Privacy unit: one row. The stage is one private step of the plan -> spend -> run shape: the
+method is calibrated from public inputs only, charged through ``ledger.spend`` before it reads
+the private data, and its completion (or failure) is recorded on exit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dpsynth.accounting import PrivacyBudget
+from dpsynth.tabular.methods.base import EncodedDomain, FittedTabularModel, MethodPlan
+
+
+def fit_method_stage(
+    ledger: Any,
+    method: Any,
+    method_name: str,
+    data: Any,
+    domain: EncodedDomain,
+    budget: PrivacyBudget,
+    n_public: float,
+    noise_rng: np.random.Generator,
+    fingerprint: str,
+    *,
+    seeded: bool,
+    progress: bool,
+) -> tuple[MethodPlan, FittedTabularModel]:
+    """Stage 2 of every tabular fit: calibrate the method (public inputs), charge it, fit it.
+
+    ``data`` is the private encoded table: a code array, or a counts provider on the stream / ray
+    backends. Returns the plan and the fitted model.
+    """
+    plan = method.calibrate(budget.epsilon, budget.delta, domain, float(n_public))
+    with ledger.spend(
+        plan,
+        operation=f"tabular.fit.{method_name}",
+        limit=budget,
+        provenance={"n_public": float(n_public), "seeded": seeded},
+    ) as step:
+        model = method.fit(data, plan, noise_rng, progress=progress)
+        step.source_fingerprint = fingerprint
+        step.outputs = {"model": method_name}
+    return plan, model
