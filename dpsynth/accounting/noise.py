@@ -8,12 +8,12 @@ implementation ran.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from dp_accounting import dp_event
 
 from dpsynth.randomness import secret_numpy_rng as privacy_rng  # the one home of privacy randomness
+from dpsynth.validation import positive_float
 
 
 def gaussian_mechanism(
@@ -24,8 +24,8 @@ def gaussian_mechanism(
     The event is ``GaussianDpEvent(noise_multiplier)`` under add-or-remove-one, valid when adding
     or removing one privacy unit changes ``values`` by at most ``l2_sensitivity`` in L2 norm.
     """
-    _check_positive("l2_sensitivity", l2_sensitivity)
-    _check_positive("noise_multiplier", noise_multiplier)
+    positive_float("l2_sensitivity", l2_sensitivity)
+    positive_float("noise_multiplier", noise_multiplier)
     rng = rng or privacy_rng()
     values = np.asarray(values, dtype=float)
     noisy = values + rng.normal(0.0, noise_multiplier * l2_sensitivity, size=values.shape)
@@ -40,14 +40,9 @@ def laplace_mechanism(
     The event is ``LaplaceDpEvent(1 / epsilon)`` (noise scale over sensitivity): ``epsilon``-DP when
     adding or removing one unit changes ``values`` by at most ``l1_sensitivity`` in L1 norm.
     """
-    _check_positive("l1_sensitivity", l1_sensitivity)
-    _check_positive("epsilon", epsilon)
+    positive_float("l1_sensitivity", l1_sensitivity)
+    positive_float("epsilon", epsilon)
     rng = rng or privacy_rng()
     values = np.asarray(values, dtype=float)
     noisy = values + rng.laplace(0.0, l1_sensitivity / epsilon, size=values.shape)
     return noisy, dp_event.LaplaceDpEvent(1.0 / epsilon)
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")

@@ -45,6 +45,7 @@ import pandas as pd
 from dp_accounting import dp_event
 from scipy.stats import norm
 
+from dpsynth.accounting.events import ApproxDpEvent
 from dpsynth.errors import DpsynthError, DpsynthWarning
 from dpsynth.tabular import _accounting as acc
 from dpsynth.tabular.parsing import (
@@ -283,18 +284,8 @@ class DomainPlan:
 
 
 def approx_dp_event(epsilon: float, delta: float) -> dp_event.DpEvent:
-    """A black-box (epsilon, delta)-DP event, if the accounting offers one."""
-    from dpsynth.accounting import events
-
-    cls = getattr(events, "ApproxDpEvent", None)
-    if cls is None:
-        raise CategoryDiscoveryUnavailable(
-            "the metadata gives no category list for some categorical column(s), and DP category "
-            "discovery (a thresholded histogram, an approximate-DP mechanism) cannot be recorded by "
-            "this version of the accounting. List the categories in the metadata (public), declare "
-            "an 'other_label', or declare the column as 'id'."
-        )
-    return cls(epsilon=epsilon, delta=delta)
+    """The black-box (epsilon, delta)-DP event of thresholded category discovery."""
+    return ApproxDpEvent(epsilon=epsilon, delta=delta)
 
 
 def calibrate_domain(schema: TableSchema, epsilon: float, delta: float) -> DomainPlan:

@@ -31,7 +31,6 @@ published seed cannot strip it; that seed is never known to anyone and never wri
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -79,6 +79,8 @@ from typing import Any
 
 from dp_accounting import dp_event
 
+from dpsynth.validation import positive_float
+
 PRIVACY_UNIT = "one private text (one input record: the text and its label, if labelled)"
 NEIGHBOURING_RELATION = "add-or-remove one text"
 MECHANISM_NAME = "private-prediction-exponential (DClip + Top-k+, InvisibleInk-style)"
@@ -91,8 +93,8 @@ SENSITIVITY_STATEMENT = (
 
 def per_token_epsilon(clip: float, group_size: int, temperature: float) -> float:
     """Bounded-range epsilon of one sampled token: ``2 C / (B tau)``."""
-    _check_positive("group_size", group_size)
-    _check_positive("temperature", temperature)
+    positive_float("group_size", group_size)
+    positive_float("temperature", temperature)
     if not (math.isfinite(clip) and clip >= 0):
         raise ValueError(f"clip must be finite and >= 0, got {clip!r}")
     return 2.0 * float(clip) / (float(group_size) * float(temperature))
@@ -107,7 +109,7 @@ def text_generation_event(clip: float, group_size: int, temperature: float, max_
     """The ledger event of one call: ``T`` self-composed ``2C/(B tau)``-bounded-range steps."""
     from dpsynth.accounting.events import ExponentialMechanismDpEvent
 
-    _check_positive("max_new_tokens", max_new_tokens)
+    positive_float("max_new_tokens", max_new_tokens)
     return dp_event.SelfComposedDpEvent(
         ExponentialMechanismDpEvent(per_token_epsilon(clip, group_size, temperature)), int(max_new_tokens)
     )
@@ -181,10 +183,10 @@ def calibrate_text_mechanism(
     """
     from dpsynth.accounting.calibration import exponential_epsilon_per_step
 
-    _check_positive("epsilon", epsilon)
-    _check_positive("group_size", group_size)
-    _check_positive("max_new_tokens", max_new_tokens)
-    _check_positive("temperature", temperature)
+    positive_float("epsilon", epsilon)
+    positive_float("group_size", group_size)
+    positive_float("max_new_tokens", max_new_tokens)
+    positive_float("temperature", temperature)
     if int(group_size) != group_size or int(max_new_tokens) != max_new_tokens:
         raise ValueError("group_size and max_new_tokens must be integers")
     if not (isinstance(delta, (int, float)) and 0 < delta < 1):
@@ -205,8 +207,3 @@ def calibrate_text_mechanism(
         epsilon_per_token=eps_tok,
         rho=int(max_new_tokens) * eps_tok**2 / 8.0,
     )
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")

@@ -17,7 +17,6 @@ checks that our synthetic marginals match the model's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
