@@ -34,6 +34,7 @@ def local_cluster():
 @pytest.fixture(autouse=True)
 def _source_key_home(tmp_path, monkeypatch):
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET", raising=False)  # the CLI tests charge a real source budget
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +103,158 @@ def test_failed_ray_decoding_keeps_the_charge_and_releases_nothing(tiny, monkeyp
     assert [e["kind"] for e in ledger.entries] == ["charge", "completion"]  # charged, never refunded
     assert ledger.entries[1]["status"] == "failed"
     assert ledger.epsilon_spent > 0
+
+
+# ---- the CLI on Ray, and a worker that dies in the middle of its shard
+
+def _write_jsonl(path, n=len(TEXTS)):
+    import json
+
+    path.write_text("".join(json.dumps({"body": t}) + "\n" for t in TEXTS[:n]), encoding="utf-8")
+    return path
+
+
+def _cli_synth(model_dir, src, out, *extra):
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    args = ["text", "synth", str(src), "--text-field", "body", "-o", str(out), "--model", str(model_dir),
+            "--epsilon", "3", "--delta", "1e-6", "--group-size", "4", "--max-new-tokens", "6", "--num-texts", "4",
+            "--instruction", "Write one visit note.", "--quiet", *map(str, extra)]
+    return CliRunner().invoke(app, args)
+
+
+def _budget_init(src, epsilon="10"):
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    res = CliRunner().invoke(app, ["budget", "init", str(src), "--epsilon", epsilon, "--delta", "1e-5"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.fixture
+def idle_cluster(pool):
+    """Both CPUs free for the actors a CLI run starts: the module's pool (last used above) is
+    stopped, else a run's second actor would wait for a CPU forever."""
+    import time
+
+    for actor in pool:
+        ray.kill(actor)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) >= 2
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_ray_cli")
+    tiny[0].save_pretrained(path)
+    tiny[1].save_pretrained(path)
+    return path
+
+
+def test_cli_ray_backend_writes_a_verified_release_with_the_in_process_ledger(tiny_dir, tmp_path, idle_cluster):
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    src = _write_jsonl(tmp_path / "visits.jsonl")
+    _budget_init(src)
+    local = _cli_synth(tiny_dir, src, tmp_path / "local.jsonl", "--method", "private_prediction")
+    assert local.exit_code == 0, local.output
+    assert "Charged epsilon=3" in local.output
+    on_ray = _cli_synth(tiny_dir, src, tmp_path / "ray.jsonl", "--method", "private_prediction",
+                        "--backend", "ray", "--ray-workers", "2")
+    assert on_ray.exit_code == 0, on_ray.output
+    assert "Backend: ray, 2 decode workers" in on_ray.output
+    assert len((tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+    ledger_file = tmp_path / "ray.jsonl.ledger.json"
+    verified = CliRunner().invoke(app, ["ledger", "verify", str(ledger_file)])
+    assert verified.exit_code == 0, verified.output
+    from dpsynth.accounting import Ledger
+
+    def events(path):
+        ledger = Ledger.load(path)
+        return _charges(ledger), [{k: v for k, v in e.items() if k in ("kind", "status", "outputs")}
+                                  for e in ledger.entries]
+
+    assert events(ledger_file) == events(tmp_path / "local.jsonl.ledger.json")
+    assert ray.is_initialized()  # the module's cluster was not shut down by the command
+
+
+@pytest.mark.parametrize("method, device", [("pe", None), ("auto", "cpu")])
+def test_cli_refuses_pe_on_ray_before_the_charge(tiny_dir, tmp_path, method, device):
+    src = _write_jsonl(tmp_path / "visits.jsonl")
+    _budget_init(src)
+    from dpsynth.accounting.source_budget import find_source_budget
+
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and not p.name.endswith(".lock")}
+    spent = find_source_budget(src).load().entries
+    extra = ["--method", method, "--backend", "ray"] + (["--device", device] if device else [])
+    res = _cli_synth(tiny_dir, src, tmp_path / "out.jsonl", *extra)
+    assert res.exit_code == 2 and "runs in-process only" in res.output, res.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and not p.name.endswith(".lock")} == before  # no output
+    assert find_source_budget(src).load().entries == spent  # no charge
+
+
+def test_cli_names_the_extra_when_ray_is_missing(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    src = _write_jsonl(tmp_path / "visits.jsonl")
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    res = _cli_synth(tmp_path / "no-model", src, tmp_path / "out.jsonl", "--method", "private_prediction",
+                     "--backend", "ray")
+    assert res.exit_code == 2 and "pip install 'dpsynth[ray]'" in res.output, res.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["visits.jsonl"]
+
+
+@ray.remote
+class DiesAfterItsFirstGroup:
+    """Test-only decode actor: decodes its first group for real, then its process exits (os._exit),
+    so the death happens mid-run, after private prompts reached it, every time."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+
+    def decode(self, groups, settings):
+        from dpsynth.randomness import secret_torch_generator
+        from dpsynth.text.engine import decode_groups
+
+        torch.set_num_threads(1)
+        decode_groups(self.model, groups[:1], settings, generator=secret_torch_generator(torch.device("cpu")),
+                      progress=False)
+        os._exit(1)
+
+
+def test_cli_worker_killed_mid_run_fails_with_no_release_and_the_charge_stays(tiny_dir, tmp_path, monkeypatch,
+                                                                             idle_cluster):
+    import dpsynth.text.ray_backend as rb
+    from dpsynth.accounting.source_budget import find_source_budget
+
+    real_start = rb.start_workers
+
+    def one_healthy_one_dying(model, workers=2, **kwargs):  # injected here only: the CLI cannot reach it
+        assert workers == 2
+        return real_start(model, 1, **kwargs) + [DiesAfterItsFirstGroup.options(num_cpus=1).remote(model)]
+
+    monkeypatch.setattr(rb, "start_workers", one_healthy_one_dying)
+    src = _write_jsonl(tmp_path / "visits.jsonl")
+    _budget_init(src)
+    res = _cli_synth(tiny_dir, src, tmp_path / "out.jsonl", "--method", "private_prediction", "--backend", "ray")
+    assert res.exit_code == 2 and "no texts are released" in res.output, res.output
+    left = [p.name for p in tmp_path.iterdir() if "out.jsonl" in p.name]
+    assert left == [".out.jsonl.lock"]  # only the (empty) reservation lock: no data, ledger, card or temp file
+    entries = find_source_budget(src).load().entries
+    assert [e["kind"] for e in entries][-2:] == ["charge", "completion"], (res.output, entries)
+    assert entries[-1]["status"] == "failed"  # charged, never refunded
+    assert entries[-2]["charge"]["epsilon"] == pytest.approx(3.0)

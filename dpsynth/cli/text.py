@@ -6,14 +6,18 @@ are refused -- plus ``OUT.ledger.json`` and ``OUT.card.yaml``.  Privacy unit: on
 (record); the release is (epsilon, delta)-DP under adding or removing one record (see
 ``docs/text.md``).  Before generating, the CLI prints the method and its public parameters
 (``B``, ``T``, ``C`` for private prediction; iterations and sigma for PE).
+``--backend ray [--ray-workers N] [--ray-address ADDR]`` decodes private prediction's groups on
+Ray actors (:mod:`dpsynth.text.ray_backend`; connected before the charge; PE is refused).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -143,6 +147,55 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
     return values
 
 
+BACKENDS = ("memory", "ray")
+
+
+def _check_backend_flags(backend: str, ray_workers: int, ray_address: str | None) -> None:
+    """Refuse a bad ``--backend``/``--ray-*`` combination from the flags alone (nothing read or spent)."""
+    if backend not in BACKENDS:
+        fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != "ray":
+        given = [flag for flag, value in (("--ray-address", ray_address), ("--ray-workers", ray_workers)) if value is not None]
+        if given:
+            fail(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} only used with --backend ray")
+        return
+    if ray_workers is not None and ray_workers < 1:
+        fail(f"--ray-workers must be a positive integer, got {ray_workers}")
+    from dpsynth.ray_support import RayUnavailableError, require_ray
+
+    from rich.markup import escape
+
+    try:
+        require_ray()
+    except RayUnavailableError as exc:
+        fail(escape(str(exc)))  # escaped: rich would swallow the "[ray]" of the extra's name
+
+
+@contextmanager
+def ray_session(address: str | None, workers: int) -> Iterator[Any]:
+    """Connect to Ray (``address``, or a new local cluster) before the charge; shut down only a
+    connection this command opened. Refuses, before anything is spent, a cluster with fewer CPUs
+    than ``workers`` (each decode actor takes one CPU; its actors would wait forever)."""
+    from dpsynth.ray_support import ensure_ray
+
+    import ray as ray_module
+
+    started = not ray_module.is_initialized()
+    try:
+        try:
+            ray = ensure_ray(address)
+        except Exception as exc:  # a bad address or an unreachable cluster: nothing read or spent yet
+            fail(f"cannot connect to Ray{f' at {address}' if address else ''}: {exc}")
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < workers:
+            fail(f"--ray-workers {workers} needs {workers} CPUs on the Ray cluster (one per model replica); "
+                 f"it has {cpus:g}")
+        yield ray
+    finally:
+        if started and ray_module.is_initialized():
+            ray_module.shutdown()
+
+
 def _generate_and_save(input_path: Path, text_field: str, label_field: str | None, output: Path, force: bool,
                        options: dict) -> tuple:
     """Read the records, run :func:`dpsynth.text.generate`, save the release (inside the source charge)."""
@@ -207,6 +260,16 @@ def synth(
         help="Run without a source budget: this call starts a fresh budget and nothing limits the total over several calls.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    backend: str = typer.Option(
+        "memory", "--backend",
+        help="memory (default) | ray: private_prediction's groups are decoded on Ray actors, one model replica each (docs/scale.md).",
+    ),
+    ray_workers: Optional[int] = typer.Option(
+        None, "--ray-workers", help="--backend ray: number of decode actors (model replicas), one CPU each (default 2)."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="--backend ray: Ray cluster address, e.g. auto or ray://HOST:10001 (default: a local cluster)."
+    ),
 ) -> None:
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.cli.budget import source_budget_charge
@@ -222,6 +285,7 @@ def synth(
         fail("--labels was given without --label-field")
     label_set = _parse_label_set(labels)
     size = _parse_group_size(group_size)
+    _check_backend_flags(backend, ray_workers, ray_address)
     try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
         output_format(output)
         refuse_output_over_input(output, input_path)
@@ -239,6 +303,16 @@ def synth(
         )
     except (DpsynthError, ValueError) as exc:
         fail(str(exc))
+    if backend == "ray" and summary["method"] == "pe":  # public: method and device only; before any charge
+        fail("--backend ray decodes private_prediction groups on Ray actors; Private Evolution (pe"
+             f"{', chosen by --method auto' if method == 'auto' else ''}) runs in-process only: "
+             "use --method private_prediction, or drop --backend ray")
+    ray_options: dict = {}
+    if backend == "ray":
+        workers = 2 if ray_workers is None else ray_workers
+        ctx.with_resource(ray_session(ray_address, workers))  # connected before the charge
+        ray_options = dict(backend="ray", ray_workers=workers, ray_address=ray_address)
+        console.print(f"Backend: ray, {workers} decode workers", highlight=False)
     if summary["method"] == "pe":
         console.print(
             f"Method: pe (Private Evolution), iterations={summary['iterations']}, "
@@ -265,6 +339,7 @@ def synth(
                 model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
                 temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
                 embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
+                **ray_options,
             ),
         )
         if source_step is not None:
