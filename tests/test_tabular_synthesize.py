@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+
 import numpy as np
 import pandas as pd
 import pytest
