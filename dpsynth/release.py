@@ -238,6 +238,20 @@ def _text_writer(text: str) -> Callable[[Path], None]:
     return lambda tmp: tmp.write_text(text, encoding="utf-8")
 
 
+def _write_card_and_ledger(
+    paths: ReleasePaths, ledger: "Ledger", card: Any, data_sha256: str, mode: int, temps: dict[str, Path]
+) -> None:
+    """Write ``card``, then ``ledger`` with a ``release`` entry binding ``data_sha256`` and the
+    card's hash, as temporary files beside their targets (recorded in ``temps`` as they appear, so
+    the caller removes them on failure and renames them on success)."""
+    from dpsynth.accounting.verify import file_sha256
+    from dpsynth.card import card_text
+
+    temps["card"] = write_temp(paths.card, _text_writer(card_text(card)), mode)
+    ledger.record_release(data_name=paths.data.name, data_sha256=data_sha256, card_sha256=file_sha256(temps["card"]))
+    temps["ledger"] = write_temp(paths.ledger, _text_writer(ledger.to_json()), mode)
+
+
 def write_release(
     data_path: str | Path,
     write_data: Callable[[Path], Any],
@@ -263,7 +277,6 @@ def write_release(
     :class:`OutputBusyError` when another process is writing the same output.
     """
     from dpsynth.accounting.verify import file_sha256
-    from dpsynth.card import card_text
 
     with reserve_release(data_path, force) as reservation:
         paths = reservation.paths
@@ -272,13 +285,7 @@ def write_release(
         temps: dict[str, Path] = {}
         try:
             temps["data"] = write_temp(paths.data, write_data, mode)
-            temps["card"] = write_temp(paths.card, _text_writer(card_text(card)), mode)
-            bound.record_release(
-                data_name=paths.data.name,
-                data_sha256=file_sha256(temps["data"]),
-                card_sha256=file_sha256(temps["card"]),
-            )
-            temps["ledger"] = write_temp(paths.ledger, _text_writer(bound.to_json()), mode)
+            _write_card_and_ledger(paths, bound, card, file_sha256(temps["data"]), mode, temps)
         except OSError as exc:
             _remove_all(temps.values())
             raise ReleaseWriteError(
@@ -349,7 +356,7 @@ def rebind_card(
     """
     from dpsynth.accounting.ledger import OWNER, Ledger, LedgerSigningError
     from dpsynth.accounting.verify import file_sha256
-    from dpsynth.card import card_text, read_card
+    from dpsynth.card import read_card
 
     with reserve_release(data_path, force=True) as reservation:
         paths = reservation.paths
@@ -382,11 +389,7 @@ def rebind_card(
         mode = default_file_mode()
         temps: dict[str, Path] = {}
         try:
-            temps["card"] = write_temp(paths.card, _text_writer(card_text(new_card)), mode)
-            ledger.record_release(
-                data_name=paths.data.name, data_sha256=last["data_sha256"], card_sha256=file_sha256(temps["card"])
-            )
-            temps["ledger"] = write_temp(paths.ledger, _text_writer(ledger.to_json()), mode)
+            _write_card_and_ledger(paths, ledger, new_card, last["data_sha256"], mode, temps)
         except LedgerSigningError as exc:
             _remove_all(temps.values())
             raise ReleaseBindingError(

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pandas as pd

@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from dpsynth.accounting.verify import verify_text
 from dpsynth.cli import app
-from tests.tiny_model import build_tiny_model_dir
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _source_key_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
+def _fresh_home_without_source_budget(source_key_home, monkeypatch):
     monkeypatch.setenv("DPSYNTH_SOURCE_BUDGET", "off")  # source budgets: see the test at the end
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield build_tiny_model_dir(tmp_path_factory.mktemp("tiny_cli"))
-    torch.set_num_threads(threads)
 
 
 def _write_jsonl(path, n=12, labelled=False):
@@ -42,17 +29,17 @@ def _write_jsonl(path, n=12, labelled=False):
     return path
 
 
-def _synth(model_dir, *args):
-    base = ["text", "synth", *map(str, args), "--model", str(model_dir), "--method", "private_prediction",
+def _synth(tiny_model_dir, *args):
+    base = ["text", "synth", *map(str, args), "--model", str(tiny_model_dir), "--method", "private_prediction",
             "--group-size", "3",
             "--max-new-tokens", "6", "--quiet"]
     return runner.invoke(app, base)
 
 
-def test_jsonl_to_release_with_ledger_card_and_privacy_printed(model_dir, tmp_path):
+def test_jsonl_to_release_with_ledger_card_and_privacy_printed(tiny_model_dir, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl")
     out = tmp_path / "out.jsonl"
-    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3")
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3")
     assert result.exit_code == 0, result.output
     assert "Privacy spent: epsilon=" in result.output and "delta=1e-06" in result.output
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -65,15 +52,15 @@ def test_jsonl_to_release_with_ledger_card_and_privacy_printed(model_dir, tmp_pa
 
     # a second run must not overwrite anything without --force
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("out.jsonl")}
-    again = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3")
+    again = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3")
     assert again.exit_code == 2
     assert "refusing to overwrite" in again.output
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("out.jsonl")} == before
-    forced = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3", "--force")
+    forced = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "3", "--force")
     assert forced.exit_code == 0, forced.output
 
 
-def test_csv_with_public_label_set(model_dir, tmp_path):
+def test_csv_with_public_label_set(tiny_model_dir, tmp_path):
     src = tmp_path / "in.csv"
     with open(src, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -81,7 +68,7 @@ def test_csv_with_public_label_set(model_dir, tmp_path):
         for i in range(10):
             writer.writerow([f"Line {i}, with a comma and \"quotes\".", "pos" if i % 2 else "neg"])
     out = tmp_path / "out.jsonl"
-    result = _synth(model_dir, src, "--text-field", "review", "--label-field", "stars", "--labels", "pos,neg,mixed",
+    result = _synth(tiny_model_dir, src, "--text-field", "review", "--label-field", "stars", "--labels", "pos,neg,mixed",
                     "-o", out, "--epsilon", "4", "--num-texts", "2")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -106,12 +93,12 @@ def test_csv_with_public_label_set(model_dir, tmp_path):
         ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y", "--labels", "b"], "not in the declared label set"),
     ],
 )
-def test_bad_input_gets_a_clear_error_and_writes_nothing(model_dir, tmp_path, content, suffix, extra, message):
+def test_bad_input_gets_a_clear_error_and_writes_nothing(tiny_model_dir, tmp_path, content, suffix, extra, message):
     src = tmp_path / f"in{suffix}"
     if content is not None:
         src.write_bytes(content.encode("utf-8"))
     out = tmp_path / "out.jsonl"
-    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "3", *extra)
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "3", *extra)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not any(p.name.startswith("out.jsonl") for p in tmp_path.iterdir())
@@ -119,18 +106,18 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(model_dir, tmp_path, co
 
 @pytest.mark.parametrize("epsilon,delta", [("0", "1e-6"), ("nan", "1e-6"), ("inf", "1e-6"), ("-1", "1e-6"),
                                            ("3", "0"), ("3", "1")])
-def test_bad_budget_is_refused(model_dir, tmp_path, epsilon, delta):
+def test_bad_budget_is_refused(tiny_model_dir, tmp_path, epsilon, delta):
     src = _write_jsonl(tmp_path / "in.jsonl")
-    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "o.jsonl", "--epsilon", epsilon,
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", tmp_path / "o.jsonl", "--epsilon", epsilon,
                     "--delta", delta)
     assert result.exit_code == 2, result.output
     assert "epsilon" in result.output or "delta" in result.output
     assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_missing_output_folder_is_refused_before_work(model_dir, tmp_path):
+def test_missing_output_folder_is_refused_before_work(tiny_model_dir, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl")
-    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "nope" / "o.jsonl", "--epsilon", "3")
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", tmp_path / "nope" / "o.jsonl", "--epsilon", "3")
     assert result.exit_code == 2
     assert "does not exist" in result.output
 
@@ -144,10 +131,10 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_csv_output_is_csv_and_plan_and_default_instruction_are_printed(model_dir, tmp_path):
+def test_csv_output_is_csv_and_plan_and_default_instruction_are_printed(tiny_model_dir, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl")
     out = tmp_path / "out.csv"
-    result = _synth(model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "2")
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "2")
     assert result.exit_code == 0, result.output
     assert "Method: private_prediction, B=3 (3), T=6, C=" in result.output
     assert "Instruction: Write one realistic body" in result.output
@@ -156,36 +143,36 @@ def test_csv_output_is_csv_and_plan_and_default_instruction_are_printed(model_di
     assert len(rows) == 2 and list(rows[0]) == ["text"]
 
 
-def test_auto_group_size_is_printed_before_generating(model_dir, tmp_path):
+def test_auto_group_size_is_printed_before_generating(tiny_model_dir, tmp_path):
     from dpsynth.text.auto import auto_group_size
 
     src = _write_jsonl(tmp_path / "in.jsonl")
     result = runner.invoke(app, ["text", "synth", str(src), "--text-field", "body", "-o", str(tmp_path / "o.jsonl"),
-                                 "--epsilon", "5", "--model", str(model_dir), "--method", "private_prediction",
+                                 "--epsilon", "5", "--model", str(tiny_model_dir), "--method", "private_prediction",
                                  "--max-new-tokens", "4", "--num-texts", "2", "-q"])
     assert result.exit_code == 0, result.output
     assert f"B={auto_group_size(5.0, 1e-6, 4, 1.0, 2)} (auto), T=4, C=" in result.output
 
 
-def test_unknown_output_suffix_is_refused_before_reading(model_dir, tmp_path):
+def test_unknown_output_suffix_is_refused_before_reading(tiny_model_dir, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl")
-    result = _synth(model_dir, src, "--text-field", "body", "-o", tmp_path / "out.txt", "--epsilon", "2")
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", tmp_path / "out.txt", "--epsilon", "2")
     assert result.exit_code == 2
     assert "use a .jsonl (JSON lines) or .csv output" in result.output
     assert not (tmp_path / "out.txt").exists()
 
 
-def test_text_synth_draws_on_the_source_budget_and_is_refused_when_it_is_spent(model_dir, tmp_path, monkeypatch):
+def test_text_synth_draws_on_the_source_budget_and_is_refused_when_it_is_spent(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET")
     src = _write_jsonl(tmp_path / "in.jsonl")
     args = ["--text-field", "body", "--epsilon", "1", "--num-texts", "2"]
-    refused = _synth(model_dir, src, "-o", tmp_path / "a.jsonl", *args)
+    refused = _synth(tiny_model_dir, src, "-o", tmp_path / "a.jsonl", *args)
     assert refused.exit_code == 2 and "dpsynth budget init" in refused.output
     init = runner.invoke(app, ["budget", "init", str(src), "--epsilon", "2", "--delta", "1e-5"])
     assert init.exit_code == 0, init.output
     for name in ("a.jsonl", "b.jsonl"):
-        ok = _synth(model_dir, src, "-o", tmp_path / name, *args)
+        ok = _synth(tiny_model_dir, src, "-o", tmp_path / name, *args)
         assert ok.exit_code == 0, ok.output
-    third = _synth(model_dir, src, "-o", tmp_path / "c.jsonl", *args)
+    third = _synth(tiny_model_dir, src, "-o", tmp_path / "c.jsonl", *args)
     assert third.exit_code == 2, third.output
     assert not (tmp_path / "c.jsonl").exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -18,22 +16,6 @@ from dpsynth.text.engine import (
 )
 from dpsynth.randomness import secret_torch_generator as entropy_generator
 from dpsynth.text.mechanism import aggregate, candidate_mask
-from tests.tiny_model import build_tiny_model_dir
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is faster, and immune to CPU contention
-    path = build_tiny_model_dir(tmp_path_factory.mktemp("tiny_engine"))
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    yield model, tokenizer
-    torch.set_num_threads(threads)
 
 
 def _full_logits(model, ids: list[int]) -> torch.Tensor:
@@ -42,8 +24,8 @@ def _full_logits(model, ids: list[int]) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("shard_rows,shared_prefix", [(None, 0), (None, 12), (1, 12), (3, 0), (3, 12)])
-def test_cached_left_padded_decoding_matches_full_recompute(tiny, shard_rows, shared_prefix):
-    model, _ = tiny
+def test_cached_left_padded_decoding_matches_full_recompute(tiny_model, shard_rows, shared_prefix):
+    model, _ = tiny_model
     prefix = [1] + list(range(100, 100 + shared_prefix))
     rows = [prefix + r for r in ([5, 6, 7, 8, 9, 10, 11], [20, 21], [30, 31, 32, 33], [40])]
     seqs = [list(r) for r in rows]
@@ -120,8 +102,8 @@ def _groups(tokenizer):
 
 
 @pytest.mark.parametrize("max_rows", [64, 3, 2])
-def test_batched_engine_equals_naive_reference_with_early_stops_and_chunking(tiny, max_rows):
-    model, tokenizer = tiny
+def test_batched_engine_equals_naive_reference_with_early_stops_and_chunking(tiny_model, max_rows):
+    model, tokenizer = tiny_model
     groups = _groups(tokenizer)
     base = DecodeSettings(
         max_new_tokens=10, clip=2.0, divisor=2, temperature=1e-6, top_k=20, stop_token_ids=(), pad_token_id=0,
@@ -139,9 +121,9 @@ def test_batched_engine_equals_naive_reference_with_early_stops_and_chunking(tin
     assert all(stop not in out for out in got)
 
 
-def test_private_examples_change_the_output_distribution(tiny):
+def test_private_examples_change_the_output_distribution(tiny_model):
     """Sanity: with a large clip the members steer generation away from the public prompt's argmax."""
-    model, tokenizer = tiny
+    model, tokenizer = tiny_model
     groups = _groups(tokenizer)
     settings = DecodeSettings(
         max_new_tokens=6, clip=50.0, divisor=1, temperature=1e-6, top_k=400, stop_token_ids=(), pad_token_id=0
@@ -153,8 +135,8 @@ def test_private_examples_change_the_output_distribution(tiny):
     assert with_members[0] != without[0]
 
 
-def test_sampling_noise_comes_from_the_generator(tiny):
-    model, tokenizer = tiny
+def test_sampling_noise_comes_from_the_generator(tiny_model):
+    model, tokenizer = tiny_model
     groups = _groups(tokenizer)
     settings = DecodeSettings(
         max_new_tokens=8, clip=1.0, divisor=2, temperature=1.0, top_k=0, stop_token_ids=(), pad_token_id=0
@@ -203,8 +185,8 @@ def test_settings_validation():
         DecodeSettings(max_new_tokens=3, clip=1.0, divisor=2, temperature=0.0, top_k=5, stop_token_ids=(), pad_token_id=0)
 
 
-def test_sharded_decoder_refuses_unordered_selection(tiny):
-    model, _ = tiny
+def test_sharded_decoder_refuses_unordered_selection(tiny_model):
+    model, _ = tiny_model
     decoder = ShardedRowDecoder(model, pad_token_id=0, shard_rows=2)
     with torch.inference_mode():
         decoder.prefill([[1, 2], [1, 3], [1, 4]])
@@ -222,12 +204,12 @@ def test_common_prefix_length_leaves_every_row_a_token():
     assert common_prefix_length([[1, 2, 3], [2, 2, 3]]) == 0
 
 
-def test_private_logits_on_candidate_columns_agree_with_the_full_computation(tiny):
+def test_private_logits_on_candidate_columns_agree_with_the_full_computation(tiny_model):
     """Restricting the private rows' LM-head product to the public Top-k+ columns changes nothing."""
     from dpsynth.text.engine import SplitHead, restricted_log_probs
     from dpsynth.text.mechanism import masked_log_probs, private_step
 
-    model, tokenizer = tiny
+    model, tokenizer = tiny_model
     assert SplitHead.supports(model)
     groups = _groups(tokenizer)
     public = [g.public_ids for g in groups]
@@ -251,8 +233,8 @@ def test_private_logits_on_candidate_columns_agree_with_the_full_computation(tin
             assert columns.numel() < full_lp.shape[1]  # and the product really is smaller
 
 
-def test_restricted_and_full_engines_decode_the_same_tokens_greedily(tiny):
-    model, tokenizer = tiny
+def test_restricted_and_full_engines_decode_the_same_tokens_greedily(tiny_model):
+    model, tokenizer = tiny_model
     groups = _groups(tokenizer)
     outs = []
     for restrict in (True, False):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-import torch
 
 from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget, compute_charge
 from dpsynth.accounting.verify import verify_text
@@ -14,30 +12,13 @@ from dpsynth.release import OutputExistsError
 from dpsynth.text import LargeGroupsWarning, generate
 from dpsynth.text.privacy import PRIVACY_UNIT, calibrate_text_mechanism
 from tests.test_text_privacy import cks_epsilon
-from tests.tiny_model import build_tiny_model_dir
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("source_key_home")  # a fresh dpsynth home per test
 
 TEXTS = [
     f"Visit {i}: the patient was discharged home with instructions to rest and drink fluids."
     for i in range(24)
 ]
-
-
-@pytest.fixture(autouse=True)
-def _source_key_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "dpsynth_home"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is faster, and immune to CPU contention
-    path = build_tiny_model_dir(tmp_path_factory.mktemp("tiny_generate"))
-    yield AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
-    torch.set_num_threads(threads)
 
 
 def _small(**kw):
@@ -49,8 +30,8 @@ def _small(**kw):
     return base
 
 
-def test_generate_returns_texts_and_a_ledger_whose_epsilon_matches_independent_computation(tiny):
-    result = generate(TEXTS, model=tiny, **_small())
+def test_generate_returns_texts_and_a_ledger_whose_epsilon_matches_independent_computation(tiny_model):
+    result = generate(TEXTS, model=tiny_model, **_small())
     assert len(result.texts) == 3 and all(isinstance(t, str) for t in result.texts)
     assert result.labels is None
     ledger = result.ledger
@@ -78,19 +59,19 @@ def test_generate_returns_texts_and_a_ledger_whose_epsilon_matches_independent_c
     assert "discharged" not in blob and '"n_texts"' not in blob and str(len(TEXTS)) + " texts" not in blob
 
 
-def test_number_of_outputs_is_public_not_derived_from_input_size(tiny):
-    small = generate(TEXTS[:4], model=tiny, **_small(num_texts=5))
-    large = generate(TEXTS * 3, model=tiny, **_small(num_texts=5))
+def test_number_of_outputs_is_public_not_derived_from_input_size(tiny_model):
+    small = generate(TEXTS[:4], model=tiny_model, **_small(num_texts=5))
+    large = generate(TEXTS * 3, model=tiny_model, **_small(num_texts=5))
     assert len(small.texts) == len(large.texts) == 5
     assert small.ledger.epsilon_spent == pytest.approx(large.ledger.epsilon_spent)
 
 
-def test_labels_use_the_public_label_set_and_per_label_counts(tiny):
+def test_labels_use_the_public_label_set_and_per_label_counts(tiny_model):
     labels = ["pos", "neg"] * 12
-    result = generate(TEXTS, labels=labels, label_set=["pos", "neg", "neutral"], model=tiny, **_small(num_texts=2))
+    result = generate(TEXTS, labels=labels, label_set=["pos", "neg", "neutral"], model=tiny_model, **_small(num_texts=2))
     assert result.labels == ["pos", "pos", "neg", "neg", "neutral", "neutral"]
     mapped = generate(
-        TEXTS, labels=labels, label_set=["pos", "neg"], model=tiny, **_small(num_texts={"pos": 1, "neg": 3})
+        TEXTS, labels=labels, label_set=["pos", "neg"], model=tiny_model, **_small(num_texts={"pos": 1, "neg": 3})
     )
     assert mapped.labels == ["pos", "neg", "neg", "neg"]
     records = mapped.records()
@@ -99,43 +80,43 @@ def test_labels_use_the_public_label_set_and_per_label_counts(tiny):
     assert mapped.ledger.epsilon_spent == pytest.approx(result.ledger.epsilon_spent)
 
 
-def test_label_errors_are_clear(tiny):
+def test_label_errors_are_clear(tiny_model):
     with pytest.raises(ValueError, match="PUBLIC label set"):
-        generate(TEXTS, labels=["a"] * len(TEXTS), model=tiny, **_small())
+        generate(TEXTS, labels=["a"] * len(TEXTS), model=tiny_model, **_small())
     with pytest.raises(ValueError, match="not in the declared label set"):
-        generate(TEXTS, labels=["a"] * 23 + ["zzz"], label_set=["a"], model=tiny, **_small())
+        generate(TEXTS, labels=["a"] * 23 + ["zzz"], label_set=["a"], model=tiny_model, **_small())
     with pytest.raises(ValueError, match="different lengths"):
-        generate(TEXTS, labels=["a"] * 3, label_set=["a"], model=tiny, **_small())
+        generate(TEXTS, labels=["a"] * 3, label_set=["a"], model=tiny_model, **_small())
     with pytest.raises(ValueError, match="exactly the label set"):
-        generate(TEXTS, labels=["a"] * 24, label_set=["a"], model=tiny, **_small(num_texts={"b": 1}))
+        generate(TEXTS, labels=["a"] * 24, label_set=["a"], model=tiny_model, **_small(num_texts={"b": 1}))
 
 
-def test_no_input_size_is_refused_not_even_zero(tiny):
+def test_no_input_size_is_refused_not_even_zero(tiny_model):
     """Issue 8 §4: an empty data set neighbours every one-text data set, so it is not refused."""
     from dpsynth.text.request import NoTextsWarning
 
     with pytest.warns(NoTextsWarning, match="public model alone"):
-        result = generate([], model=tiny, **_small())
+        result = generate([], model=tiny_model, **_small())
     assert len(result.texts) == 3
     assert [e["kind"] for e in result.ledger.entries] == ["charge", "completion"]
 
 
-def test_fewer_texts_than_one_group_is_not_refused_and_charges_like_any_call(tiny):
+def test_fewer_texts_than_one_group_is_not_refused_and_charges_like_any_call(tiny_model):
     """Issue 8 §4: whether a release exists must not depend on n < B (no data-dependent refusal)."""
-    few = generate(TEXTS[:3], model=tiny, **_small())
-    many = generate(TEXTS, model=tiny, **_small())
+    few = generate(TEXTS[:3], model=tiny_model, **_small())
+    many = generate(TEXTS, model=tiny_model, **_small())
     assert len(few.texts) == len(many.texts) == 3
     assert few.ledger.epsilon_spent == pytest.approx(many.ledger.epsilon_spent)
     assert [e["kind"] for e in few.ledger.entries] == ["charge", "completion"]
 
 
-def test_large_groups_warning_carries_no_private_count(tiny):
+def test_large_groups_warning_carries_no_private_count(tiny_model):
     import re
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        generate(TEXTS, model=tiny, **_small(num_texts=1, max_new_tokens=2))
+        generate(TEXTS, model=tiny_model, **_small(num_texts=1, max_new_tokens=2))
     messages = [str(w.message) for w in caught if issubclass(w.category, LargeGroupsWarning)]
     assert messages, "expected a LargeGroupsWarning"
     for message in messages:
@@ -170,8 +151,8 @@ class NoCallTokenizer:
         raise AssertionError("the tokenizer was called")
 
 
-def test_budget_exceeded_is_refused_before_any_text_is_read_or_tokenized(tiny):
-    model, tokenizer = tiny
+def test_budget_exceeded_is_refused_before_any_text_is_read_or_tokenized(tiny_model):
+    model, tokenizer = tiny_model
     ledger = Ledger.create(PrivacyBudget(1.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
     before = ledger.to_dict()
     with pytest.raises(BudgetExceededError, match="nothing was read"):
@@ -179,43 +160,43 @@ def test_budget_exceeded_is_refused_before_any_text_is_read_or_tokenized(tiny):
     assert ledger.to_dict() == before
 
 
-def test_second_call_on_a_shared_ledger_is_refused_when_the_budget_is_spent(tiny):
+def test_second_call_on_a_shared_ledger_is_refused_when_the_budget_is_spent(tiny_model):
     ledger = Ledger.create(PrivacyBudget(4.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
-    generate(TEXTS, model=tiny, ledger=ledger, **_small(epsilon=3.0))
+    generate(TEXTS, model=tiny_model, ledger=ledger, **_small(epsilon=3.0))
     spent = ledger.epsilon_spent
     with pytest.raises(BudgetExceededError):
-        generate(ExplodingTexts(), model=tiny, ledger=ledger, **_small(epsilon=3.0))
+        generate(ExplodingTexts(), model=tiny_model, ledger=ledger, **_small(epsilon=3.0))
     assert ledger.epsilon_spent == spent
 
 
 @pytest.mark.parametrize("epsilon", [0, -1.0, float("nan"), float("inf")])
-def test_invalid_budget_is_refused(tiny, epsilon):
+def test_invalid_budget_is_refused(tiny_model, epsilon):
     with pytest.raises(InvalidBudgetError):
-        generate(ExplodingTexts(), model=tiny, **_small(epsilon=epsilon))
+        generate(ExplodingTexts(), model=tiny_model, **_small(epsilon=epsilon))
 
 
-def test_bad_parameters_are_refused_before_data_access(tiny):
+def test_bad_parameters_are_refused_before_data_access(tiny_model):
     for kwargs in [dict(delta=0.0), dict(group_size=0), dict(method="nope"), dict(max_new_tokens=0), dict(temperature=0.0),
                    dict(top_k=0), dict(num_texts=0), dict(seed="x")]:
         with pytest.raises(ValueError):
-            generate(ExplodingTexts(), model=tiny, **_small(**kwargs))
+            generate(ExplodingTexts(), model=tiny_model, **_small(**kwargs))
     with pytest.raises(TypeError):
-        generate("just one string", model=tiny, **_small())
+        generate("just one string", model=tiny_model, **_small())
     wrong_unit = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit="one row", source_name="x")
     with pytest.raises(ValueError, match="privacy unit"):
-        generate(ExplodingTexts(), model=tiny, ledger=wrong_unit, **_small())
+        generate(ExplodingTexts(), model=tiny_model, ledger=wrong_unit, **_small())
 
 
-def test_seed_does_not_seed_the_privacy_noise(tiny):
-    a = generate(TEXTS, model=tiny, seed=123, **_small(max_new_tokens=12, num_texts=4))
-    b = generate(TEXTS, model=tiny, seed=123, **_small(max_new_tokens=12, num_texts=4))
+def test_seed_does_not_seed_the_privacy_noise(tiny_model):
+    a = generate(TEXTS, model=tiny_model, seed=123, **_small(max_new_tokens=12, num_texts=4))
+    b = generate(TEXTS, model=tiny_model, seed=123, **_small(max_new_tokens=12, num_texts=4))
     assert a.texts != b.texts
     charge = a.ledger.charges()[0]
     assert "123" not in json.dumps(charge["parameters"])
 
 
-def test_save_writes_jsonl_ledger_and_card_and_refuses_to_overwrite(tiny, tmp_path):
-    result = generate(TEXTS, labels=["x", "y"] * 12, label_set=["x", "y"], model=tiny, **_small(num_texts=2))
+def test_save_writes_jsonl_ledger_and_card_and_refuses_to_overwrite(tiny_model, tmp_path):
+    result = generate(TEXTS, labels=["x", "y"] * 12, label_set=["x", "y"], model=tiny_model, **_small(num_texts=2))
     out = tmp_path / "synthetic.jsonl"
     paths = result.save(out)
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -242,14 +223,14 @@ def test_save_writes_jsonl_ledger_and_card_and_refuses_to_overwrite(tiny, tmp_pa
 
 
 @pytest.mark.parametrize("epsilon,tokens", [(3.0, 1), (8.0, 4)])
-def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_event(tiny, epsilon, tokens):
+def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_event(tiny_model, epsilon, tokens):
     """Prompts -> model -> DClip aggregate -> Top-k+ -> softmax, for D and D + {x} in one group:
     the first token's log-probabilities differ by at most the per-token epsilon the ledger composes."""
     from dpsynth.text.engine import RowBatchDecoder
     from dpsynth.text.mechanism import masked_log_probs, private_step
     from dpsynth.text.prompts import PromptEncoder, PromptTemplate
 
-    model, tokenizer = tiny
+    model, tokenizer = tiny_model
     plan = calibrate_text_mechanism(epsilon, 1e-6, 4, tokens, 1.0)
     eps_tok = plan.event.event.epsilon
     encoder = PromptEncoder(tokenizer, PromptTemplate(), max_example_tokens=32)
@@ -276,25 +257,25 @@ def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_even
     assert worst > 0.1 * eps_tok  # the private text does move the distribution
 
 
-def test_far_more_texts_than_groups_warns_about_compute(tiny):
+def test_far_more_texts_than_groups_warns_about_compute(tiny_model):
     with pytest.warns(LargeGroupsWarning, match="num_texts around"):
-        generate(TEXTS, model=tiny, **_small(num_texts=1, max_new_tokens=2))
+        generate(TEXTS, model=tiny_model, **_small(num_texts=1, max_new_tokens=2))
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", LargeGroupsWarning)
-        generate(TEXTS, model=tiny, **_small(num_texts=2, max_new_tokens=2))
+        generate(TEXTS, model=tiny_model, **_small(num_texts=2, max_new_tokens=2))
 
 
-def test_a_shared_ledger_file_is_charged_and_completed_on_disk(tiny, tmp_path):
+def test_a_shared_ledger_file_is_charged_and_completed_on_disk(tiny_model, tmp_path):
     from dpsynth.accounting import LedgerFile
 
     path = tmp_path / "source.ledger.json"
     shared = LedgerFile.create(path, PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="notes")
-    result = generate(TEXTS, model=tiny, ledger=shared, **_small(epsilon=3.0))
+    result = generate(TEXTS, model=tiny_model, ledger=shared, **_small(epsilon=3.0))
     on_disk = shared.load()
     assert [e["kind"] for e in on_disk.entries] == ["charge", "completion"]
     assert on_disk.epsilon_spent == pytest.approx(result.ledger.epsilon_spent)
     with pytest.raises(BudgetExceededError):
-        generate(ExplodingTexts(), model=tiny, ledger=shared, **_small(epsilon=3.0))
+        generate(ExplodingTexts(), model=tiny_model, ledger=shared, **_small(epsilon=3.0))
     assert len(shared.load().entries) == 2

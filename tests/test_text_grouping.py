@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import pytest
@@ -11,9 +10,6 @@ from scipy import stats
 
 from dpsynth.text.grouping import fresh_key, keyed_group_index, partition_texts
 from dpsynth.text.prompts import PromptEncoder, PromptTemplate
-from tests.tiny_model import build_tiny_model_dir
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TEXTS = [f"private text number {i}" for i in range(300)]
 
@@ -67,11 +63,9 @@ def test_labels_are_grouped_within_their_public_label_and_empty_groups_are_kept(
         keyed_group_index("x", 0, key)
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(build_tiny_model_dir(tmp_path_factory.mktemp("tiny_prompts")))
+@pytest.fixture
+def tokenizer(tiny_model):
+    return tiny_model[1]
 
 
 def test_private_prompt_holds_the_truncated_example_and_public_prompt_holds_none(tokenizer):
@@ -105,33 +99,24 @@ def test_template_fingerprint_and_validation():
         PromptTemplate(private_suffix="no placeholder")
 
 
-def test_clipping_bound_holds_on_real_model_logits(tmp_path_factory):
+def test_clipping_bound_holds_on_real_model_logits(tiny_model):
     """Replacing / removing one member's TEXT moves the aggregate by <= 2C/B / C/B (tiny model)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from dpsynth.text.engine import RowBatchDecoder
     from dpsynth.text.mechanism import aggregate
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        path = build_tiny_model_dir(tmp_path_factory.mktemp("tiny_bound"))
-        model = AutoModelForCausalLM.from_pretrained(path).eval()
-        tok = AutoTokenizer.from_pretrained(path)
-        encoder = PromptEncoder(tok, PromptTemplate(), max_example_tokens=32)
-        members = ["Great coffee.", "The room was dirty and noisy.", "Take medication twice a day.", "Quick fox."]
-        replacement = "Call your doctor if the fever returns!!"
-        rows = [encoder.public_ids(None)] + encoder.private_ids(members + [replacement], None)
-        with torch.inference_mode():
-            logits = RowBatchDecoder(model, tok.pad_token_id).prefill(rows).float()
-        public, member_logits = logits[:1], logits[1:]
-        clip, divisor = 1.5, 4
-        group = torch.zeros(4, dtype=torch.long)
-        full = aggregate(member_logits[:4], public, clip, divisor, row_group=group)
-        replaced = aggregate(torch.cat([member_logits[:3], member_logits[4:]]), public, clip, divisor, row_group=group)
-        removed = aggregate(member_logits[:3], public, clip, divisor, row_group=group[:3])
-        assert (full - replaced).abs().max() <= 2 * clip / divisor + 1e-5
-        assert (full - removed).abs().max() <= clip / divisor + 1e-5
-        assert (full - removed).abs().max() > 0.5 * clip / divisor  # the bound is nearly reached
-    finally:
-        torch.set_num_threads(threads)
+    model, tok = tiny_model
+    encoder = PromptEncoder(tok, PromptTemplate(), max_example_tokens=32)
+    members = ["Great coffee.", "The room was dirty and noisy.", "Take medication twice a day.", "Quick fox."]
+    replacement = "Call your doctor if the fever returns!!"
+    rows = [encoder.public_ids(None)] + encoder.private_ids(members + [replacement], None)
+    with torch.inference_mode():
+        logits = RowBatchDecoder(model, tok.pad_token_id).prefill(rows).float()
+    public, member_logits = logits[:1], logits[1:]
+    clip, divisor = 1.5, 4
+    group = torch.zeros(4, dtype=torch.long)
+    full = aggregate(member_logits[:4], public, clip, divisor, row_group=group)
+    replaced = aggregate(torch.cat([member_logits[:3], member_logits[4:]]), public, clip, divisor, row_group=group)
+    removed = aggregate(member_logits[:3], public, clip, divisor, row_group=group[:3])
+    assert (full - replaced).abs().max() <= 2 * clip / divisor + 1e-5
+    assert (full - removed).abs().max() <= clip / divisor + 1e-5
+    assert (full - removed).abs().max() > 0.5 * clip / divisor  # the bound is nearly reached

@@ -9,16 +9,14 @@ GGUF path is covered by tests/test_text_smoke.py.
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from dpsynth.text import models  # noqa: E402
-from dpsynth.text.models import (  # noqa: E402
+from dpsynth.text import models
+from dpsynth.text.models import (
     CACHE_MARKER,
     LoadedModel,
     ModelLoadError,
@@ -28,12 +26,12 @@ from dpsynth.text.models import (  # noqa: E402
     is_complete_cache,
     load_causal_lm,
 )
-from tests.tiny_model import build_tiny_model_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+def tiny_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """conftest's tiny model, copied into a folder named ``tiny-llama`` (the model name is asserted)."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path_factory.mktemp("tiny") / "tiny-llama"))
 
 
 def _next_token_logits(loaded: LoadedModel, text: str = "Great coffee") -> torch.Tensor:
@@ -69,8 +67,6 @@ def test_default_device_is_cpu_without_gpu(tiny_dir: Path) -> None:
 
 
 def test_license_read_from_model_card(tiny_dir: Path, tmp_path: Path) -> None:
-    import shutil
-
     folder = tmp_path / "carded"
     shutil.copytree(tiny_dir, folder)
     (folder / "README.md").write_text("---\nlicense: apache-2.0\nlanguage: en\n---\n# Model\n")

@@ -12,7 +12,6 @@ fresh cache folder, so it always exercises the slow path, the atomic cache and t
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -20,9 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from dpsynth.text.models import (  # noqa: E402
+from dpsynth.text.models import (
     DEFAULT_MODEL_LICENSE,
     default_gguf_path,
     gguf_cache_dir,
@@ -46,12 +43,14 @@ PRIVATE_REVIEWS = [
 def test_default_model_loads_from_gguf_and_generates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the real model: two threads (conftest's one is restored afterwards)
     monkeypatch.setenv("DPSYNTH_CACHE", str(tmp_path / "cache"))
     try:
         _check_default_model(tmp_path)
     finally:  # the float32 cache is ~540 MB: do not leave it in pytest's kept tmp folders
         shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+        torch.set_num_threads(threads)
 
 
 def _check_default_model(tmp_path: Path) -> None:

@@ -81,3 +81,17 @@ def print_warnings(caught: list, quiet: bool, skip: tuple[type, ...] = ()) -> No
     for items in groups.values():
         more = f" (and {len(items) - 1} similar)" if len(items) > 1 else ""
         err_console.print(f"[yellow]Warning:[/] {items[0].message}{more}", highlight=False, soft_wrap=True)
+
+
+def reserve_output(ctx: typer.Context, output: Path, *inputs: Path | None, force: bool) -> None:
+    """Refuse an ``output`` that would overwrite one of ``inputs``, then reserve it until the
+    command returns (typer closes ``ctx`` on every exit path); exits with a clear message when
+    refused. Public inputs only: nothing is read from the input files."""
+    from dpsynth.errors import DpsynthError
+    from dpsynth.release import refuse_output_over_input, reserve_release
+
+    try:
+        refuse_output_over_input(output, *inputs)
+        ctx.with_resource(reserve_release(output, force))
+    except (DpsynthError, OSError) as exc:
+        fail(str(exc))

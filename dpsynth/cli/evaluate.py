@@ -22,40 +22,44 @@ from dpsynth.errors import DpsynthError
 DECISION_STYLE = {"ship": "bold green", "regenerate": "bold yellow", "reject": "bold red"}
 
 
+#: (report section, console label, path of keys to the value) of each console summary row, in order.
+_SUMMARY_ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("privacy_claim", "ledger epsilon", ("ledger_epsilon",)),
+    ("privacy_audit", "audit AUC", ("auc",)),
+    ("privacy_audit", "audit TPR @ 1% FPR", ("tpr_at_fpr_0.01",)),
+    ("privacy_audit", "audit epsilon lower bound", ("epsilon_lb",)),
+    ("utility", "TSTR", ("tstr", "tstr")),
+    ("utility", "TRTR", ("tstr", "trtr")),
+    ("utility", "ablation gain (holdout)", ("ablation", "gain_holdout")),
+    ("fidelity", "mean 1-way TVD", ("marginals", "1way", "mean")),
+    ("fidelity", "mean 2-way TVD", ("marginals", "2way", "mean")),
+    ("fidelity", "mean 3-way TVD", ("marginals", "3way", "mean")),
+    ("fidelity", "3-way TVD sampling floor", ("marginals", "3way", "floor_mean")),
+    ("fidelity", "sdmetrics quality", ("sdmetrics_quality", "overall")),
+    ("diversity", "self-BLEU", ("self_bleu",)),
+    ("diversity", "distinct-2", ("distinct_2",)),
+    ("distribution_shift", "4-gram novelty", ("novelty_4gram",)),
+    ("distribution_shift", "embedding coverage", ("embedding_coverage",)),
+    ("distribution_shift", "MAUVE", ("mauve",)),
+    ("contamination", "canaries leaked", ("canaries", "leaked_members")),
+    ("contamination", "exact copies of private", ("exact_overlap_private", "rate")),
+    ("contamination", "near duplicates of private", ("near_duplicates_private", "rate")),
+)
+
+
 def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(metric, value, publishable?) rows for the console summary."""
     rows: list[tuple[str, str, str]] = []
 
-    def add(section: str, label: str, *path: str) -> None:
+    for section, label, path in _SUMMARY_ROWS:
         node: Any = report.get(section)
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
         if node is None:
-            return
+            continue
         block = report.get(section) or {}
         value = f"{node:.4g}" if isinstance(node, float) else str(node)
         rows.append((label, value, "no (real data)" if block.get("reads_private_data") else "yes"))
-
-    add("privacy_claim", "ledger epsilon", "ledger_epsilon")
-    add("privacy_audit", "audit AUC", "auc")
-    add("privacy_audit", "audit TPR @ 1% FPR", "tpr_at_fpr_0.01")
-    add("privacy_audit", "audit epsilon lower bound", "epsilon_lb")
-    add("utility", "TSTR", "tstr", "tstr")
-    add("utility", "TRTR", "tstr", "trtr")
-    add("utility", "ablation gain (holdout)", "ablation", "gain_holdout")
-    add("fidelity", "mean 1-way TVD", "marginals", "1way", "mean")
-    add("fidelity", "mean 2-way TVD", "marginals", "2way", "mean")
-    add("fidelity", "mean 3-way TVD", "marginals", "3way", "mean")
-    add("fidelity", "3-way TVD sampling floor", "marginals", "3way", "floor_mean")
-    add("fidelity", "sdmetrics quality", "sdmetrics_quality", "overall")
-    add("diversity", "self-BLEU", "self_bleu")
-    add("diversity", "distinct-2", "distinct_2")
-    add("distribution_shift", "4-gram novelty", "novelty_4gram")
-    add("distribution_shift", "embedding coverage", "embedding_coverage")
-    add("distribution_shift", "MAUVE", "mauve")
-    add("contamination", "canaries leaked", "canaries", "leaked_members")
-    add("contamination", "exact copies of private", "exact_overlap_private", "rate")
-    add("contamination", "near duplicates of private", "near_duplicates_private", "rate")
     return rows
 
 

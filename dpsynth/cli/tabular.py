@@ -308,9 +308,11 @@ def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep
     ``(budget, method_options)``."""
     import pandas as pd
 
-    from dpsynth.cli.common import console, fail, parse_budget, require_input_file, warn_large_epsilon
+    from dpsynth.cli.common import (
+        console, fail, parse_budget, require_input_file, reserve_output, warn_large_epsilon,
+    )
     from dpsynth.errors import DpsynthError
-    from dpsynth.release import check_rows_fit_memory, refuse_output_over_input, reserve_release
+    from dpsynth.release import check_rows_fit_memory
     from dpsynth.tabular.methods import get_method, resolve_method_name
     from dpsynth.tabular.parsing import read_header
     from dpsynth.tabular.schema import resolve_schema
@@ -325,11 +327,7 @@ def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         fail(f"unsupported output format {output.suffix!r}; use .csv, .jsonl or .parquet")
-    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
-        refuse_output_over_input(output, input, metadata)
-        ctx.with_resource(reserve_release(output, force))
-    except (DpsynthError, OSError) as exc:
-        fail(str(exc))
+    reserve_output(ctx, output, input, metadata, force=force)
     try:  # the header only (public), after the reservation: a refused racer never opens the input
         names, _ = read_header(input, sep)
         check_rows_fit_memory(rows, len(names), name="--rows")

@@ -36,9 +36,9 @@ def synth_with_backend(
 ) -> None:
     """Run one release on ``backend``; exits with a clear message on bad input (nothing spent)."""
     from dpsynth.accounting import BudgetExceededError, InvalidBudgetError
-    from dpsynth.cli.common import console, fail
+    from dpsynth.cli.common import console, fail, reserve_output
     from dpsynth.errors import DpsynthError
-    from dpsynth.release import OutputExistsError, refuse_output_over_input, reserve_release
+    from dpsynth.release import OutputExistsError
     from dpsynth.tabular.backends import check_backend, write_streamed
     from dpsynth.tabular.methods import UnknownMethodError
     from dpsynth.tabular.schema import MetadataError
@@ -74,11 +74,7 @@ def synth_with_backend(
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".parquet"):
         fail(f"--backend {backend} writes .parquet or .csv output, not {output.suffix!r}")
-    try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
-        refuse_output_over_input(output, input, metadata)
-        ctx.with_resource(reserve_release(output, force))
-    except (DpsynthError, OSError) as exc:
-        fail(str(exc))
+    reserve_output(ctx, output, input, metadata, force=force)
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.tabular.synthesize import PRIVACY_UNIT
 

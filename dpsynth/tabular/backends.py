@@ -195,10 +195,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
         noise_rng, fingerprint, seeded=synth.seed is not None, progress=synth.progress,
     )
 
-    synth.ledger = ledger
-    synth.schema_, synth.method_, synth.plan_, synth.domain_plan_ = schema, method_name, plan, domain_plan
-    synth.domain_release_ = release
-    synth.n_public_, synth.model_, synth.encoder_, synth._rng = float(n_public), model, encoder, rng
+    synth._set_fitted(ledger, schema, method_name, plan, domain_plan, release, n_public, model, encoder, rng)
     synth.counts_ = counts
     return synth
 

@@ -211,6 +211,22 @@ class Synthesizer:
             noise_rng, fingerprint, seeded=self.seed is not None, progress=self.progress,
         )
 
+        return self._set_fitted(ledger, schema, method_name, plan, domain_plan, release, n_public, model, encoder, rng)
+
+    def _set_fitted(
+        self,
+        ledger: Any,
+        schema: TableSchema,
+        method_name: str,
+        plan: MethodPlan,
+        domain_plan: DomainPlan,
+        release: DomainRelease,
+        n_public: float,
+        model: FittedTabularModel,
+        encoder: TableEncoder,
+        rng: np.random.Generator,
+    ) -> "Synthesizer":
+        """Record the state a fit leaves (in memory here, or by a scale-out backend); returns ``self``."""
         self.ledger = ledger
         self.schema_, self.method_, self.plan_, self.domain_plan_ = schema, method_name, plan, domain_plan
         self.domain_release_ = release

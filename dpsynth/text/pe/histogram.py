@@ -11,7 +11,7 @@ post-processing of the noisy histogram and public candidates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -85,6 +85,25 @@ def threshold_counts(noisy: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(noisy >= threshold, np.maximum(noisy, 0.0), 0.0)
 
 
+def _select_per_group(
+    weights: np.ndarray,
+    candidate_groups: np.ndarray,
+    per_group: Mapping[int, int],
+    pick: Callable[[np.ndarray, np.ndarray, int], np.ndarray],
+) -> np.ndarray:
+    """Concatenate ``pick(cols, weights[cols], count)`` over the groups of ``per_group`` in order,
+    where ``cols`` are the candidate indices of the group (a group without candidates is an error)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    candidate_groups = np.asarray(candidate_groups, dtype=np.int64)
+    chosen: list[np.ndarray] = []
+    for group, count in per_group.items():
+        cols = np.flatnonzero(candidate_groups == group)
+        if cols.size == 0:
+            raise ValueError(f"group {group} has no candidates")
+        chosen.append(pick(cols, weights[cols], int(count)))
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
 def select_proportional(
     weights: np.ndarray,
     candidate_groups: np.ndarray,
@@ -93,17 +112,12 @@ def select_proportional(
 ) -> np.ndarray:
     """Draw ``per_group[g]`` candidate indices of group ``g`` with probability proportional to
     ``weights`` (with replacement); uniform over the group when all its weights are 0."""
-    weights = np.asarray(weights, dtype=np.float64)
-    candidate_groups = np.asarray(candidate_groups, dtype=np.int64)
-    chosen: list[np.ndarray] = []
-    for group, count in per_group.items():
-        cols = np.flatnonzero(candidate_groups == group)
-        if cols.size == 0:
-            raise ValueError(f"group {group} has no candidates")
-        w = weights[cols]
+
+    def pick(cols: np.ndarray, w: np.ndarray, count: int) -> np.ndarray:
         p = w / w.sum() if w.sum() > 0 else np.full(cols.size, 1.0 / cols.size)
-        chosen.append(cols[rng.choice(cols.size, size=int(count), replace=True, p=p)])
-    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        return cols[rng.choice(cols.size, size=count, replace=True, p=p)]
+
+    return _select_per_group(weights, candidate_groups, per_group, pick)
 
 
 def select_top(
@@ -114,14 +128,9 @@ def select_top(
 ) -> np.ndarray:
     """The ``per_group[g]`` highest-weight candidates of group ``g`` (random tie order; repeats the
     ranking when a group has fewer candidates than asked)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    candidate_groups = np.asarray(candidate_groups, dtype=np.int64)
-    chosen: list[np.ndarray] = []
-    for group, count in per_group.items():
-        cols = np.flatnonzero(candidate_groups == group)
-        if cols.size == 0:
-            raise ValueError(f"group {group} has no candidates")
+
+    def pick(cols: np.ndarray, w: np.ndarray, count: int) -> np.ndarray:
         jitter = rng.random(cols.size)
-        order = cols[np.lexsort((jitter, -weights[cols]))]
-        chosen.append(np.resize(order, int(count)))
-    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        return np.resize(cols[np.lexsort((jitter, -w))], count)
+
+    return _select_per_group(weights, candidate_groups, per_group, pick)
