@@ -97,3 +97,19 @@ def test_compose_counts_a_continued_ledger_once(dataset: Path, tmp_path: Path):
     assert out["ledgers"] == 2
     assert out["epsilon_spent"] == pytest.approx(first.epsilon_spent + other.epsilon_spent)
     assert out["delta_spent"] == pytest.approx(first.delta_spent + other.delta_spent)
+
+
+def test_error_messages_are_printed_as_plain_text(monkeypatch):
+    """Brackets in an error (an extra's name, a list) must not be eaten as console markup."""
+    import io
+
+    import typer
+    from rich.console import Console
+
+    import dpsynth.cli.common as common
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(common, "err_console", Console(file=buffer, width=200))
+    with pytest.raises(typer.Exit):
+        common.fail("install it with pip install 'dpsynth[ray]' ([bold]not markup[/bold])")
+    assert "pip install 'dpsynth[ray]' ([bold]not markup[/bold])" in buffer.getvalue()

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dpsynth.accounting import InvalidBudgetError, PrivacyBudget
 
@@ -21,8 +22,12 @@ EXIT_VERIFY_FAILED = 1
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``Error: message`` to stderr and exit with ``code``."""
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``Error: message`` to stderr and exit with ``code``.
+
+    ``message`` is plain text: it is escaped, so brackets in it (``dpsynth[ray]``, a path, a list)
+    are printed as they are and never read as console markup.
+    """
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -163,12 +163,10 @@ def _check_backend_flags(backend: str, ray_workers: int, ray_address: str | None
         fail(f"--ray-workers must be a positive integer, got {ray_workers}")
     from dpsynth.ray_support import RayUnavailableError, require_ray
 
-    from rich.markup import escape
-
     try:
         require_ray()
     except RayUnavailableError as exc:
-        fail(escape(str(exc)))  # escaped: rich would swallow the "[ray]" of the extra's name
+        fail(str(exc))  # fail() escapes: rich would otherwise swallow the "[ray]" of the extra's name
 
 
 @contextmanager
