@@ -130,7 +130,7 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     from dpsynth.tabular.dp_domain import DomainRelease, calibrate_domain
     from dpsynth.tabular.plan import split_budget
     from dpsynth.tabular.infer import PRIVACY_UNIT
-    from dpsynth.tabular.stages import fit_method_stage
+    from dpsynth.tabular.stages import domain_stage, fit_method_stage
 
     backend = check_backend(getattr(synth, "backend", "stream"))
     if backend == "memory":
@@ -172,21 +172,14 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     fingerprint = source.fingerprint()
 
     # ---- stage 1: the DP domain (only the row count can be open on these backends) ----------
-    n_public: float | None = schema.row_count
-    release = DomainRelease(schema=schema, dp_row_count=None, report={})
-    if domain_plan.needed:
-        with ledger.spend(
-            domain_plan,
-            operation="tabular.domain",
-            limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
-            provenance={"source_columns": list(schema.names)},
-        ) as step:
-            noisy_n = dp_domain.dp_row_count(counts.rows, domain_plan.parameters["row_count"]["sigma"], noise_rng)
-            n_public = float(noisy_n)
-            release = DomainRelease(schema=schema, dp_row_count=noisy_n, report={})
-            step.source_fingerprint = fingerprint
-            step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": noisy_n,
-                            "domain_report": release.report}
+    def release_row_count() -> DomainRelease:  # the only open part on these backends
+        noisy_n = dp_domain.dp_row_count(counts.rows, domain_plan.parameters["row_count"]["sigma"], noise_rng)
+        return DomainRelease(schema=schema, dp_row_count=noisy_n, report={})
+
+    release, n_public = domain_stage(
+        ledger, domain_plan, schema, release_row_count,
+        acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None, fingerprint, schema.names,
+    )
     assert n_public is not None
 
     # ---- stage 2: the method on counts ------------------------------------------------------

@@ -1,17 +1,18 @@
-"""The method stage shared by every tabular fit (in memory and on the stream / ray backends).
+"""The two private stages shared by every tabular fit (in memory and on the stream / ray backends).
 
-Privacy unit: one row. The stage is one private step of the plan -> spend -> run shape: the
+Privacy unit: one row. Each stage is one private step of the plan -> spend -> run shape: the
 method is calibrated from public inputs only, charged through ``ledger.spend`` before it reads
 the private data, and its completion (or failure) is recorded on exit.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from dpsynth.accounting import PrivacyBudget
+from dpsynth.tabular.dp_domain import DomainPlan, DomainRelease
 from dpsynth.tabular.methods.base import EncodedDomain, FittedTabularModel, MethodPlan
 
 
@@ -45,3 +46,30 @@ def fit_method_stage(
         step.source_fingerprint = fingerprint
         step.outputs = {"model": method_name}
     return plan, model
+
+
+def domain_stage(
+    ledger: Any,
+    plan: DomainPlan,
+    schema: Any,
+    run: Callable[[], DomainRelease],
+    limit: PrivacyBudget | None,
+    fingerprint: str,
+    source_columns: Sequence[str],
+) -> tuple[DomainRelease, float | None]:
+    """Stage 1: release the parts of the domain the metadata leaves open (``run`` reads the data).
+
+    Charged through ``ledger.spend`` before ``run`` is called; nothing is charged or read when
+    ``plan`` needs nothing. Returns the release and the public row count (metadata's, else the DP one).
+    """
+    if not plan.needed:
+        return DomainRelease(schema=schema, dp_row_count=None, report={}), schema.row_count
+    with ledger.spend(
+        plan, operation="tabular.domain", limit=limit, provenance={"source_columns": list(map(str, source_columns))}
+    ) as step:
+        release = run()
+        step.source_fingerprint = fingerprint
+        step.outputs = {"public_domain": release.schema.to_dict(), "dp_row_count": release.dp_row_count,
+                        "domain_report": release.report}
+    n_public = float(release.dp_row_count) if release.dp_row_count is not None else release.schema.row_count
+    return release, n_public

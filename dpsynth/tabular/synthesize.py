@@ -47,7 +47,7 @@ from dpsynth.tabular.encoding import TableEncoder
 from dpsynth.tabular.methods import get_method, resolve_method_name
 from dpsynth.tabular.methods.base import EncodedDomain, FittedTabularModel, MethodPlan
 from dpsynth.tabular.plan import split_budget
-from dpsynth.tabular.stages import fit_method_stage
+from dpsynth.tabular.stages import domain_stage, fit_method_stage
 from dpsynth.tabular.schema import MetadataError, TableSchema, resolve_schema
 
 PRIVACY_UNIT = "row"
@@ -184,22 +184,11 @@ class Synthesizer:
         fingerprint = acc.fingerprint_dataframe(df)
 
         # ---- stage 1: the DP domain -------------------------------------------------------------
-        n_public: float | None = schema.row_count
-        release = DomainRelease(schema=schema, dp_row_count=None, report={})
-        if domain_plan.needed:
-            with ledger.spend(
-                domain_plan,
-                operation="tabular.domain",
-                limit=acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None,
-                provenance={"source_columns": list(map(str, df.columns))},
-            ) as step:
-                release = run_domain(df, schema, domain_plan, noise_rng)
-                schema = release.schema
-                if release.dp_row_count is not None:
-                    n_public = float(release.dp_row_count)
-                step.source_fingerprint = fingerprint
-                step.outputs = {"public_domain": schema.to_dict(), "dp_row_count": release.dp_row_count,
-                                "domain_report": release.report}
+        release, n_public = domain_stage(
+            ledger, domain_plan, schema, lambda: run_domain(df, schema, domain_plan, noise_rng),
+            acc.PrivacyBudget(eps_d, delta_d) if eps_d > 0 else None, fingerprint, df.columns,
+        )
+        schema = release.schema
         assert n_public is not None
 
         # ---- stage 2: the method ---------------------------------------------------------------
