@@ -73,6 +73,15 @@ def _rebuild(doc: dict, signer: Signer | None = None) -> dict:
     return doc
 
 
+def _shrink_mst_charge(doc: dict) -> None:
+    """The forger's edit: the MST charge's noise multiplier 8.11 -> 80 with its charge recomputed."""
+    charge = next(e for e in doc["entries"] if e.get("operation") == "tabular.fit.mst")
+    charge["event"] = event_to_json(dp_event.GaussianDpEvent(80.0))
+    charge["event_sha256"] = sha256_hex(charge["event"])
+    new = compute_charge(dp_event.GaussianDpEvent(80.0), charge["charge"]["delta"])
+    charge["charge"].update(epsilon=new.epsilon, by_accountant=dict(new.by_accountant))
+
+
 def _doc(data: Path) -> dict:
     return json.loads(release_paths(data).ledger.read_text())
 
@@ -96,11 +105,7 @@ def test_forgery_smaller_noise_rehashed_fails(tmp_path):
     """Noise multiplier 8.11 -> 80 (a smaller epsilon), charge recomputed, chain rebuilt: verify fails."""
     data = _release(tmp_path)
     doc = _doc(data)
-    charge = next(e for e in doc["entries"] if e.get("operation") == "tabular.fit.mst")
-    charge["event"] = event_to_json(dp_event.GaussianDpEvent(80.0))
-    charge["event_sha256"] = sha256_hex(charge["event"])
-    new = compute_charge(dp_event.GaussianDpEvent(80.0), charge["charge"]["delta"])
-    charge["charge"].update(epsilon=new.epsilon, by_accountant=dict(new.by_accountant))
+    _shrink_mst_charge(doc)
     forged = _rebuild(doc)
     report = verify_text(ledger_text(forged))
     assert not report.ok and report.status == "fail"
@@ -145,11 +150,7 @@ def test_resigned_with_another_key_is_not_trusted(tmp_path):
     owner = Signer.owner()
     forger = Signer.generate()
     doc = _doc(data)
-    charge = next(e for e in doc["entries"] if e.get("operation") == "tabular.fit.mst")
-    charge["event"] = event_to_json(dp_event.GaussianDpEvent(80.0))
-    charge["event_sha256"] = sha256_hex(charge["event"])
-    new = compute_charge(dp_event.GaussianDpEvent(80.0), charge["charge"]["delta"])
-    charge["charge"].update(epsilon=new.epsilon, by_accountant=dict(new.by_accountant))
+    _shrink_mst_charge(doc)
     forged = _rebuild(doc, signer=forger)
     report = verify_text(ledger_text(forged), trusted_keys={owner.public_key_hex})
     assert report.ok and report.status == "untrusted" and report.signer_key_id == forger.key_id
