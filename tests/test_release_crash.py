@@ -30,6 +30,23 @@ OLD_DATA = "x,y\nold,1\nold,2\n"
 NEW_DATA = "x,y\nnew,10\nnew,20\nnew,30\n"
 
 
+
+def _sigkill_at_call(kill_at: int):
+    """``(killing, calls)``: wrappers made by ``killing`` share the counter ``calls[0]`` and SIGKILL
+    the process at call number ``kill_at`` (used in a forked child only)."""
+    calls = [0]
+
+    def killing(real):
+        def call(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+
+        return call
+
+    return killing, calls
+
 def make_ledger(noise: float) -> Ledger:
     ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit="one row", source_name="in.csv")
     entry = ledger.charge(operation="test.step", mechanism="gaussian", event=dp_event.GaussianDpEvent(noise), delta=1e-6)
@@ -53,16 +70,7 @@ def write_in_killed_child(out: Path, kill_at: int | None, *, kill_in_data: bool 
         code = 1
         try:
             os.close(read_end)
-            calls = [0]
-
-            def killing(real):
-                def call(*args, **kwargs):
-                    calls[0] += 1
-                    if calls[0] == kill_at:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    return real(*args, **kwargs)
-
-                return call
+            killing, calls = _sigkill_at_call(kill_at)
 
             def data_writer(tmp: Path) -> None:
                 tmp.write_text(NEW_DATA[: len(NEW_DATA) // 2])
@@ -188,16 +196,7 @@ def rebind_in_killed_child(out: Path, kill_at: int) -> bool:
         try:
             from dpsynth.release import rebind_card
 
-            calls = [0]
-
-            def killing(real):
-                def call(*args, **kwargs):
-                    calls[0] += 1
-                    if calls[0] == kill_at:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    return real(*args, **kwargs)
-
-                return call
+            killing, calls = _sigkill_at_call(kill_at)
 
             os.replace, os.unlink = killing(os.replace), killing(os.unlink)
             rebind_card(out, lambda card: {**card, "which": "rebound"})
