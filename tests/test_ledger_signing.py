@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -235,7 +234,7 @@ def test_appending_with_another_key_is_refused(tmp_path):
 def test_signing_key_file_is_private_and_never_in_a_ledger(tmp_path):
     from dpsynth.accounting.keys import signing_key_path
 
-    data = _release(tmp_path)
+    _release(tmp_path)
     key_path = signing_key_path()
     assert key_path.exists() and (key_path.stat().st_mode & 0o777) == 0o600
     secret = key_path.read_text().strip()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -14,7 +13,6 @@ from dpsynth.accounting import BudgetExceededError, PrivacyBudget
 from dpsynth.accounting.source_budget import (
     CallBudgetPlan,
     SourceBudgetError,
-    find_source_budget,
     init_source_budget,
     source_ledger_path,
 )

@@ -11,7 +11,7 @@ import pytest
 
 from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget
 from dpsynth.release import OutputExistsError
-from dpsynth.tabular import EmptyTableError, Synthesizer, synthesize
+from dpsynth.tabular import Synthesizer, synthesize
 from dpsynth.tabular.plan import PREPROCESSING_FRACTION
 from dpsynth.tabular.schema import UnknownColumnError
 
