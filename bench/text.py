@@ -186,19 +186,20 @@ def _nonprivate_texts(loaded, split_texts, split_labels, labels, per_label, B, T
     return [loaded.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in decoded], out_labels
 
 
-def _public_only_texts(loaded, labels, per_label, T) -> tuple[list, list]:
+def _public_only_texts(loaded, labels, per_label, T, instruction: str = INSTRUCTION,
+                       temperature: float = TEMPERATURE) -> tuple[list, list]:
     """epsilon = 0: every group has no member, so the sample is the public model's top-k
     distribution for the (labelled) public prompt; no private text is read."""
     from dpsynth.randomness import secret_torch_generator as entropy_generator
     from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
 
-    encoder = _encoder(loaded)
+    encoder = _encoder(loaded, instruction)
     groups = [GroupPrompts(encoder.public_ids(label), []) for label in labels for _ in range(per_label)]
     settings = DecodeSettings(
         max_new_tokens=T,
         clip=0.0,
         divisor=1,
-        temperature=TEMPERATURE,
+        temperature=temperature,
         top_k=TOP_K,
         stop_token_ids=(loaded.tokenizer.eos_token_id,),
         pad_token_id=loaded.tokenizer.pad_token_id,
@@ -291,20 +292,24 @@ def run_utility(args: argparse.Namespace) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> None:
-    from _text_data import balanced_split
+    from _text_data import CORPORA, balanced_split
     from _text_eval import MiniLMEmbedder, evaluate
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.text import generate as dp_generate
     from dpsynth.text.embeddings import minilm_model_dir
+    from dpsynth.text.pe.privacy import calibrate_pe
 
     torch.set_num_threads(args.threads)
     loaded = _load_model()
     M, T = args.per_label, args.tokens
-    split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed)
+    corpus_name, instruction = CORPORA[args.corpus]
+    split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed,
+                           corpus=args.corpus)
     labels = sorted(set(split.train_labels))
+    n_test = len(split.test_texts)
     print(
-        f"data: Rotten Tomatoes snippets, {len(split.train_texts)} private texts ({args.private_per_label}/label), "
+        f"data: {corpus_name}, seed {args.seed}, {len(split.train_texts)} private texts ({args.private_per_label}/label), "
         f"{len(split.test_texts)} real test texts; labels {labels}; M={M} synthetic texts per label, T={T}, "
         f"delta={DELTA}, torch threads={torch.get_num_threads()}"
     )
@@ -318,8 +323,9 @@ def run_compare(args: argparse.Namespace) -> None:
         mauve = mauve_score(test_embeddings, synth)["mauve"]
         coverage = embedding_coverage(test_embeddings, synth)
         rows.append((name, acc.tfidf, acc.minilm, mauve, coverage, seconds, extra))
+        se = float(np.sqrt(acc.minilm * (1 - acc.minilm) / n_test))
         print(
-            f"{name:>26}: TF-IDF {acc.tfidf:.3f}  MiniLM {acc.minilm:.3f}  MAUVE {mauve:.3f}  coverage {coverage:.3f}"
+            f"{name:>26}: TF-IDF {acc.tfidf:.3f}  MiniLM {acc.minilm:.3f} (SE {se:.3f})  MAUVE {mauve:.3f}  coverage {coverage:.3f}"
             f"  ({len(texts)} texts, {np.mean([len(t.split()) for t in texts]):.1f} words avg, {seconds:.0f}s) {extra}",
             flush=True,
         )
@@ -332,22 +338,25 @@ def run_compare(args: argparse.Namespace) -> None:
     record(f"real ({M}/label)", [t for t, _ in few], [lab for _, lab in few], 0.0)
     if not args.skip_public:
         start = time.perf_counter()
-        texts, text_labels = _public_only_texts(loaded, labels, M, T)
+        texts, text_labels = _public_only_texts(loaded, labels, M, T, instruction, args.temperature)
         record("epsilon=0 (public prompt)", texts, text_labels, time.perf_counter() - start)
     common = dict(
         delta=DELTA, labels=split.train_labels, label_set=labels, num_texts=M, model=loaded,
-        instruction=INSTRUCTION, max_new_tokens=T, temperature=TEMPERATURE, top_k=TOP_K, progress=not args.quiet,
+        instruction=instruction, max_new_tokens=T, temperature=args.temperature, top_k=TOP_K, progress=not args.quiet,
     )
     for epsilon in args.epsilons:
         for method in args.methods:
             start = time.perf_counter()
             if method == "pe":
+                threshold = None
+                if args.threshold_sigmas is not None:  # public: a multiple of the calibrated sigma
+                    threshold = args.threshold_sigmas * calibrate_pe(epsilon, DELTA, args.iterations).noise_multiplier
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="pe", iterations=args.iterations,
-                    variations=args.variations, embedder=str(minilm_model_dir()), **common,
+                    variations=args.variations, threshold=threshold, embedder=str(minilm_model_dir()), **common,
                 )
-                extra = (f"[sigma={result.plan.noise_multiplier:.3f}, T_iter={args.iterations}, "
-                         f"V={args.variations}, eps spent {result.ledger.epsilon_spent:.3f}]")
+                extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
+                         f"T_iter={args.iterations}, V={args.variations}, eps spent {result.ledger.epsilon_spent:.3f}]")
             else:
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="private_prediction", group_size="auto",
@@ -398,6 +407,91 @@ def run_head(args: argparse.Namespace) -> None:
     print(f"median speed-up of the restricted head: {float(np.median(ratios)):.2f}x")
 
 
+def run_prompts(args: argparse.Namespace) -> None:
+    """Forced-token diagnostic of prompt variants (``bench/_text_prompts.py``)."""
+    from _text_data import balanced_split
+    from _text_prompts import build_variants, report_rows, score_variant
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    n = args.texts_per_label
+    split = balanced_split(per_label_train=n, per_label_test=n, seed=args.seed)
+    labels = sorted(set(split.test_labels))
+    pools = {lab: [t for t, l in zip(split.train_texts, split.train_labels) if l == lab] for lab in labels}
+    texts, text_labels, same, other, wrong = [], [], [], [], []
+    seen = {lab: 0 for lab in labels}
+    for text, label in zip(split.test_texts, split.test_labels):
+        wrong_label = labels[(labels.index(label) + 1) % len(labels)]
+        texts.append(text)
+        text_labels.append(label)
+        same.append(pools[label][seen[label]])  # a random other real text of the same label
+        other.append(pools[wrong_label][seen[label]])
+        wrong.append(wrong_label)
+        seen[label] += 1
+    print(f"data: Rotten Tomatoes, {len(texts)} held-out texts ({n}/label), examples from {2 * n} other texts; "
+          f"labels {labels}; torch threads={torch.get_num_threads()}", flush=True)
+    scores = []
+    for variant in build_variants(loaded.tokenizer, INSTRUCTION, MAX_EXAMPLE_TOKENS):
+        if args.variants and variant.name not in args.variants:
+            continue
+        start = time.perf_counter()
+        scores.append(score_variant(loaded.model, loaded.tokenizer, variant, texts, text_labels, same, other, wrong))
+        print(f"{variant.name}: {variant.description} ({time.perf_counter() - start:.0f}s)", flush=True)
+        print("\n".join(report_rows(scores[-1:])[2:]), flush=True)
+    print("\nnats per token, mean ± standard error over texts\n" + "\n".join(report_rows(scores)))
+
+
+def run_quantize(args: argparse.Namespace) -> None:
+    """int8 dynamic quantisation (``bench/_text_quant.py``) vs float32, same process: forced-token
+    log p of held-out real texts and decoding speed (interleaved repeats), per layer subset."""
+    from _text_data import balanced_split
+    from _text_prompts import build_variants, forced_log_probs, target_ids
+    from _text_quant import LAYER_SETS, quantize_int8
+
+    from dpsynth.randomness import secret_torch_generator
+    from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    tok, pad = loaded.tokenizer, loaded.tokenizer.pad_token_id
+    split = balanced_split(per_label_train=args.texts_per_label, per_label_test=args.texts_per_label, seed=args.seed)
+    variant = build_variants(tok, INSTRUCTION, MAX_EXAMPLE_TOKENS)[0]
+    pool = {lab: [t for t, l in zip(split.train_texts, split.train_labels) if l == lab] for lab in set(split.train_labels)}
+    prompts, targets = [], []
+    for i, (text, label) in enumerate(zip(split.test_texts, split.test_labels)):
+        for example in (None, pool[label][i % len(pool[label])]):
+            ids, space = variant.build(label, example)
+            prompts.append(ids)
+            targets.append(target_ids(tok, text, space))
+    fp32 = forced_log_probs(loaded.model, pad, prompts, targets)
+    print(f"fp32 forced-token log p over {len(split.test_texts)} held-out texts x (public, one example) prompts: "
+          f"{fp32.mean():.4f} nats/token; torch threads={torch.get_num_threads()}", flush=True)
+    public = _encoder(loaded).public_ids("positive")
+    groups = [GroupPrompts(public, []) for _ in range(args.groups)]
+    settings = DecodeSettings(max_new_tokens=args.tokens, clip=0.0, divisor=1, temperature=TEMPERATURE, top_k=TOP_K,
+                              stop_token_ids=(), pad_token_id=pad, max_rows=64)
+
+    def rate(model) -> float:
+        start = time.perf_counter()
+        out = decode_groups(model, groups, settings, generator=secret_torch_generator(), progress=False)
+        return sum(len(ids) for ids in out) / (time.perf_counter() - start)
+
+    for layers in args.layers or list(LAYER_SETS):
+        q8 = quantize_int8(loaded.model, layers)
+        diff = forced_log_probs(q8, pad, prompts, targets) - fp32
+        decode_groups(q8, groups[:2], settings, progress=False)  # warm-up
+        ratios = []
+        for repeat in range(args.repeats):
+            r32, r8 = rate(loaded.model), rate(q8)
+            ratios.append(r8 / r32)
+            print(f"  {layers} [{repeat + 1}/{args.repeats}]: public generation {args.groups} rows x T={args.tokens}: "
+                  f"fp32 {r32:.1f} tok/s, int8 {r8:.1f} tok/s, ratio {ratios[-1]:.2f}x", flush=True)
+        print(f"int8 ({layers}): log p int8 - fp32 {diff.mean():+.4f} ± {diff.std(ddof=1) / np.sqrt(diff.size):.4f} "
+              f"nats/token (max |diff| {np.abs(diff).max():.3f}); median speed ratio int8/fp32 "
+              f"{float(np.median(ratios)):.2f}x over {len(ratios)} interleaved repeats", flush=True)
+        del q8
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -431,6 +525,9 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--threads", type=int, default=1)
     cp.add_argument("--seed", type=int, default=0)
     cp.add_argument("--skip-public", action="store_true")
+    cp.add_argument("--corpus", choices=["rt", "convention"], default="rt")
+    cp.add_argument("--temperature", type=float, default=TEMPERATURE)
+    cp.add_argument("--threshold-sigmas", type=float, default=None, help="pe threshold in units of sigma (default 2)")
     cp.add_argument("--quiet", action="store_true")
     hd = sub.add_parser("head", help="restricted vs full LM head for the private rows")
     hd.add_argument("--groups", type=int, default=4)
@@ -441,8 +538,25 @@ def main(argv: list[str] | None = None) -> None:
     hd.add_argument("--threads", type=int, default=1)
     hd.add_argument("--repeats", type=int, default=2)
     hd.add_argument("--seed", type=int, default=0)
+    pr = sub.add_parser("prompts", help="forced-token log p of real texts under prompt variants")
+    pr.add_argument("--texts-per-label", type=int, default=40)
+    pr.add_argument("--variants", nargs="*", default=[])
+    pr.add_argument("--threads", type=int, default=1)
+    pr.add_argument("--seed", type=int, default=0)
+    qt = sub.add_parser("quantize", help="int8 dynamic quantisation vs float32: speed and forced-token log p")
+    qt.add_argument("--texts-per-label", type=int, default=30)
+    qt.add_argument("--groups", type=int, default=32, help="public-generation rows")
+    qt.add_argument("--tokens", type=int, default=32)
+    qt.add_argument("--layers", nargs="*", default=[], help="layer subsets of bench/_text_quant.py (default all)")
+    qt.add_argument("--repeats", type=int, default=3)
+    qt.add_argument("--threads", type=int, default=1)
+    qt.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "head":
+    if args.command == "quantize":
+        run_quantize(args)
+    elif args.command == "prompts":
+        run_prompts(args)
+    elif args.command == "head":
         run_head(args)
     elif args.command == "throughput":
         run_throughput(args)
