@@ -32,7 +32,13 @@ import numpy as np
 import torch
 
 from dpsynth.text.pe.variation import fill_in_message, initial_message, mask_words, paraphrase_message
-from dpsynth.text.prompts import PromptEncoder, PromptTemplate
+from dpsynth.text.prompts import LABEL_LINE, PromptEncoder, PromptTemplate
+
+#: the private-prediction layout before issue 10's measurement: a "Label: X" line, then the example
+OLD_SUFFIX = ("Here is an example:\n{example}\n\n"
+              "Write one new text in the same style and on a similar topic. Reply with the text only.")
+OLD_TEMPLATE = dict(private_suffix=OLD_SUFFIX, label_line=LABEL_LINE, labelled_private_suffix=OLD_SUFFIX,
+                    labelled_public_suffix="Reply with the text only.")
 
 #: (label, example or None) -> (prompt ids, whether the text follows after a space)
 PromptFn = Callable[[str, "str | None"], tuple[list[int], bool]]
@@ -80,18 +86,11 @@ def build_variants(tokenizer, instruction: str, max_example_tokens: int) -> list
     variants.append(Variant(
         "label-line", "library default before this session: instruction, 'Label: X', 'Here is an example: ... "
         "Write one new text in the same style ...'",
-        from_template(PromptTemplate(instruction=instruction)),
+        from_template(PromptTemplate(instruction=instruction, **OLD_TEMPLATE)),
     ))
-
-    def labelled_example(label: str, example: str | None) -> tuple[list[int], bool]:
-        if example is None:
-            msg = f"{instruction}\n\nWrite one {label} example. Reply with the text only."
-        else:
-            msg = f"{instruction}\n\nHere is a {label} example:\n{example}\n\nWrite another one like it:"
-        return _chat_ids(tokenizer, [_user(msg)]), False
-
-    variants.append(Variant("labelled-example", "'Here is a X example: ... Write another one like it:'",
-                            labelled_example))
+    variants.append(Variant("labelled-example", "'Here is a X example: ... Write another one like it:' "
+                            "(public: 'Write one X example.'); the library default since this measurement",
+                            from_template(PromptTemplate(instruction=instruction))))
 
     def example_turn(label: str, example: str | None) -> tuple[list[int], bool]:
         first = _user(f"{instruction}\n\nLabel: {label}. Reply with the text only.")

@@ -53,19 +53,33 @@ def test_auto_method_rule():
 
 
 def test_label_goes_into_private_and_public_prompts(tmp_path):
+    """docs/text.md: the default template names the public label in both prompts, one way
+    ("Here is a <label> example: ..." / "Write one <label> example. ..."); the example only in the private one."""
     from transformers import AutoTokenizer
 
-    from dpsynth.text.prompts import LABEL_LINE, PromptEncoder, PromptTemplate
+    from dpsynth.text.prompts import PromptEncoder, PromptTemplate
     from tests.tiny_model import build_tiny_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(build_tiny_model_dir(tmp_path / "tiny"))
     encoder = PromptEncoder(tokenizer, PromptTemplate(instruction="Write a review."), 32)
-    line = LABEL_LINE.format(label="negative")
     public = tokenizer.decode(encoder.public_ids("negative"))
     private = tokenizer.decode(encoder.private_ids(["the film was dull"], "negative")[0])
-    assert line in public and line in private
-    assert "the film was dull" in private and "the film was dull" not in public
-    assert "Label:" not in tokenizer.decode(encoder.public_ids(None))
+    assert "Here is a negative example:\nthe film was dull\n\nWrite another one like it:" in private
+    assert "Write one negative example." in public
+    assert "the film was dull" not in public and "positive" not in public + private
+    unlabelled = tokenizer.decode(encoder.public_ids(None)) + tokenizer.decode(encoder.private_ids(["x"], None)[0])
+    assert "negative" not in unlabelled and "{label}" not in unlabelled
+
+
+def test_template_refuses_a_label_missing_from_one_prompt():
+    from dpsynth.text.prompts import PromptTemplate
+
+    with pytest.raises(ValueError, match="both prompts"):
+        PromptTemplate(labelled_public_suffix="Reply with the text only.")
+    with pytest.raises(ValueError, match="example"):
+        PromptTemplate(labelled_public_suffix="{label} {example}")
+    # a label line carries the label into both prompts
+    PromptTemplate(label_line="Label: {label}", labelled_private_suffix="{example}", labelled_public_suffix="Go.")
 
 
 def test_output_format_from_suffix():

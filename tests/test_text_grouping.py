@@ -84,7 +84,7 @@ def test_private_prompt_holds_the_truncated_example_and_public_prompt_holds_none
     assert decoded.endswith("<|im_start|>assistant\n")
     # two texts of different lengths share prefix and suffix exactly
     a, b = encoder.private_ids(["short", "a somewhat longer example text"], "pos")
-    assert "Label: pos" in tokenizer.decode(a)
+    assert "Here is a pos example:" in tokenizer.decode(a)
     suffix = encoder.private_ids([""], "pos")[0]
     assert a[-8:] == b[-8:] == suffix[-8:]
     assert len(b) > len(a) > len(suffix)

@@ -8,6 +8,12 @@ per-text function, so it does not change the privacy analysis, and it bounds mem
 The public prompt is the same template without the example; it must not depend on any private
 text.  The templates are fixed strings; :meth:`PromptTemplate.sha256` fingerprints them for the
 ledger and the card.
+
+Labels (public) enter both prompts in one way: the labelled suffixes name the label
+(``"Here is a {label} example: ... Write another one like it:"`` in the private prompt,
+``"Write one {label} example. ..."`` in the public one). This wording was chosen with the
+forced-token diagnostic ``python bench/text.py prompts`` (docs/text-bench.md): of the variants
+measured, it made SmolLM2-135M lean most on its in-context example.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_INSTRUCTION = "Write a short text."
-DEFAULT_PRIVATE_SUFFIX = (
-    "Here is an example:\n{example}\n\n"
-    "Write one new text in the same style and on a similar topic. Reply with the text only."
-)
+DEFAULT_PRIVATE_SUFFIX = "Here is an example:\n{example}\n\nWrite another one like it:"
 DEFAULT_PUBLIC_SUFFIX = "Reply with the text only."
+DEFAULT_LABELLED_PRIVATE_SUFFIX = "Here is a {label} example:\n{example}\n\nWrite another one like it:"
+DEFAULT_LABELLED_PUBLIC_SUFFIX = "Write one {label} example. Reply with the text only."
+#: the layout used before issue 10's prompt measurement (kept for comparison in bench/)
 LABEL_LINE = "Label: {label}"
 
 _SENTINEL = "\u2063DPSYNTH_EXAMPLE\u2063"
@@ -30,28 +36,44 @@ _SENTINEL = "\u2063DPSYNTH_EXAMPLE\u2063"
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """Public prompt texts. ``{example}`` in ``private_suffix`` marks where a private text goes."""
+    """Public prompt texts. ``{example}`` in the private suffixes marks where a private text goes;
+    ``{label}`` in the labelled suffixes and in ``label_line`` where the public label goes.
+
+    User message = instruction, then (labelled, when ``label_line`` is not empty) the label line,
+    then the suffix -- parts separated by a blank line. Unlabelled calls use ``private_suffix`` /
+    ``public_suffix``; labelled calls ``labelled_private_suffix`` / ``labelled_public_suffix``.
+    """
 
     instruction: str = DEFAULT_INSTRUCTION
     private_suffix: str = DEFAULT_PRIVATE_SUFFIX
     public_suffix: str = DEFAULT_PUBLIC_SUFFIX
-    label_line: str = LABEL_LINE
+    label_line: str = ""
+    labelled_private_suffix: str = DEFAULT_LABELLED_PRIVATE_SUFFIX
+    labelled_public_suffix: str = DEFAULT_LABELLED_PUBLIC_SUFFIX
 
     def __post_init__(self) -> None:
         if not isinstance(self.instruction, str) or not self.instruction.strip():
             raise ValueError("instruction must be a non-empty string")
-        if self.private_suffix.count("{example}") != 1:
-            raise ValueError("private_suffix must contain '{example}' exactly once")
+        for name in ("private_suffix", "labelled_private_suffix"):
+            if getattr(self, name).count("{example}") != 1:
+                raise ValueError(f"{name} must contain '{{example}}' exactly once")
+        if "{example}" in self.public_suffix + self.labelled_public_suffix + self.label_line:
+            raise ValueError("the public prompt and the label line must not contain '{example}'")
+        if "{label}" not in self.label_line + self.labelled_private_suffix or (
+            "{label}" not in self.label_line + self.labelled_public_suffix
+        ):
+            raise ValueError("the label must enter both prompts: put '{label}' in label_line or in both labelled suffixes")
 
     def user_message(self, label: str | None, private: bool) -> str:
         """The user message; for ``private=True`` it contains the example sentinel."""
         parts = [self.instruction.strip()]
-        if label is not None:
-            parts.append(self.label_line.format(label=label))
-        if private:
-            parts.append(self.private_suffix.replace("{example}", _SENTINEL))
+        if label is None:
+            suffix = self.private_suffix if private else self.public_suffix
         else:
-            parts.append(self.public_suffix)
+            if self.label_line:
+                parts.append(self.label_line.replace("{label}", label))
+            suffix = (self.labelled_private_suffix if private else self.labelled_public_suffix).replace("{label}", label)
+        parts.append(suffix.replace("{example}", _SENTINEL) if private else suffix)
         return "\n\n".join(parts)
 
     def describe(self) -> dict[str, Any]:
@@ -61,6 +83,8 @@ class PromptTemplate:
             "private_suffix": self.private_suffix,
             "public_suffix": self.public_suffix,
             "label_line": self.label_line,
+            "labelled_private_suffix": self.labelled_private_suffix,
+            "labelled_public_suffix": self.labelled_public_suffix,
         }
 
     def sha256(self) -> str:
