@@ -340,6 +340,16 @@ def run_compare(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         texts, text_labels = _public_only_texts(loaded, labels, M, T, instruction, args.temperature)
         record("epsilon=0 (public prompt)", texts, text_labels, time.perf_counter() - start)
+        if "pe" in args.methods:  # PE's own starting point: its initial prompt, no selection
+            from dpsynth.text.pe.generator import EngineGenerator
+            from dpsynth.text.pe.variation import initial_message
+
+            start = time.perf_counter()
+            generate_public = EngineGenerator(loaded, max_new_tokens=T, temperature=args.temperature, top_k=TOP_K,
+                                              max_rows=64, progress=not args.quiet)
+            texts = generate_public([initial_message(instruction, lab) for lab in labels for _ in range(M)])
+            record("epsilon=0 (pe initial prompt)", texts, [lab for lab in labels for _ in range(M)],
+                   time.perf_counter() - start)
     common = dict(
         delta=DELTA, labels=split.train_labels, label_set=labels, num_texts=M, model=loaded,
         instruction=instruction, max_new_tokens=T, temperature=args.temperature, top_k=TOP_K, progress=not args.quiet,
