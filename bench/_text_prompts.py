@@ -206,6 +206,22 @@ def score_variant(model, tokenizer, variant: Variant, texts: Sequence[str], labe
     return VariantScore(variant.name, scores[:, 0], scores[:, 1], scores[:, 2], scores[:, 3])
 
 
+def paired_rows(scores: Sequence[VariantScore]) -> list[str]:
+    """Markdown rows: each variant minus the first, paired over the same texts and examples."""
+    if len(scores) < 2:
+        return []
+    base = scores[0]
+    rows = [f"| variant minus {base.name} (paired) | log p, public | log p, example | gain | label margin, public |",
+            "|---|---|---|---|---|"]
+    for s in scores[1:]:
+        rows.append(
+            f"| {s.name} | {_mean_se(s.public - base.public)} | {_mean_se(s.example - base.example)} "
+            f"| {_mean_se((s.example - s.public) - (base.example - base.public))} "
+            f"| {_mean_se((s.public - s.public_wrong) - (base.public - base.public_wrong))} |"
+        )
+    return rows
+
+
 def report_rows(scores: Sequence[VariantScore]) -> list[str]:
     """Markdown rows: variant | public | with example | gain | margin(public) | margin(example)."""
     rows = ["| variant | log p, public prompt | log p, one same-label example | gain (example - public) "

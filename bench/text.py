@@ -419,13 +419,14 @@ def run_head(args: argparse.Namespace) -> None:
 
 def run_prompts(args: argparse.Namespace) -> None:
     """Forced-token diagnostic of prompt variants (``bench/_text_prompts.py``)."""
-    from _text_data import balanced_split
-    from _text_prompts import build_variants, report_rows, score_variant
+    from _text_data import CORPORA, balanced_split
+    from _text_prompts import build_variants, paired_rows, report_rows, score_variant
 
     torch.set_num_threads(args.threads)
     loaded = _load_model()
     n = args.texts_per_label
-    split = balanced_split(per_label_train=n, per_label_test=n, seed=args.seed)
+    corpus_name, instruction = CORPORA[args.corpus]
+    split = balanced_split(per_label_train=n, per_label_test=n, seed=args.seed, corpus=args.corpus)
     labels = sorted(set(split.test_labels))
     pools = {lab: [t for t, l in zip(split.train_texts, split.train_labels) if l == lab] for lab in labels}
     texts, text_labels, same, other, wrong = [], [], [], [], []
@@ -438,10 +439,10 @@ def run_prompts(args: argparse.Namespace) -> None:
         other.append(pools[wrong_label][seen[label]])
         wrong.append(wrong_label)
         seen[label] += 1
-    print(f"data: Rotten Tomatoes, {len(texts)} held-out texts ({n}/label), examples from {2 * n} other texts; "
+    print(f"data: {corpus_name}, {len(texts)} held-out texts ({n}/label), examples from {2 * n} other texts; "
           f"labels {labels}; torch threads={torch.get_num_threads()}", flush=True)
     scores = []
-    for variant in build_variants(loaded.tokenizer, INSTRUCTION, MAX_EXAMPLE_TOKENS):
+    for variant in build_variants(loaded.tokenizer, instruction, MAX_EXAMPLE_TOKENS):
         if args.variants and variant.name not in args.variants:
             continue
         start = time.perf_counter()
@@ -449,6 +450,7 @@ def run_prompts(args: argparse.Namespace) -> None:
         print(f"{variant.name}: {variant.description} ({time.perf_counter() - start:.0f}s)", flush=True)
         print("\n".join(report_rows(scores[-1:])[2:]), flush=True)
     print("\nnats per token, mean ± standard error over texts\n" + "\n".join(report_rows(scores)))
+    print("\n" + "\n".join(paired_rows(scores)))
 
 
 def run_quantize(args: argparse.Namespace) -> None:
@@ -551,6 +553,7 @@ def main(argv: list[str] | None = None) -> None:
     pr = sub.add_parser("prompts", help="forced-token log p of real texts under prompt variants")
     pr.add_argument("--texts-per-label", type=int, default=40)
     pr.add_argument("--variants", nargs="*", default=[])
+    pr.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     pr.add_argument("--threads", type=int, default=1)
     pr.add_argument("--seed", type=int, default=0)
     qt = sub.add_parser("quantize", help="int8 dynamic quantisation vs float32: speed and forced-token log p")
