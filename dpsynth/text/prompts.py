@@ -12,8 +12,10 @@ ledger and the card.
 Labels (public) enter both prompts in one way: the labelled suffixes name the label
 (``"Here is a {label} example: ... Write another one like it:"`` in the private prompt,
 ``"Write one {label} example. ..."`` in the public one). This wording was chosen with the
-forced-token diagnostic ``python bench/text.py prompts`` (docs/text-bench.md): of the variants
-measured, it made SmolLM2-135M lean most on its in-context example.
+forced-token diagnostic ``python bench/text.py prompts`` (docs/text-bench.md): against the
+earlier "Label: X" line it raised the gain from one in-context example (log p of real texts with
+the example minus without) on both corpora measured, partly through a weaker public prompt; a
+few-shot chat layout did about as well (better on one corpus, worse on the other).
 """
 
 from __future__ import annotations
