@@ -196,26 +196,20 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
 # ------------------------------------------------------------------------------ streamed output
 def sample_chunks(synth: "Synthesizer", n: int, chunk_rows: int = DEFAULT_CHUNK_ROWS):
     """``n`` synthetic rows as DataFrames of at most ``chunk_rows`` rows (post-processing)."""
+    from dpsynth.tabular.output_parts import sample_frames
+
     assert synth.model_ is not None and synth.encoder_ is not None and synth._rng is not None
-    done = 0
-    while done < n:
-        k = min(chunk_rows, n - done)
-        frame = synth.encoder_.decode(synth.model_.sample(k, synth._rng), synth._rng)
-        id_cols = [s.name for s in synth.encoder_.schema.columns if s.type == "id"]
-        for name in id_cols:  # fresh ids continue across chunks
-            frame[name] = np.arange(done + 1, done + k + 1)
-        done += k
-        yield frame
+    yield from sample_frames(synth.model_, synth.encoder_, int(n), 0, chunk_rows, synth._rng)
 
 
 def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = None, *, force: bool = False,
                    chunk_rows: int = DEFAULT_CHUNK_ROWS):
-    """Sample ``rows`` rows chunk by chunk into ``path`` (.parquet or .csv) with ledger and card."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """Sample ``rows`` rows chunk by chunk into the single file ``path`` (.parquet or .csv) with
+    ledger and card. :func:`dpsynth.tabular.output_parts.write_partitioned` writes a directory of
+    part files instead (in parallel on Ray)."""
     from dpsynth.card import build_card
     from dpsynth.release import write_release
+    from dpsynth.tabular.output_parts import write_part_file
 
     if synth.model_ is None:
         raise RuntimeError("call fit() before write_streamed()")
@@ -238,21 +232,8 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     arrow_schema = output_arrow_schema(synth.schema_)
 
     def write(tmp: Path) -> None:
-        writer = None
-        try:
-            for i, frame in enumerate(sample_chunks(synth, n, chunk_rows)):
-                if suffix == ".csv":
-                    frame.to_csv(tmp, mode="w" if i == 0 else "a", header=(i == 0), index=False)
-                    continue
-                table = pa.Table.from_pandas(_for_arrow(frame, arrow_schema), schema=arrow_schema, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), arrow_schema)
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
+        write_part_file(tmp, sample_chunks(synth, n, chunk_rows), suffix.lstrip("."), arrow_schema)
 
-    assert synth.schema_ is not None
     snapshot = synth.ledger if isinstance(synth.ledger, acc.Ledger) else synth.ledger.load()
     card = build_card(
         snapshot,
