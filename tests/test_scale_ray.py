@@ -126,3 +126,18 @@ def test_a_failed_sampling_task_releases_nothing(fitted_on_ray, tmp_path, monkey
     with pytest.raises(op.SamplingWorkerFailed, match="nothing was released"):
         write_partitioned(fitted_on_ray, tmp_path / "out.parquet", rows=300, part_rows=100)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.parquet.lock"]  # no parts, temp dir, ledger or card
+
+
+def test_ray_counts_on_a_hive_directory_equal_memory_and_stream_counts(tmp_path):
+    from dpsynth.tabular.private_table import StreamingCounts
+    from tests._scale_data import HIVE_CLIQUES, HIVE_METADATA, write_hive
+
+    memory_df = write_hive(make_table(), tmp_path)
+    encoder = TableEncoder.from_schema(resolve_schema(memory_df, HIVE_METADATA))
+    memory = InMemoryCounts(encoder.encode(memory_df), encoder.columns, encoder.sizes)
+    stream = StreamingCounts(TableSource.from_path(tmp_path), encoder, chunk_rows=128)
+    on_ray = RayCounts(TableSource.from_path(tmp_path), encoder, chunk_rows=128)
+    on_ray.prefetch(HIVE_CLIQUES)
+    for clique in HIVE_CLIQUES:
+        np.testing.assert_array_equal(on_ray.counts(clique), memory.counts(clique), err_msg=str(clique))
+        np.testing.assert_array_equal(stream.counts(clique), memory.counts(clique), err_msg=str(clique))
