@@ -6,7 +6,9 @@ accountants and -- to say *who* wrote the ledger -- a public key the verifier tr
 
 What a pass proves: the chain is intact and in canonical form, it was signed by the holder of a
 trusted key, every charge follows from its recorded events by dp-accounting, the spend stays within
-the budget, and the data file and card are the ones the ledger was written with. What no file can
+the budget, and the data file and card are the ones the ledger was written with (for a
+partitioned release: the directory holds exactly the parts of the entry's manifest, byte for
+byte, and nothing else; :func:`directory_problems`). What no file can
 prove: that the recorded noise was really applied (that rests on running the released code), or
 that the key holder is honest.
 
