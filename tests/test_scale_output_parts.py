@@ -201,7 +201,13 @@ def test_cli_stream_partitioned_writes_parts_and_refuses_what_it_cannot_do(input
         (["-o", str(inputs["parquet_dir"] / "c.parquet"), "--backend", "stream", "--partitioned"],
          "inside the input directory"),
     ]
-    for extra, needle in refusals:
+    refusals.append((["-o", str(out), "--backend", "stream", "--partitioned", "--force"], "is inside it"))
+    out_input = ["tabular", "synth", str(out / "part-00000.csv")] + base[3:]
+    for extra, needle in refusals[-1:]:
+        res = CliRunner().invoke(app, out_input + extra)
+        assert res.exit_code == 2 and needle in " ".join(res.output.split()), res.output
+        assert _verify_cli(out).exit_code == 0  # the release holding the input is untouched
+    for extra, needle in refusals[:-1]:
         res = CliRunner().invoke(app, base + extra)
         assert res.exit_code == 2 and needle in " ".join(res.output.split()), res.output
     assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()

@@ -85,6 +85,9 @@ def synth_with_backend(
     if input.is_dir() and output.resolve().is_relative_to(input.resolve()):
         fail(f"refusing to write {output} inside the input directory {input}: a later run would read it as input; "
              "choose an output outside it")
+    if output.is_dir() and input.resolve().is_relative_to(output.resolve()):
+        fail(f"refusing to write {output}: the input {input} is inside it (dpsynth never overwrites an input, "
+             "even with --force); choose another output path")
     reserve_output(ctx, output, input, metadata, force=force)
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.tabular.synthesize import PRIVACY_UNIT

@@ -161,10 +161,9 @@ def generate(
         from dpsynth.text.ray_backend import WorkerSpec, check_ray_request
 
         ray = check_ray_request(backend, chosen, ray_workers, ray_address, device)
-        if isinstance(ray[0], WorkerSpec):  # the actors decode on `device`; this process only tokenises
-            if ray[0].device == "cuda" and max_batch_rows is None:
-                max_batch_rows = 1024  # the in-process default on a GPU
-            device = "cpu"
+        if isinstance(ray[0], WorkerSpec) and ray[0].device == "cuda" and max_batch_rows is None:
+            max_batch_rows = 1024  # the in-process default on a GPU
+        device = "cpu"  # the actors decode (on `device`); this process only tokenises and ships the weights
     with quiet_transformers():
         if chosen == "pe":
             pe_plan = plan_pe(request, iterations, variations, threshold)
