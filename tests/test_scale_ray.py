@@ -141,3 +141,13 @@ def test_ray_counts_on_a_hive_directory_equal_memory_and_stream_counts(tmp_path)
     for clique in HIVE_CLIQUES:
         np.testing.assert_array_equal(on_ray.counts(clique), memory.counts(clique), err_msg=str(clique))
         np.testing.assert_array_equal(stream.counts(clique), memory.counts(clique), err_msg=str(clique))
+
+
+def test_ray_sampling_shows_progress(fitted_on_ray, tmp_path, capsys):
+    fitted_on_ray.progress = True
+    try:
+        write_partitioned(fitted_on_ray, tmp_path / "out.parquet", rows=200, part_rows=100)
+    finally:
+        fitted_on_ray.progress = False
+    err = capsys.readouterr().err
+    assert "sampling parts on Ray" in err and "2/2" in err, err[-500:]
