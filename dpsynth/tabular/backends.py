@@ -33,6 +33,11 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.errors import DpsynthError
+from dpsynth.tabular.output_parts import (  # noqa: F401 - output_arrow_schema re-exported
+    output_arrow_schema,
+    sample_frames,
+    write_part_file,
+)
 from dpsynth.tabular.private_table import (
     DEFAULT_CHUNK_ROWS,
     RayCounts,
@@ -196,8 +201,6 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
 # ------------------------------------------------------------------------------ streamed output
 def sample_chunks(synth: "Synthesizer", n: int, chunk_rows: int = DEFAULT_CHUNK_ROWS):
     """``n`` synthetic rows as DataFrames of at most ``chunk_rows`` rows (post-processing)."""
-    from dpsynth.tabular.output_parts import sample_frames
-
     assert synth.model_ is not None and synth.encoder_ is not None and synth._rng is not None
     yield from sample_frames(synth.model_, synth.encoder_, int(n), 0, chunk_rows, synth._rng)
 
@@ -209,7 +212,6 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     part files instead (in parallel on Ray)."""
     from dpsynth.card import build_card
     from dpsynth.release import write_release
-    from dpsynth.tabular.output_parts import write_part_file
 
     if synth.model_ is None:
         raise RuntimeError("call fit() before write_streamed()")
@@ -245,42 +247,3 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
                            "backend": getattr(synth, "backend", "memory")}},
     )
     return write_release(path, write, snapshot, card, force=force)
-
-
-def output_arrow_schema(schema) -> "Any":
-    """The Parquet schema of the synthetic output, fixed from the public schema (every chunk agrees)."""
-    import pyarrow as pa
-
-    fields = []
-    for spec in schema.columns:
-        if spec.type == "categorical":
-            labels = list(spec.categories or ()) + ([spec.other_label] if spec.other_label is not None else [])
-            if labels and all(isinstance(v, (bool, np.bool_)) for v in labels):
-                typ = pa.bool_()
-            elif labels and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
-                typ = pa.int64()
-            elif labels and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in labels):
-                typ = pa.float64()
-            else:
-                typ = pa.string()
-        elif spec.type == "boolean":
-            typ = pa.bool_()
-        elif spec.type == "numerical":
-            typ = pa.int64() if spec.integer else pa.float64()
-        elif spec.type == "datetime":
-            typ = pa.string() if spec.datetime_format else pa.timestamp("ns")
-        else:  # id
-            typ = pa.int64()
-        fields.append(pa.field(spec.name, typ, nullable=True))
-    return pa.schema(fields)
-
-
-def _for_arrow(frame: pd.DataFrame, arrow_schema) -> pd.DataFrame:
-    """Text categories as ``str`` (a mixed category list is written as text)."""
-    import pyarrow as pa
-
-    frame = frame.copy()
-    for field in arrow_schema:
-        if field.type == pa.string() and frame[field.name].dtype == object:
-            frame[field.name] = frame[field.name].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    return frame

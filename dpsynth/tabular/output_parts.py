@@ -24,6 +24,7 @@ Where the rows are drawn:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from dpsynth.tabular.synthesize import Synthesizer
 
 PARALLEL = ("local", "ray")
+
+
+class OutputFormatError(DpsynthError, ValueError):
+    """The partitioned output cannot be written as asked (name, format, parallel mode)."""
 
 
 class SamplingWorkerFailed(DpsynthError, RuntimeError):
@@ -72,8 +77,6 @@ def write_part_file(path: Path, frames: Iterator[pd.DataFrame], fmt: str, arrow_
     schema) or ``.csv`` file; return the number of rows written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from dpsynth.tabular.backends import _for_arrow
 
     rows = 0
     writer = None
@@ -174,17 +177,16 @@ def write_partitioned(synth: "Synthesizer", path: str | Path, rows: int | None =
     from dpsynth.card import build_card
     from dpsynth.release_parts import write_partitioned_release
     from dpsynth.tabular import _accounting as acc
-    from dpsynth.tabular.backends import BackendError, output_arrow_schema
 
     if synth.model_ is None or synth.encoder_ is None or synth.schema_ is None:
         raise RuntimeError("call fit() before write_partitioned()")
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("parquet", "csv"):
-        raise BackendError(f"partitioned output is a directory named *.parquet or *.csv, not {path.name!r}")
+        raise OutputFormatError(f"partitioned output is a directory named *.parquet or *.csv, not {path.name!r}")
     parallel = parallel or ("ray" if getattr(synth, "backend", "memory") == "ray" else "local")
     if parallel not in PARALLEL:
-        raise BackendError(f"parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
+        raise OutputFormatError(f"parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
     n = int(rows) if rows is not None else max(1, int(round(synth.n_public_ or 1)))
     parts = plan_parts(n, part_rows)
     synth.ledger.record_postprocessing(
@@ -213,6 +215,45 @@ def write_partitioned(synth: "Synthesizer", path: str | Path, rows: int | None =
     return write_partitioned_release(path, write_parts, snapshot, card, fmt=fmt, force=force)
 
 
+def output_arrow_schema(schema) -> "Any":
+    """The Parquet schema of the synthetic output, fixed from the public schema (every chunk agrees)."""
+    import pyarrow as pa
+
+    fields = []
+    for spec in schema.columns:
+        if spec.type == "categorical":
+            labels = list(spec.categories or ()) + ([spec.other_label] if spec.other_label is not None else [])
+            if labels and all(isinstance(v, (bool, np.bool_)) for v in labels):
+                typ = pa.bool_()
+            elif labels and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+                typ = pa.int64()
+            elif labels and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in labels):
+                typ = pa.float64()
+            else:
+                typ = pa.string()
+        elif spec.type == "boolean":
+            typ = pa.bool_()
+        elif spec.type == "numerical":
+            typ = pa.int64() if spec.integer else pa.float64()
+        elif spec.type == "datetime":
+            typ = pa.string() if spec.datetime_format else pa.timestamp("ns")
+        else:  # id
+            typ = pa.int64()
+        fields.append(pa.field(spec.name, typ, nullable=True))
+    return pa.schema(fields)
+
+
+def _for_arrow(frame: pd.DataFrame, arrow_schema) -> pd.DataFrame:
+    """Text categories as ``str`` (a mixed category list is written as text)."""
+    import pyarrow as pa
+
+    frame = frame.copy()
+    for field in arrow_schema:
+        if field.type == pa.string() and frame[field.name].dtype == object:
+            frame[field.name] = frame[field.name].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return frame
+
+
 def read_partitioned(path: str | Path) -> pd.DataFrame:
     """The rows of a partitioned output directory, parts in name order (for tests and small outputs)."""
     path = Path(path)
@@ -224,5 +265,5 @@ def read_partitioned(path: str | Path) -> pd.DataFrame:
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
 
 
-__all__ = ["SamplingWorkerFailed", "plan_parts", "read_partitioned", "sample_frames", "write_partitioned",
+__all__ = ["OutputFormatError", "SamplingWorkerFailed", "output_arrow_schema", "plan_parts", "read_partitioned", "sample_frames", "write_partitioned",
            "write_part_file"]
