@@ -48,6 +48,14 @@ def test_library_refuses_an_unreachable_address_before_the_charge(address, needl
     assert not ray.is_initialized()
 
 
+def test_a_local_cluster_the_call_started_is_shut_down_when_it_is_too_small():
+    assert not ray.is_initialized()
+    ledger = _ledger()
+    with pytest.raises(RayResourcesError, match=r"need 4096 CPUs"):
+        generate(_NotRead(TEXTS), model="never-loaded", backend="ray", ray_workers=4096, ledger=ledger, **SMALL)
+    assert ledger.entries == [] and not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def cpu_cluster():
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
