@@ -201,7 +201,6 @@ def run_one(args) -> None:
         extra = {}
         if args.parts:  # the same rows as a partitioned release, after the single file (same process, same model)
             from dpsynth.accounting import verify_text
-            from dpsynth.release import release_paths
             from dpsynth.tabular.output_parts import write_partitioned
 
             single_peak = rss.phase()
