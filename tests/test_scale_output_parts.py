@@ -212,3 +212,26 @@ def test_cli_stream_partitioned_writes_parts_and_refuses_what_it_cannot_do(input
         assert res.exit_code == 2 and needle in " ".join(res.output.split()), res.output
     assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
     assert not (inputs["parquet_dir"] / "c.parquet").exists()
+
+
+def test_a_manifest_that_does_not_hash_to_the_entry_or_repeats_a_part_fails(release):
+    from dpsynth.accounting.verify import directory_problems
+
+    entry = Ledger.load(release_paths(release).ledger).last_release()
+    assert directory_problems(release, entry) == []
+    edited = {**entry, "manifest": {**entry["manifest"], "rows": 1}}  # data_sha256 left as it was
+    assert "does not hash to the entry's data_sha256" in directory_problems(release, edited)[0]
+    parts = entry["manifest"]["parts"]
+    twice = {**entry["manifest"], "parts": parts + parts[:1]}
+    repeated = {**entry, "manifest": twice, "data_sha256": sha256_hex(twice)}
+    assert "names a part twice" in directory_problems(release, repeated)[0]
+    assert "malformed manifest" in directory_problems(release, {**entry, "manifest": {"parts": 3}})[0]
+
+
+def test_a_linked_directory_is_not_the_release(release, tmp_path):
+    out = _copy(release, tmp_path)
+    real = tmp_path / "real"
+    out.rename(real)
+    out.symlink_to(real, target_is_directory=True)
+    res = _verify_cli(out)
+    assert res.exit_code == 1 and "is a symbolic link, not a directory" in " ".join(res.output.split())

@@ -197,8 +197,9 @@ def directory_problems(directory: Path, entry: dict[str, Any]) -> list[str]:
         return [f"entry {seq}: malformed manifest ({type(exc).__name__}: {exc})"]
     if not consistent:
         return [f"entry {seq}: the manifest does not hash to the entry's data_sha256 (or names a part twice)"]
-    if not directory.is_dir() or directory.is_symlink():
-        what = "missing" if not (directory.exists() or directory.is_symlink()) else "not a directory"
+    if directory.is_symlink() or not directory.is_dir():
+        what = ("a symbolic link, not a directory" if directory.is_symlink()
+                else "not a directory" if directory.exists() else "missing")
         return [f"the data directory {directory} of a partitioned release is {what}"]
     problems: list[str] = []
     files: dict[str, Path] = {}
