@@ -233,7 +233,7 @@ def _print_domain_report(report: dict) -> None:
 def synth(
     ctx: typer.Context,
     input: Path = typer.Argument(..., help="Sensitive input table (CSV; with --backend stream|ray also Parquet or a directory of parts)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet); with --backend ray or --partitioned, a directory of part files of that name."),
     epsilon: float = typer.Option(..., "--epsilon", "-e", help="Privacy budget epsilon (> 0, finite)."),
     delta: float = typer.Option(DEFAULT_DELTA, "--delta", "-d", help="Privacy budget delta in (0, 1); public default 1e-6."),
     rows: Optional[int] = typer.Option(None, "--rows", "-n", help="Rows to generate (default: public or DP row count)."),
