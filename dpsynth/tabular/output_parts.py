@@ -158,7 +158,7 @@ def _write_parts_on_ray(synth: "Synthesizer", folder: Path, parts, fmt: str, arr
             ray.wait(pending, num_returns=len(pending), timeout=60)
         raise SamplingWorkerFailed(
             f"a Ray task failed while sampling the synthetic parts ({type(exc).__name__}); nothing was released. "
-            "The fit's privacy charges stay spent; sampling again needs a new fit"
+            "The fit's privacy charges stay spent (sampling the fitted model again costs nothing)"
         ) from exc
     finally:
         bar.close()
