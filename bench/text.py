@@ -27,12 +27,25 @@ Two parts, both on the default model (SmolLM2-135M-Instruct from the ``llm-smoll
     held-out texts, a MAUVE-style score and embedding coverage against real held-out texts
     (``dpsynth.evaluate.text_metrics``), wall time, and the ledger's epsilon.
 
+``prompts``
+    Forced-token diagnostic of prompt variants (``bench/_text_prompts.py``): mean log p of
+    held-out real texts under each candidate prompt, with and without one in-context example,
+    and the label margin; ``--corpus rt|convention``.
+
+``quantize``
+    int8 dynamic quantisation of the public model (``bench/_text_quant.py``) against float32 in
+    the same process: forced-token log p difference and public-generation tokens/s ratio, per
+    layer subset.
+
 Usage::
 
     source .venv/bin/activate
     python bench/text.py throughput --groups 16 --group-size 8 --tokens 32
     python bench/text.py utility --per-label 30 --group-size 8 --tokens 32 --epsilons 1 3 10
     python bench/text.py compare --per-label 50 --private-per-label 600 --tokens 32 --epsilons 3
+    python bench/text.py compare --corpus convention --per-label 100 --private-per-label 2500 --methods pe
+    python bench/text.py prompts --texts-per-label 30
+    python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
 """
 
 from __future__ import annotations
