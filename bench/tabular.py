@@ -263,7 +263,7 @@ def fmt(values: list[float], digits: int) -> str:
     if not values:
         return "-"
     mean = float(np.mean(values))
-    if len(values) == 1:
+    if len(values) == 1 or min(values) == max(values):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
@@ -367,7 +367,7 @@ def print_table(table: str, results: dict[str, list[dict]], trtr: dict | None) -
         eps = "–" if rows[0]["method"] == "bootstrap" else f"{rows[0]['epsilon']:g}"
         cpu = "–" if rows[0]["method"] == "bootstrap" else fmt([r["fit_cpu_s"] for r in rows], 0)
         print(f"| {label} | {eps} | {fmt([r.get('tvd_1way') for r in rows], 4)} | "
-              f"{fmt([r.get('tvd_3way') for r in rows], 3)} | {fmt([r.get(key) for r in rows], 3)} | {cpu} | "
+              f"{fmt([r.get('tvd_3way') for r in rows], 4)} | {fmt([r.get(key) for r in rows], 3)} | {cpu} | "
               f"{fmt([r.get('peak_rss_mb') for r in rows], 0)} |")
 
 
