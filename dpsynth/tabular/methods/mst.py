@@ -3,7 +3,7 @@
 Privacy unit: one row of the table; add-or-remove-one neighbours. Guarantee: the plan's event,
 charged by the ledger, which is at most the (epsilon, delta) the plan was calibrated for.
 
-Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper):
+Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper unless ``split`` says otherwise):
 
 1. Measure every 1-way marginal with Gaussian noise (sigma_1 = sqrt(3 d / (2 rho)); d releases).
 2. Compress (post-processing, as the paper does): in each column the values whose noisy count is
@@ -20,7 +20,11 @@ Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper):
    tree neighbours (its strongest partners, still chosen by the exponential mechanism).
 4. Measure the d - 1 tree edges' 2-way marginals (sigma_2 = sqrt(3 (d - 1) / (2 rho))).
 5. Fit Private-PGM on all measurements to convergence; sample with the rounding sampler; values of
-   a merged bin are drawn uniformly among its original values.
+   a merged bin are drawn in proportion to their clipped noisy 1-way counts (post-processing; the
+   paper draws them uniformly, ``spread="uniform"``).
+
+The split of rho between steps 1, 3 and 4 is ``split`` (default the paper's thirds), a public plan
+parameter.
 
 Event: ``Composed[SelfComposed(Gaussian(sigma_1), d), SelfComposed(EM(eps_em), d-1),
 SelfComposed(Gaussian(sigma_2), d-1)]`` -- exact zCDP rho in total, shrunk until the ledger's
