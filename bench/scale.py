@@ -13,6 +13,12 @@ count, ``--sample-rows`` synthetic rows written to Parquet in chunks) on one bac
 * ``stream``: ``backend="stream"`` (pyarrow chunks in this process);
 * ``ray1`` / ``ray2``: ``backend="ray"`` on a local cluster started with 1 / 2 CPUs.
 
+With ``--parts`` each run then writes the same number of rows again as a **partitioned release**
+(``write_partitioned``: parts of ``--part-rows`` rows; sampled in this process for ``stream`` and
+``memory``, one Ray task per part for ``ray1`` / ``ray2``), verifies it, and reports the
+partitioned write time against the single-file write of the same process, and the peak RSS of
+each write phase.
+
 Peak RSS is sampled every 0.2 s over the process **and all its descendants** (Ray's raylet, GCS
 and workers included) with psutil; wall time is the whole run including start-up. Ratios are
 against the in-memory run of the same invocation.
@@ -21,6 +27,8 @@ Usage::
 
     python bench/scale.py generate --rows 10000000 --cols 20 --out /tmp/scale-bench/t10m
     python bench/scale.py compare --data /tmp/scale-bench/t10m --backends memory stream ray1 ray2
+    python bench/scale.py compare --data /tmp/scale-bench/c200k --backends stream ray1 ray2 --parts \
+        --sample-rows 1000000 --part-rows 250000 --iters 100
     python bench/scale.py text [--model PATH | --tiny]   # tokens/s: in-process vs 1 and 2 Ray actors
 """
 
@@ -153,6 +161,13 @@ class PeakRss:
         self._thread.join()
         self._sample()
 
+    def phase(self) -> int:
+        """The peak since the last call (or the start), then start a new phase from the current RSS."""
+        self._sample()
+        peak, self.peak = self.peak, 0
+        self._sample()
+        return peak
+
 
 def run_one(args) -> None:
     t0 = time.time()
@@ -179,22 +194,42 @@ def run_one(args) -> None:
             synth.fit(data)
         fit_s = time.time() - t_fit
         out = Path(args.tmp) / f"out-{args.backend}.parquet"
+        fit_peak = rss.phase()
         t_write = time.time()
         write_streamed(synth, out, args.sample_rows, force=True)
         write_s = time.time() - t_write
+        extra = {}
+        if args.parts:  # the same rows as a partitioned release, after the single file (same process, same model)
+            from dpsynth.accounting import verify_text
+            from dpsynth.tabular.output_parts import write_partitioned
+
+            single_peak = rss.phase()
+            parts_out = Path(args.tmp) / f"parts-{args.backend}.parquet"
+            t_parts = time.time()
+            paths = write_partitioned(synth, parts_out, args.sample_rows, force=True, part_rows=args.part_rows)
+            parts_s = time.time() - t_parts
+            parts_peak = rss.phase()
+            t_verify = time.time()
+            ok = verify_text(paths.ledger.read_text(), data_path=paths.data, card_path=paths.card).ok
+            extra = {"single_write_peak_gb": round(single_peak / 2**30, 2), "parts_write_s": round(parts_s, 1),
+                     "parts_write_peak_gb": round(parts_peak / 2**30, 2), "parts": len(list(parts_out.iterdir())),
+                     "parts_vs_single_write": round(parts_s / write_s, 2),
+                     "verify_s": round(time.time() - t_verify, 1), "verified": ok}
+            fit_peak = max(fit_peak, single_peak, parts_peak, rss.phase())
         eps = synth.ledger.epsilon_spent
         if backend == "ray":
             ray.shutdown()
     print(json.dumps({"backend": args.backend, "wall_s": round(time.time() - t0, 1), "fit_s": round(fit_s, 1),
-                      "write_s": round(write_s, 1), "peak_rss_gb": round(rss.peak / 2**30, 2),
-                      "epsilon_spent": eps}))
+                      "write_s": round(write_s, 1), "peak_rss_gb": round(max(rss.peak, fit_peak) / 2**30, 2),
+                      "epsilon_spent": eps, **extra}))
 
 
 def compare(args) -> None:
     results = []
     for backend in args.backends:
         cmd = [sys.executable, __file__, "run", "--backend", backend, "--data", args.data, "--tmp", args.tmp,
-               "--sample-rows", str(args.sample_rows), "--iters", str(args.iters)]
+               "--sample-rows", str(args.sample_rows), "--iters", str(args.iters),
+               "--part-rows", str(args.part_rows)] + (["--parts"] if args.parts else [])
         print(f"running {backend} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -214,6 +249,16 @@ def compare(args) -> None:
         ratio_w = f"{r['wall_s'] / base['wall_s']:.2f}" if base else "-"
         ratio_m = f"{r['peak_rss_gb'] / base['peak_rss_gb']:.2f}" if base else "-"
         print(f"| {r['backend']} | {r['wall_s']} | {r['fit_s']} | {r['write_s']} | {r['peak_rss_gb']} | {ratio_w} | {ratio_m} |")
+    if args.parts:
+        print()
+        print("| backend | single file write s | partitioned write s | parts | partitioned / single (same process) "
+              "| peak RSS GB during single write | during partitioned write | verify s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in results:
+            if "error" not in r:
+                print(f"| {r['backend']} | {r['write_s']} | {r['parts_write_s']} | {r['parts']} | "
+                      f"{r['parts_vs_single_write']} | {r['single_write_peak_gb']} | {r['parts_write_peak_gb']} | "
+                      f"{r['verify_s']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
@@ -284,6 +329,9 @@ def main() -> None:
         r.add_argument("--tmp", default="/tmp/scale-bench/out")
         r.add_argument("--sample-rows", type=int, default=1_000_000)
         r.add_argument("--iters", type=int, default=200)
+        r.add_argument("--parts", action="store_true",
+                       help="also write the rows as a partitioned release (parts sampled on Ray for ray1/ray2)")
+        r.add_argument("--part-rows", type=int, default=250_000)
         if name == "run":
             r.add_argument("--backend", required=True)
         else:

@@ -66,6 +66,7 @@ __all__ = [
     "rebind_card",
     "refuse_output_over_input",
     "release_paths",
+    "remove_stale_part_dirs",
     "reserve_release",
     "write_release",
 ]
@@ -197,10 +198,41 @@ def reserve_release(data_path: str | Path, force: bool = False) -> Iterator[Rele
         _check_not_existing(paths, force)
         for path in paths.all():
             remove_stale_temps(path)
+        remove_stale_part_dirs(paths.data)
         _remove_legacy_partials(paths.data)
         yield ReleaseReservation(paths, lock_path, force)
     finally:
         lock.release()
+
+
+#: Suffixes of the hidden folders a partitioned release writes beside its output
+#: (:mod:`dpsynth.release_parts`): the parts being written, and an old release moved aside.
+PARTS_TEMP_SUFFIX = ".parts"
+OLD_ASIDE_SUFFIX = ".old"
+
+
+def remove_stale_part_dirs(data: Path) -> list[Path]:
+    """Remove what a killed writer of the partitioned release ``data`` left beside it:
+    ``.<name>.<8 random>.parts`` (parts being written) and ``.<name>.<8 random>.old`` (an old
+    release moved aside). Exact names only; call only under the reservation."""
+    import re
+    import shutil
+
+    data = Path(data)
+    exact = re.compile(re.escape(f".{data.name}.") + r"[a-z0-9_]{8}(" + re.escape(PARTS_TEMP_SUFFIX) + "|"
+                       + re.escape(OLD_ASIDE_SUFFIX) + ")")
+    removed = []
+    if not data.parent.is_dir():
+        return removed
+    for item in sorted(data.parent.iterdir()):
+        if not exact.fullmatch(item.name):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+        removed.append(item)
+    return removed
 
 
 def _remove_legacy_partials(data: Path) -> None:
@@ -219,11 +251,26 @@ def _snapshot(ledger: Any) -> "Ledger":
 
 
 def _remove_all(paths: Iterable[Path]) -> None:
+    import shutil
+
     for path in paths:
         try:
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
         except OSError:  # pragma: no cover - best effort while reporting the first error
             pass
+
+
+def _aside_path(data: Path) -> Path:
+    """A fresh hidden name beside ``data`` to move an old release's data to (``.<name>.<8 hex>.old``)."""
+    import secrets
+
+    while True:
+        aside = data.with_name(f".{data.name}.{secrets.token_hex(4)}{OLD_ASIDE_SUFFIX}")
+        if not (aside.exists() or aside.is_symlink()):
+            return aside
 
 
 def _describe(exc: OSError) -> str:
@@ -239,16 +286,19 @@ def _text_writer(text: str) -> Callable[[Path], None]:
 
 
 def _write_card_and_ledger(
-    paths: ReleasePaths, ledger: "Ledger", card: Any, data_sha256: str, mode: int, temps: dict[str, Path]
+    paths: ReleasePaths, ledger: "Ledger", card: Any, data_sha256: str, mode: int, temps: dict[str, Path],
+    manifest: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``card``, then ``ledger`` with a ``release`` entry binding ``data_sha256`` and the
-    card's hash, as temporary files beside their targets (recorded in ``temps`` as they appear, so
-    the caller removes them on failure and renames them on success)."""
+    """Write ``card``, then ``ledger`` with a ``release`` entry binding ``data_sha256`` (and, for a
+    partitioned release, its ``manifest``) and the card's hash, as temporary files beside their
+    targets (recorded in ``temps`` as they appear, so the caller removes them on failure and
+    renames them on success)."""
     from dpsynth.accounting.verify import file_sha256
     from dpsynth.card import card_text
 
     temps["card"] = write_temp(paths.card, _text_writer(card_text(card)), mode)
-    ledger.record_release(data_name=paths.data.name, data_sha256=data_sha256, card_sha256=file_sha256(temps["card"]))
+    ledger.record_release(data_name=paths.data.name, data_sha256=data_sha256, card_sha256=file_sha256(temps["card"]),
+                          manifest=manifest)
     temps["ledger"] = write_temp(paths.ledger, _text_writer(ledger.to_json()), mode)
 
 
@@ -316,16 +366,25 @@ def _commit(
     """
     folder = paths.data.parent
     changed = False
+    aside: Path | None = None
     try:
         if unlink_old_ledger and (paths.ledger.exists() or paths.ledger.is_symlink()):
             os.unlink(paths.ledger)  # from here until the new ledger lands, nothing verifies
             changed = True
             fsync_dir(folder)
         for key, target in order:
+            exists = target.exists() or target.is_symlink()
+            if key == "data" and exists and (temps[key].is_dir() or (target.is_dir() and not target.is_symlink())):
+                aside = _aside_path(target)  # a rename cannot replace a folder (or a file by one): move it aside
+                os.replace(target, aside)
+                changed = True
+                fsync_dir(folder)
             os.replace(temps[key], target)
             del temps[key]
             changed = True
             fsync_dir(folder)  # each rename durable before the next: the order survives a power cut
+        if aside is not None:  # after the commit point; a crash before this leaves it to the next run
+            _remove_all([aside])
     except OSError as exc:
         _remove_all(temps.values())
         if not changed:
@@ -368,7 +427,7 @@ def rebind_card(
             raise ReleaseBindingError(
                 f"{paths.ledger} binds no data file (written before releases were bound); write the release again"
             )
-        if not paths.data.exists() or file_sha256(paths.data) != last["data_sha256"]:
+        if not _data_is_bound(paths.data, last):
             raise ReleaseBindingError(
                 f"{paths.data} is not the data file its ledger was written with; refusing to bind a card to it"
             )
@@ -389,7 +448,8 @@ def rebind_card(
         mode = default_file_mode()
         temps: dict[str, Path] = {}
         try:
-            _write_card_and_ledger(paths, ledger, new_card, last["data_sha256"], mode, temps)
+            _write_card_and_ledger(paths, ledger, new_card, last["data_sha256"], mode, temps,
+                                   manifest=last.get("manifest"))
         except LedgerSigningError as exc:
             _remove_all(temps.values())
             raise ReleaseBindingError(
@@ -408,6 +468,15 @@ def rebind_card(
                 broke_off="The ledger binds a card that is not in place, so the release does not verify; "
                           "run the same step (dpsynth evaluate / rebind_card) again")
     return paths
+
+
+def _data_is_bound(data: Path, entry: dict[str, Any]) -> bool:
+    """Whether ``data`` (a file, or the directory of a partitioned release) is what ``entry`` binds."""
+    from dpsynth.accounting.verify import directory_problems, file_sha256
+
+    if "manifest" in entry or data.is_dir():
+        return not directory_problems(data, entry)
+    return data.is_file() and file_sha256(data) == entry["data_sha256"]
 
 
 # ---------------------------------------------------------------------------------------------- inputs

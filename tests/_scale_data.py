@@ -54,3 +54,35 @@ def comparable_charges(ledger) -> list[dict]:
     """The parts of each charge that must not depend on the backend (events, stages, parameters, charge)."""
     keys = ("operation", "mechanism", "event", "stages", "sampling", "parameters", "charge", "neighbouring_relation", "privacy_unit")
     return [{k: e.get(k) for k in keys} for e in ledger.entries if e["kind"] == "charge"]
+
+
+#: Metadata of the hive-partitioned table: ``year`` and ``region`` come from ``key=value`` folder
+#: names and are declared like any other column (no type is inferred from the folder names).
+HIVE_METADATA = {
+    "columns": {
+        **METADATA["columns"],
+        "year": {"type": "numerical", "lower": 2015, "upper": 2025, "integer": True},
+        "region": {"type": "categorical", "categories": ["São Paulo", "東京", "north"]},
+    }
+}
+HIVE_CLIQUES = CLIQUES + [("year",), ("region",), ("year", "region", "city"), ("year", "age")]
+#: (year folder value, region folder name as written, region value it stands for)
+HIVE_LAYOUT = [("2020", "north", "north"), ("2021", "S%C3%A3o%20Paulo", "São Paulo"),
+               ("2021", "%E6%9D%B1%E4%BA%AC", "東京"), ("__HIVE_DEFAULT_PARTITION__", "north", "north")]
+
+
+def write_hive(df: pd.DataFrame, root: Path, fmt: str = "parquet") -> pd.DataFrame:
+    """``df`` cut into ``root/year=Y/region=R/part-0.<fmt>`` folders (HIVE_LAYOUT, one more part in
+    the first folder); returns the whole table with ``year`` and ``region`` as text columns (what
+    the in-memory path would read)."""
+    bounds = np.linspace(0, len(df), len(HIVE_LAYOUT) + 2).astype(int)
+    frames = []
+    for i in range(len(HIVE_LAYOUT) + 1):
+        year, folder_region, region = HIVE_LAYOUT[max(0, i - 1)]
+        part = df.iloc[bounds[i]:bounds[i + 1]]
+        folder = root / f"year={year}" / f"region={folder_region}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = folder / f"part-{i}.{fmt}"
+        part.to_parquet(name, index=False) if fmt == "parquet" else part.to_csv(name, index=False)
+        frames.append(part.assign(year=None if year.startswith("__") else year, region=region))
+    return pd.concat(frames, ignore_index=True)

@@ -184,6 +184,34 @@ def test_evaluate_bad_input_files(table_files):
     assert bad.exit_code == 2 and "cannot parse" in bad.output
 
 
+@pytest.mark.parametrize("flag, target", [
+    ("--json-out", "holdout.csv"),          # the holdout itself
+    ("--html-out", "private.csv"),          # the private data
+    ("--json-out", "s.csv"),                # the synthetic data
+    ("--json-out", "s.csv.ledger.json"),    # the release's ledger
+    ("--html-out", "s.csv.card.yaml"),      # the release's card
+])
+def test_evaluate_never_writes_a_report_over_an_input_even_with_force(table_files, flag, target):
+    folder, _ = table_files
+    synth = release_table(folder / "s.csv", population(100, 3))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                 "--private", str(folder / "private.csv"), flag, str(folder / target), "--force"])
+    assert result.exit_code == 2, result.output
+    assert "never overwrites an input" in result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_evaluate_refuses_one_path_for_both_reports(table_files):
+    folder, _ = table_files
+    synth = release_table(folder / "s.csv", population(100, 3))
+    same = folder / "report.out"
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                 "--json-out", str(same), "--html-out", str(same)])
+    assert result.exit_code == 2 and "same file" in result.output
+    assert not same.exists()
+
+
 def corpus(n, seed, label_words=False):
     rng = np.random.default_rng(seed)
     records = []

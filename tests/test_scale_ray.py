@@ -19,7 +19,9 @@ from dpsynth.cli import app  # noqa: E402
 from dpsynth.tabular.encoding import TableEncoder  # noqa: E402
 from dpsynth.tabular.private_table import InMemoryCounts, RayCounts, TableSource  # noqa: E402
 from dpsynth.tabular.schema import resolve_schema  # noqa: E402
-from dpsynth.tabular.synthesize import synthesize  # noqa: E402
+from dpsynth.accounting import Ledger  # noqa: E402
+from dpsynth.tabular.output_parts import read_partitioned, write_partitioned  # noqa: E402
+from dpsynth.tabular.synthesize import Synthesizer, synthesize  # noqa: E402
 from tests._scale_data import CLIQUES, METADATA, MST_FAST, comparable_charges, make_table, write_inputs  # noqa: E402
 
 
@@ -67,7 +69,85 @@ def test_cli_ray_backend_keeps_a_cluster_it_did_not_start(inputs, tmp_path):
     res = CliRunner().invoke(app, ["tabular", "synth", str(inputs["csv_dir"]), "-o", str(out), "--epsilon", "1",
                                    "--method", "independent", "--metadata", str(meta), "--backend", "ray", "--quiet"])
     assert res.exit_code == 0, res.output
-    data = pd.read_csv(out)
+    assert out.is_dir()  # --backend ray always writes a directory of parts (sampled on Ray)
+    data = read_partitioned(out)
     assert len(data) > 100 and list(data.columns) == list(METADATA["columns"])  # the DP row count
-    assert verify_text(out.with_name(out.name + ".ledger.json").read_text()).ok
+    assert verify_text(out.with_name(out.name + ".ledger.json").read_text(), data_path=out).ok
     assert ray.is_initialized()
+
+
+def test_cli_ray_samples_parts_in_parallel_and_the_rows_are_the_sum_of_the_parts(inputs, tmp_path):
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps(METADATA), encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    res = CliRunner().invoke(app, ["tabular", "synth", str(inputs["parquet_dir"]), "-o", str(out), "--epsilon", "1",
+                                   "--method", "independent", "--metadata", str(meta), "--backend", "ray",
+                                   "--rows", "2500", "--part-rows", "1000", "--quiet", "--no-source-budget"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == [f"part-0000{i}.parquet" for i in range(3)]
+    data = read_partitioned(out)
+    assert len(data) == 2500 and data["uid"].tolist() == list(range(1, 2501))
+    ledger = Ledger.load(out.with_name(out.name + ".ledger.json"))
+    assert [p["rows"] for p in ledger.last_release()["manifest"]["parts"]] == [1000, 1000, 500]
+    sampled = [e for e in ledger.entries if e["kind"] == "postprocessing"][-1]["parameters"]
+    assert sampled["sampled_on"] == "ray" and sampled["parts"] == 3
+    verified = CliRunner().invoke(app, ["ledger", "verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+
+
+@pytest.fixture(scope="module")
+def fitted_on_ray(inputs):
+    return Synthesizer(epsilon=2.0, method="independent", metadata=METADATA, progress=False, backend="ray",
+                       seed=11).fit(inputs["parquet_dir"])
+
+
+def test_ray_parts_are_reproducible_with_a_seed_and_fresh_without(fitted_on_ray, tmp_path):
+    def manifest(name, seed):
+        fitted_on_ray.seed = seed
+        paths = write_partitioned(fitted_on_ray, tmp_path / name, rows=600, part_rows=200)
+        return [p["sha256"] for p in Ledger.load(paths.ledger).last_release()["manifest"]["parts"]]
+
+    try:
+        assert manifest("a.parquet", 11) == manifest("b.parquet", 11)  # SeedSequence(seed, part): same parts
+        fresh = manifest("c.parquet", None), manifest("d.parquet", None)  # OS entropy in every task
+    finally:
+        fitted_on_ray.seed = 11
+    assert fresh[0] != fresh[1] and len(set(fresh[0])) == 3
+
+
+def _failing_sample_part(*args, **kwargs):
+    raise RuntimeError("sampling task failed (test)")
+
+
+def test_a_failed_sampling_task_releases_nothing(fitted_on_ray, tmp_path, monkeypatch):
+    import dpsynth.tabular.output_parts as op
+
+    monkeypatch.setattr(op, "sample_part", _failing_sample_part)
+    with pytest.raises(op.SamplingWorkerFailed, match="nothing was released"):
+        write_partitioned(fitted_on_ray, tmp_path / "out.parquet", rows=300, part_rows=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.parquet.lock"]  # no parts, temp dir, ledger or card
+
+
+def test_ray_counts_on_a_hive_directory_equal_memory_and_stream_counts(tmp_path):
+    from dpsynth.tabular.private_table import StreamingCounts
+    from tests._scale_data import HIVE_CLIQUES, HIVE_METADATA, write_hive
+
+    memory_df = write_hive(make_table(), tmp_path)
+    encoder = TableEncoder.from_schema(resolve_schema(memory_df, HIVE_METADATA))
+    memory = InMemoryCounts(encoder.encode(memory_df), encoder.columns, encoder.sizes)
+    stream = StreamingCounts(TableSource.from_path(tmp_path), encoder, chunk_rows=128)
+    on_ray = RayCounts(TableSource.from_path(tmp_path), encoder, chunk_rows=128)
+    on_ray.prefetch(HIVE_CLIQUES)
+    for clique in HIVE_CLIQUES:
+        np.testing.assert_array_equal(on_ray.counts(clique), memory.counts(clique), err_msg=str(clique))
+        np.testing.assert_array_equal(stream.counts(clique), memory.counts(clique), err_msg=str(clique))
+
+
+def test_ray_sampling_shows_progress(fitted_on_ray, tmp_path, capsys):
+    fitted_on_ray.progress = True
+    try:
+        write_partitioned(fitted_on_ray, tmp_path / "out.parquet", rows=200, part_rows=100)
+    finally:
+        fitted_on_ray.progress = False
+    err = capsys.readouterr().err
+    assert "sampling parts on Ray" in err and "/2 " in err, err[-500:]  # a bar over the 2 parts

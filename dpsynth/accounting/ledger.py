@@ -555,19 +555,26 @@ class Ledger(SpendingMixin):
             }
         )
 
-    def record_release(self, *, data_name: str, data_sha256: str, card_sha256: str) -> dict[str, Any]:
+    def record_release(
+        self, *, data_name: str, data_sha256: str, card_sha256: str, manifest: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Bind the released files: the SHA-256 of the data file and of the card written with it.
 
         ``dpsynth ledger verify`` checks the **last** release entry against the files beside the
         ledger, so a swapped data file or card fails. A later entry (e.g. after ``dpsynth evaluate``
-        rewrote the card) supersedes an earlier one.
+        rewrote the card) supersedes an earlier one. A partitioned release (a directory of part
+        files, :mod:`dpsynth.release_parts`) also records its ``manifest`` (each part's name, size,
+        rows and SHA-256); ``data_sha256`` is then the SHA-256 of the manifest's canonical JSON.
         """
         for name, digest in (("data_sha256", data_sha256), ("card_sha256", card_sha256)):
             if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
                 raise ValueError(f"{name} must be 64 lowercase hex digits")
-        return self._append(
-            {"kind": "release", "data_name": str(data_name), "data_sha256": data_sha256, "card_sha256": card_sha256}
-        )
+        entry = {"kind": "release", "data_name": str(data_name), "data_sha256": data_sha256, "card_sha256": card_sha256}
+        if manifest is not None:
+            if sha256_hex(manifest) != data_sha256:
+                raise ValueError("data_sha256 must be the SHA-256 of the manifest of a partitioned release")
+            entry["manifest"] = copy.deepcopy(manifest)
+        return self._append(entry)
 
     def record_real_records(self, *, count: int, source_fingerprint: str | None, note: str) -> dict[str, Any]:
         """Mark the output as holding ``count`` real records verbatim: it is **not** a DP release.

@@ -6,7 +6,9 @@ accountants and -- to say *who* wrote the ledger -- a public key the verifier tr
 
 What a pass proves: the chain is intact and in canonical form, it was signed by the holder of a
 trusted key, every charge follows from its recorded events by dp-accounting, the spend stays within
-the budget, and the data file and card are the ones the ledger was written with. What no file can
+the budget, and the data file and card are the ones the ledger was written with (for a
+partitioned release: the directory holds exactly the parts of the entry's manifest, byte for
+byte, and nothing else; :func:`directory_problems`). What no file can
 prove: that the recorded noise was really applied (that rests on running the released code), or
 that the key holder is honest.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -164,10 +167,59 @@ def _verify_files(doc: dict[str, Any], report: VerificationReport, data_path: An
         if path is None:
             continue
         path = Path(path)
+        if key == "data_sha256" and ("manifest" in last or path.is_dir()):  # a partitioned release
+            for problem in directory_problems(path, last):
+                report.fail(problem)
+            continue
         if not path.exists():
             report.fail(f"the {what} {path} is missing")
         elif file_sha256(path) != last[key]:
             report.fail(f"the {what} {path} is not the one this ledger was written with (SHA-256 differs from entry {last['seq']})")
+
+
+def directory_problems(directory: Path, entry: dict[str, Any]) -> list[str]:
+    """Why the directory ``directory`` is not the partitioned release that ``entry`` binds ([] if it is).
+
+    The entry's ``manifest`` lists every part (``name``, ``bytes``, ``rows``, ``sha256``) and its
+    canonical JSON hashes to the entry's ``data_sha256``. The directory must hold exactly those
+    parts, as plain files at its top level, each with the recorded size and SHA-256: a part
+    edited, swapped, deleted or renamed, an extra file, a sub-folder or a symbolic link fails.
+    Row counts are the writer's record (bound by the hashes, not re-counted here).
+    """
+    seq = entry.get("seq")
+    manifest = entry.get("manifest")
+    if manifest is None:
+        return [f"the data {directory} is a directory, but the ledger binds a single data file (entry {seq})"]
+    try:
+        parts = {str(p["name"]): p for p in manifest["parts"]}
+        consistent = sha256_hex(manifest) == entry["data_sha256"] and len(parts) == len(manifest["parts"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"entry {seq}: malformed manifest ({type(exc).__name__}: {exc})"]
+    if not consistent:
+        return [f"entry {seq}: the manifest does not hash to the entry's data_sha256 (or names a part twice)"]
+    if directory.is_symlink() or not directory.is_dir():
+        what = ("a symbolic link, not a directory" if directory.is_symlink()
+                else "not a directory" if directory.exists() else "missing")
+        return [f"the data directory {directory} of a partitioned release is {what}"]
+    problems: list[str] = []
+    files: dict[str, Path] = {}
+    with os.scandir(directory) as listing:
+        for item in listing:
+            if item.is_file(follow_symlinks=False):
+                files[item.name] = Path(item.path)
+            else:
+                problems.append(f"{item.path} is not a part of this release (a folder or link; a release holds plain files only)")
+    for name in sorted(set(parts) - set(files)):
+        problems.append(f"the part {name} of {directory} is missing (deleted or renamed since the release)")
+    for name in sorted(set(files) - set(parts)):
+        problems.append(f"{files[name]} is not a part of this release (an extra file in the directory)")
+    for name in sorted(set(files) & set(parts)):
+        part = parts[name]
+        if files[name].stat().st_size != part["bytes"] or file_sha256(files[name]) != part["sha256"]:
+            problems.append(
+                f"the part {files[name]} is not the one this ledger was written with (size or SHA-256 differs from entry {seq})"
+            )
+    return problems
 
 
 def _check_signature(report: VerificationReport, public_key: str | None, message: bytes, signature: Any, where: str) -> None:

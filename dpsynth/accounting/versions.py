@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
-_PACKAGES = ("dpsynth", "dp-accounting", "numpy", "torch", "transformers", "opacus", "pandas", "mbi")
+_PACKAGES = ("dpsynth", "dp-accounting", "numpy", "torch", "transformers", "opacus", "pandas")
 
 
 def dependency_versions() -> dict[str, str]:

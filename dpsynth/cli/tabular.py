@@ -233,7 +233,7 @@ def _print_domain_report(report: dict) -> None:
 def synth(
     ctx: typer.Context,
     input: Path = typer.Argument(..., help="Sensitive input table (CSV; with --backend stream|ray also Parquet or a directory of parts)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output path (.csv, .jsonl or .parquet); with --backend ray or --partitioned, a directory of part files of that name."),
     epsilon: float = typer.Option(..., "--epsilon", "-e", help="Privacy budget epsilon (> 0, finite)."),
     delta: float = typer.Option(DEFAULT_DELTA, "--delta", "-d", help="Privacy budget delta in (0, 1); public default 1e-6."),
     rows: Optional[int] = typer.Option(None, "--rows", "-n", help="Rows to generate (default: public or DP row count)."),
@@ -251,6 +251,8 @@ def synth(
     workload: Optional[Path] = typer.Option(None, "--workload", help="JSON file with a list of marginals (lists of column names) for AIM's workload (public)."),
     backend: str = typer.Option("memory", "--backend", help="memory (default) | stream | ray: stream/ray read a CSV/Parquet file or directory through counts (marginal methods, complete metadata; docs/scale.md)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address for --backend ray (default: a local cluster)."),
+    partitioned: bool = typer.Option(False, "--partitioned", help="--backend stream: write OUTPUT as a directory of part files (always so with --backend ray; docs/scale.md)."),
+    part_rows: Optional[int] = typer.Option(None, "--part-rows", help="Rows per part file of a partitioned output (default 250000)."),
 ) -> None:
     """Fit a DP synthesizer on INPUT and write a synthetic table with its ledger and card.
 
@@ -263,11 +265,16 @@ def synth(
         return synth_with_backend(ctx, input=input, output=output, epsilon=epsilon, delta=delta, rows=rows, method=method,
                                   metadata=metadata, seed=seed, force=force, quiet=quiet, backend=backend,
                                   ray_address=ray_address, ledger_file=ledger_file, no_source_budget=no_source_budget,
-                                  unsupported={"--sep": sep, "--max-time": max_time, "--allow-degenerate": allow_degenerate or None,
+                                  partitioned=partitioned, part_rows=part_rows, unsupported={"--sep": sep, "--max-time": max_time, "--allow-degenerate": allow_degenerate or None,
                                                "--target": target, "--workload": workload})
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.tabular.synthesize import PRIVACY_UNIT
 
+    if partitioned or part_rows is not None:
+        from dpsynth.cli.common import fail
+
+        fail("--partitioned and --part-rows are for --backend stream (and always so with --backend ray): the in-memory "
+             "backend writes one file")
     budget, method_options = _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time,
                                           force, quiet)
     method_options.update(_workload_options(target, workload, input, sep))

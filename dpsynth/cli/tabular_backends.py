@@ -3,7 +3,8 @@
 The input is a CSV / Parquet file or a directory of part files; the private table is read only
 through exact counts (:mod:`dpsynth.tabular.private_table`), noise is drawn once in this process,
 and the synthetic rows are sampled and written chunk by chunk (post-processing) next to their
-ledger and card. Unlike the in-memory path no quality summary against the input is printed: it
+ledger and card -- as one file, or with ``--partitioned`` (always with ``--backend ray``) as a
+directory of part files (:mod:`dpsynth.tabular.output_parts`). Unlike the in-memory path no quality summary against the input is printed: it
 would need the private table in memory.
 """
 
@@ -32,6 +33,8 @@ def synth_with_backend(
     ray_address: str | None,
     ledger_file: Path | None = None,
     no_source_budget: bool = False,
+    partitioned: bool = False,
+    part_rows: int | None = None,
     unsupported: dict[str, Any] | None = None,
 ) -> None:
     """Run one release on ``backend``; exits with a clear message on bad input (nothing spent)."""
@@ -40,6 +43,7 @@ def synth_with_backend(
     from dpsynth.errors import DpsynthError
     from dpsynth.release import OutputExistsError
     from dpsynth.tabular.backends import check_backend, write_streamed
+    from dpsynth.tabular.output_parts import write_partitioned
     from dpsynth.tabular.methods import UnknownMethodError
     from dpsynth.tabular.schema import MetadataError
     from dpsynth.tabular.synthesize import EmptyTableError, Synthesizer
@@ -74,6 +78,16 @@ def synth_with_backend(
         fail(f"metadata file {metadata} does not exist")
     if output.suffix.lower() not in (".csv", ".parquet"):
         fail(f"--backend {backend} writes .parquet or .csv output, not {output.suffix!r}")
+    partitioned = partitioned or backend == "ray"  # Ray samples its parts in parallel: always a directory
+    if part_rows is not None and (part_rows < 1 or not partitioned):
+        fail("--part-rows must be a positive integer" if part_rows < 1 else
+             "--part-rows is for a partitioned output (--partitioned, or --backend ray)")
+    if input.is_dir() and output.resolve().is_relative_to(input.resolve()):
+        fail(f"refusing to write {output} inside the input directory {input}: a later run would read it as input; "
+             "choose an output outside it")
+    if output.is_dir() and input.resolve().is_relative_to(output.resolve()):
+        fail(f"refusing to write {output}: the input {input} is inside it (dpsynth never overwrites an input, "
+             "even with --force); choose another output path")
     reserve_output(ctx, output, input, metadata, force=force)
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.tabular.synthesize import PRIVACY_UNIT
@@ -89,7 +103,11 @@ def synth_with_backend(
     console.print(f"Fitting on {input} ({backend} backend) with epsilon={budget.epsilon:g}, delta={budget.delta:g} ...")
     try:
         synth.fit(input)
-        paths = write_streamed(synth, output, rows, force=force)
+        if partitioned:
+            paths = write_partitioned(synth, output, rows, force=force,
+                                      **({"part_rows": part_rows} if part_rows is not None else {}))
+        else:
+            paths = write_streamed(synth, output, rows, force=force)
     except (MetadataError, EmptyTableError, UnknownMethodError, InvalidBudgetError, BudgetExceededError,
             OutputExistsError, DpsynthError) as exc:
         fail(str(exc))
@@ -108,7 +126,11 @@ def synth_with_backend(
     if source_step is not None:
         source_step.outputs = {"release": str(paths.data), "release_ledger_id": ledger.ledger_id}
     n = int(rows) if rows is not None else max(1, int(round(synth.n_public_ or 1)))
-    console.print(f"Wrote {paths.data} ({n} rows, method {synth.method_}, streamed)")
+    if partitioned:
+        console.print(f"Wrote {paths.data}/ ({n} rows in part files, method {synth.method_}, "
+                      f"sampled {'on Ray' if backend == 'ray' else 'in this process'})", highlight=False)
+    else:
+        console.print(f"Wrote {paths.data} ({n} rows, method {synth.method_}, streamed)", highlight=False)
     console.print(f"  ledger: {paths.ledger}")
     console.print(f"  card:   {paths.card}")
     console.print(

@@ -170,25 +170,23 @@ def _check_backend_flags(backend: str, ray_workers: int, ray_address: str | None
 
 
 @contextmanager
-def ray_session(address: str | None, workers: int) -> Iterator[Any]:
+def ray_session(address: str | None, workers: int, device: str | None = None) -> Iterator[Any]:
     """Connect to Ray (``address``, or a new local cluster) before the charge; shut down only a
-    connection this command opened. Refuses, before anything is spent, a cluster with fewer CPUs
-    than ``workers`` (each decode actor takes one CPU; its actors would wait forever)."""
-    from dpsynth.ray_support import ensure_ray
+    connection this command opened. Refuses, before anything is spent, an unreachable address and
+    a cluster with fewer CPUs (or, with ``--device cuda``, GPUs) than ``workers``: each decode
+    actor takes one CPU (and one GPU); its actors would otherwise wait forever."""
+    from dpsynth.ray_support import RayConnectError, RayResourcesError
+    from dpsynth.text.ray_backend import check_ray_request
 
     import ray as ray_module
 
     started = not ray_module.is_initialized()
     try:
         try:
-            ray = ensure_ray(address)
-        except Exception as exc:  # a bad address or an unreachable cluster: nothing read or spent yet
-            fail(f"cannot connect to Ray{f' at {address}' if address else ''}: {exc}")
-        cpus = ray.cluster_resources().get("CPU", 0)
-        if cpus < workers:
-            fail(f"--ray-workers {workers} needs {workers} CPUs on the Ray cluster (one per model replica); "
-                 f"it has {cpus:g}")
-        yield ray
+            check_ray_request("ray", "private_prediction", workers, address, device)
+        except (RayConnectError, RayResourcesError, ValueError) as exc:
+            fail(f"--backend ray: {exc}")
+        yield ray_module
     finally:
         if started and ray_module.is_initialized():
             ray_module.shutdown()
@@ -263,7 +261,7 @@ def synth(
         help="memory (default) | ray: private_prediction's groups are decoded on Ray actors, one model replica each (docs/scale.md).",
     ),
     ray_workers: Optional[int] = typer.Option(
-        None, "--ray-workers", help="--backend ray: number of decode actors (model replicas), one CPU each (default 2)."
+        None, "--ray-workers", help="--backend ray: number of decode actors (model replicas), one CPU each, and one GPU each with --device cuda (default 2)."
     ),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="--backend ray: Ray cluster address, e.g. auto or ray://HOST:10001 (default: a local cluster)."
@@ -298,6 +296,7 @@ def synth(
             epsilon=budget.epsilon, delta=budget.delta, method=method,
             num_texts_total=num_texts * (len(label_set) if label_set else 1), group_size=size,
             max_new_tokens=max_new_tokens, temperature=temperature, iterations=iterations, device=device,
+            backend=backend,
         )
     except (DpsynthError, ValueError) as exc:
         fail(str(exc))
@@ -308,9 +307,10 @@ def synth(
     ray_options: dict = {}
     if backend == "ray":
         workers = 2 if ray_workers is None else ray_workers
-        ctx.with_resource(ray_session(ray_address, workers))  # connected before the charge
+        ctx.with_resource(ray_session(ray_address, workers, device))  # connected before the charge
         ray_options = dict(backend="ray", ray_workers=workers, ray_address=ray_address)
-        console.print(f"Backend: ray, {workers} decode workers", highlight=False)
+        console.print(f"Backend: ray, {workers} decode workers"
+                      + (", one GPU each" if device and device.startswith("cuda") else ""), highlight=False)
     if summary["method"] == "pe":
         console.print(
             f"Method: pe (Private Evolution), iterations={summary['iterations']}, "

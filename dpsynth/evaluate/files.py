@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
 from dpsynth.evaluate.report import render_html
 from dpsynth.release import (
     OutputExistsError,
+    OutputOverInputError,
     check_release_writable,
     rebind_card,
     refuse_output_over_input,
@@ -65,6 +67,36 @@ def _check_writable(paths: list[Path], force: bool) -> None:
     if existing and not force:
         raise OutputExistsError(f"refusing to overwrite existing output(s): {', '.join(existing)} "
                                 "(pass --force)")
+
+
+def _refuse_reports_over_inputs(reports: list[Path], inputs: list[str | Path | None]) -> None:
+    """Refuse (``force`` or not) report paths that would overwrite an input, its ledger or card, or each other.
+
+    A report written over the holdout, the private data or the release's ledger would destroy what
+    the user evaluates; ``--force`` only allows replacing earlier reports.
+    """
+    if _same_path(reports[0], reports[1]):
+        raise OutputOverInputError(f"--json-out and --html-out are the same file ({reports[0]}); give two paths")
+    for given in inputs:
+        if given is None:
+            continue
+        given = Path(given)
+        for protected in (given,) + release_paths(given).all()[1:]:
+            for report in reports:
+                if _same_path(report, protected):
+                    raise OutputOverInputError(
+                        f"refusing to write the report {report}: it is {protected}, which belongs to the input "
+                        f"{given}. dpsynth never overwrites an input, even with --force; choose another path")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """The same file after resolving symlinks, or the same file on disk (hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:  # pragma: no cover - unreadable path: the write itself will report it
+        return False
 
 
 def _load_ledger(data_path: Path):
@@ -107,6 +139,8 @@ def evaluate_files(
     synthetic_path = Path(synthetic_path)
     default_json, default_html = default_output_paths(synthetic_path)
     json_out, html_out = Path(json_path or default_json), Path(html_path or default_html)
+    _refuse_reports_over_inputs([json_out, html_out],
+                                [synthetic_path, holdout_path, private_path, canaries_path, benchmark_path])
     _check_writable([json_out, html_out], force)
     is_text = text_field is not None or label_field is not None or looks_like_text(synthetic_path)
     if is_text and target:

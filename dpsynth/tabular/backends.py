@@ -33,6 +33,11 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.errors import DpsynthError
+from dpsynth.tabular.output_parts import (  # noqa: F401 - output_arrow_schema re-exported
+    output_arrow_schema,
+    sample_frames,
+    write_part_file,
+)
 from dpsynth.tabular.private_table import (
     DEFAULT_CHUNK_ROWS,
     RayCounts,
@@ -197,23 +202,14 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
 def sample_chunks(synth: "Synthesizer", n: int, chunk_rows: int = DEFAULT_CHUNK_ROWS):
     """``n`` synthetic rows as DataFrames of at most ``chunk_rows`` rows (post-processing)."""
     assert synth.model_ is not None and synth.encoder_ is not None and synth._rng is not None
-    done = 0
-    while done < n:
-        k = min(chunk_rows, n - done)
-        frame = synth.encoder_.decode(synth.model_.sample(k, synth._rng), synth._rng)
-        id_cols = [s.name for s in synth.encoder_.schema.columns if s.type == "id"]
-        for name in id_cols:  # fresh ids continue across chunks
-            frame[name] = np.arange(done + 1, done + k + 1)
-        done += k
-        yield frame
+    yield from sample_frames(synth.model_, synth.encoder_, int(n), 0, chunk_rows, synth._rng)
 
 
 def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = None, *, force: bool = False,
                    chunk_rows: int = DEFAULT_CHUNK_ROWS):
-    """Sample ``rows`` rows chunk by chunk into ``path`` (.parquet or .csv) with ledger and card."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """Sample ``rows`` rows chunk by chunk into the single file ``path`` (.parquet or .csv) with
+    ledger and card. :func:`dpsynth.tabular.output_parts.write_partitioned` writes a directory of
+    part files instead (in parallel on Ray)."""
     from dpsynth.card import build_card
     from dpsynth.release import write_release
 
@@ -238,21 +234,8 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     arrow_schema = output_arrow_schema(synth.schema_)
 
     def write(tmp: Path) -> None:
-        writer = None
-        try:
-            for i, frame in enumerate(sample_chunks(synth, n, chunk_rows)):
-                if suffix == ".csv":
-                    frame.to_csv(tmp, mode="w" if i == 0 else "a", header=(i == 0), index=False)
-                    continue
-                table = pa.Table.from_pandas(_for_arrow(frame, arrow_schema), schema=arrow_schema, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), arrow_schema)
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
+        write_part_file(tmp, sample_chunks(synth, n, chunk_rows), suffix.lstrip("."), arrow_schema)
 
-    assert synth.schema_ is not None
     snapshot = synth.ledger if isinstance(synth.ledger, acc.Ledger) else synth.ledger.load()
     card = build_card(
         snapshot,
@@ -264,42 +247,3 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
                            "backend": getattr(synth, "backend", "memory")}},
     )
     return write_release(path, write, snapshot, card, force=force)
-
-
-def output_arrow_schema(schema) -> "Any":
-    """The Parquet schema of the synthetic output, fixed from the public schema (every chunk agrees)."""
-    import pyarrow as pa
-
-    fields = []
-    for spec in schema.columns:
-        if spec.type == "categorical":
-            labels = list(spec.categories or ()) + ([spec.other_label] if spec.other_label is not None else [])
-            if labels and all(isinstance(v, (bool, np.bool_)) for v in labels):
-                typ = pa.bool_()
-            elif labels and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
-                typ = pa.int64()
-            elif labels and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in labels):
-                typ = pa.float64()
-            else:
-                typ = pa.string()
-        elif spec.type == "boolean":
-            typ = pa.bool_()
-        elif spec.type == "numerical":
-            typ = pa.int64() if spec.integer else pa.float64()
-        elif spec.type == "datetime":
-            typ = pa.string() if spec.datetime_format else pa.timestamp("ns")
-        else:  # id
-            typ = pa.int64()
-        fields.append(pa.field(spec.name, typ, nullable=True))
-    return pa.schema(fields)
-
-
-def _for_arrow(frame: pd.DataFrame, arrow_schema) -> pd.DataFrame:
-    """Text categories as ``str`` (a mixed category list is written as text)."""
-    import pyarrow as pa
-
-    frame = frame.copy()
-    for field in arrow_schema:
-        if field.type == pa.string() and frame[field.name].dtype == object:
-            frame[field.name] = frame[field.name].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    return frame

@@ -157,10 +157,21 @@ class InMemoryCounts(_CachedCounts):
 # ------------------------------------------------------------------------------ files and chunks
 @dataclass(frozen=True)
 class TableSource:
-    """A CSV or Parquet file, or a directory of part files of one format (sorted by name)."""
+    """A CSV or Parquet file, or a directory of part files of one format (sorted by name).
+
+    Hive-style folder names below a directory input (``DIR/year=2020/part-0.parquet``) are
+    partition columns, as with pyarrow's ``partitioning="hive"``: ``partition_keys`` are their
+    names (appended to the files' header, in folder order) and ``partition_values[i]`` the values
+    of ``paths[i]`` -- always **text** (URI-decoded; ``__HIVE_DEFAULT_PARTITION__`` is missing),
+    parsed by the public encoder like a CSV value: no type is inferred from the folder names, the
+    metadata declares the column like any other.
+    """
 
     paths: tuple[Path, ...]
     format: str  # "csv" | "parquet"
+    root: Path | None = None
+    partition_keys: tuple[str, ...] = ()
+    partition_values: tuple[tuple[str | None, ...], ...] = ()
 
     @classmethod
     def from_path(cls, path: str | Path | Sequence[str | Path]) -> "TableSource":
@@ -185,7 +196,18 @@ class TableSource:
         for f in files:
             if not f.is_file() or f.stat().st_size == 0:
                 raise TableSourceError(f"input file {f} is missing or empty")
-        return cls(tuple(files), formats.pop())
+        fmt = formats.pop()
+        if isinstance(path, (list, tuple)) or not Path(path).is_dir():
+            return cls(tuple(files), fmt)
+        root = Path(path)
+        keys, values = hive_partitions(root, files)
+        return cls(tuple(files), fmt, root, keys, values)
+
+    def partition_of(self, index: int) -> dict[str, str | None]:
+        """The hive partition columns of ``paths[index]`` (empty without key=value folders)."""
+        if not self.partition_keys:
+            return {}
+        return dict(zip(self.partition_keys, self.partition_values[index]))
 
     def column_names(self) -> tuple[str, ...]:
         """The header (public schema): CSV header line or Parquet schema; all parts must agree."""
@@ -197,6 +219,11 @@ class TableSource:
             elif these != names:
                 raise TableSourceError(f"{f} has columns {list(these)}, unlike the first part's {list(names)}")
         assert names is not None
+        clash = [k for k in self.partition_keys if k in names]
+        if clash:
+            raise TableSourceError(f"the partition column(s) {', '.join(clash)} of the key=value folder names are "
+                                   "also columns in the files")
+        names = names + self.partition_keys
         if len(set(names)) != len(names):
             raise TableSourceError("duplicate column names in the input header")
         return names
@@ -207,11 +234,49 @@ class TableSource:
 
         mac = hmac.new(load_source_key(), digestmod=hashlib.sha256)
         for f in self.paths:
+            if self.partition_keys and self.root is not None:  # the folder names hold column values
+                mac.update(f.parent.relative_to(self.root).as_posix().encode() + b"\0")
             mac.update(f.name.encode() + f.stat().st_size.to_bytes(8, "big"))
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 22), b""):
                     mac.update(block)
         return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def hive_partitions(root: Path, files: Sequence[Path]) -> tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]:
+    """Partition keys and each file's values from its ``key=value`` folder names below ``root``.
+
+    Decoded by pyarrow's hive partitioning with every key typed as text (URI-decoded values;
+    ``__HIVE_DEFAULT_PARTITION__`` is missing); folders without ``=`` are ignored, as pyarrow does.
+    Every file must sit under the same keys in the same order. Errors name keys (column names,
+    public), never a folder's value.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    layouts = []
+    for f in files:
+        segments = f.parent.relative_to(root).parts
+        layouts.append(tuple(seg.split("=", 1)[0] for seg in segments if "=" in seg))
+    keys = layouts[0] if layouts else ()
+    if any(layout != keys for layout in layouts):
+        raise TableSourceError(
+            f"the parts under {root} sit under different key=value folder names (partition columns "
+            f"{sorted(set(layouts))}); every part must have the same partition columns in the same order"
+        )
+    if not keys:
+        return (), ()
+    if len(set(keys)) != len(keys) or any(not k for k in keys):
+        raise TableSourceError(f"the key=value folder names under {root} repeat or omit a partition column: {list(keys)}")
+    partitioning = ds.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive")
+    values = []
+    for f in files:
+        parsed = ds.get_partition_keys(partitioning.parse(f.parent.relative_to(root).as_posix() + "/"))
+        values.append(tuple(None if parsed.get(k) in (None, HIVE_NULL) else str(parsed[k]) for k in keys))
+    return keys, tuple(values)
 
 
 def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
@@ -229,14 +294,17 @@ def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
         raise TableSourceError(f"cannot read the header of {path}: {str(exc).splitlines()[0]}") from exc
 
 
-def csv_convert_options(encoder: TableEncoder, names: Sequence[str]):
+def csv_convert_options(encoder: TableEncoder, names: Sequence[str], exclude: Iterable[str] = ()):
     """pyarrow CSV conversion fixed in advance, never inferred from the data: every column is read
     as text and parsed by the public encoder (numbers, booleans, dates, categories; a value it
-    cannot parse is missing, as in memory); pandas' missing-value strings are missing everywhere."""
+    cannot parse is missing, as in memory); pandas' missing-value strings are missing everywhere.
+    ``exclude``: modelled columns that are not in the file (hive partition columns)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    modelled = [e.spec.name for e in encoder.encoders]
+    skip = set(exclude)
+    modelled = [e.spec.name for e in encoder.encoders if e.spec.name not in skip]
+    names = [n for n in names if n not in skip]
     types = {name: pa.string() for name in names}
     return pacsv.ConvertOptions(
         column_types=types,
@@ -250,18 +318,22 @@ def csv_convert_options(encoder: TableEncoder, names: Sequence[str]):
 def iter_frames(source: TableSource, encoder: TableEncoder, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The modelled columns of ``source`` as pandas chunks of at most ~``chunk_rows`` rows."""
     names = source.column_names()
-    for path in source.paths:
-        yield from iter_part_frames(path, source.format, encoder, names, chunk_rows)
+    for index, path in enumerate(source.paths):
+        yield from iter_part_frames(path, source.format, encoder, names, chunk_rows,
+                                    partition=source.partition_of(index))
 
 
 def iter_part_frames(path: Path, fmt: str, encoder: TableEncoder, names: Sequence[str], chunk_rows: int,
-                     row_groups: Sequence[int] | None = None) -> Iterator[pd.DataFrame]:
-    """One file (or some of a Parquet file's row groups) as pandas chunks of the modelled columns."""
+                     row_groups: Sequence[int] | None = None,
+                     partition: dict[str, str | None] | None = None) -> Iterator[pd.DataFrame]:
+    """One file (or some of a Parquet file's row groups) as pandas chunks of the modelled columns;
+    ``partition``: the file's hive partition columns, added as text (one value per file)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    wanted = list(encoder.columns)
+    partition = partition or {}
+    wanted = [c for c in encoder.columns if c not in partition]
     try:
         if fmt == "parquet":
             batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=wanted, row_groups=row_groups)
@@ -270,11 +342,15 @@ def iter_part_frames(path: Path, fmt: str, encoder: TableEncoder, names: Sequenc
             batches = pacsv.open_csv(
                 path,
                 read_options=pacsv.ReadOptions(block_size=block),
-                convert_options=csv_convert_options(encoder, names),
+                convert_options=csv_convert_options(encoder, names, exclude=partition),
             )
         for batch in batches:
             if batch.num_rows:
-                yield pa.Table.from_batches([batch]).to_pandas()
+                frame = pa.Table.from_batches([batch]).to_pandas()
+                for key, value in partition.items():
+                    if key in encoder.columns:
+                        frame[key] = pd.Series([value] * len(frame), index=frame.index, dtype=object)
+                yield frame
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise TableSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
 
@@ -363,15 +439,17 @@ class _PartCounter:
     """Ray Data UDF: the exact counts of ``cliques`` over the file parts of one batch, as rows."""
 
     def __init__(self, fmt: str, names: Sequence[str], encoder: TableEncoder, cliques: Sequence[Clique],
-                 chunk_rows: int) -> None:
+                 chunk_rows: int, partitions: dict[str, dict[str, str | None]] | None = None) -> None:
         self.fmt, self.names, self.encoder, self.cliques, self.chunk_rows = fmt, list(names), encoder, list(cliques), chunk_rows
+        self.partitions = partitions or {}  # path -> its hive partition columns
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows: list[dict[Clique, np.ndarray]] = []
         for path, groups in zip(batch["path"], batch["row_groups"]):
             groups = None if groups is None or len(groups) == 0 or groups[0] < 0 else [int(g) for g in groups]
             total = {c: np.zeros(_cells(self.encoder, c)) for c in self.cliques}
-            for frame in iter_part_frames(Path(str(path)), self.fmt, self.encoder, self.names, self.chunk_rows, groups):
+            for frame in iter_part_frames(Path(str(path)), self.fmt, self.encoder, self.names, self.chunk_rows, groups,
+                                          partition=self.partitions.get(str(path))):
                 for c, v in count_frame(self.encoder, frame, self.cliques).items():
                     total[c] += v
             rows.append(total)
@@ -403,7 +481,9 @@ class RayCounts(_CachedCounts):
         parts = source_parts(self.source)
         items = [{"path": p, "row_groups": np.asarray(g if g is not None else [-1], dtype=np.int64)} for p, g in parts]
         ds = self.ray.data.from_items(items, override_num_blocks=len(items))
-        counter = _PartCounter(self.source.format, self.source.column_names(), self.encoder, cliques, self.chunk_rows)
+        partitions = {str(p): self.source.partition_of(i) for i, p in enumerate(self.source.paths)}
+        counter = _PartCounter(self.source.format, self.source.column_names(), self.encoder, cliques, self.chunk_rows,
+                               partitions)
         out = ds.map_batches(counter, batch_size=1, batch_format="numpy")
         totals = {c: np.zeros(_cells(self.encoder, c)) for c in cliques}
         for batch in out.iter_batches(batch_format="numpy", batch_size=None):

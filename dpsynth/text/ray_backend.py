@@ -22,6 +22,7 @@ rows (public prompt + members); the outputs are gathered back in the driver's or
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dpsynth.errors import DpsynthError
@@ -32,9 +33,49 @@ class TextWorkerFailed(DpsynthError, RuntimeError):
     """A Ray worker died during decoding; nothing was released and the charge stays."""
 
 
-def check_ray_request(backend: str, method: str, workers: Any, address: str | None) -> tuple[Any, str | None]:
-    """``(workers, address)`` for a valid Ray request; raises before any charge otherwise."""
-    from dpsynth.ray_support import require_ray
+@dataclass(frozen=True)
+class WorkerSpec:
+    """``count`` decode actors to start, each with one CPU and, on ``device="cuda"``, one GPU."""
+
+    count: int
+    device: str = "cpu"  # "cpu" | "cuda": where each actor decodes
+
+    @property
+    def num_gpus(self) -> int:
+        return 1 if self.device == "cuda" else 0
+
+
+def worker_device(device: Any = None) -> str:
+    """The device type of the decode actors: ``cpu`` (default) or ``cuda`` (one GPU per actor).
+
+    Parsed, not checked against this machine: the driver needs no GPU; the cluster's GPUs are
+    checked by :func:`check_ray_request`.
+    """
+    import torch
+
+    if device is None:
+        return "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from exc
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"Ray decode actors run on 'cpu' or 'cuda', not {device!r}")
+    return kind
+
+
+def check_ray_request(backend: str, method: str, workers: Any, address: str | None,
+                      device: Any = None) -> tuple[Any, str | None]:
+    """``(workers, address)`` for a valid Ray request, connected; raises before any charge otherwise.
+
+    Public inputs only. In order: the backend and method; Ray importable
+    (:class:`~dpsynth.ray_support.RayUnavailableError`); ``workers`` a positive integer or a list
+    of actors; then, for a number of workers, the connection to ``address`` (or a new local
+    cluster; :class:`~dpsynth.ray_support.RayConnectError`) and one CPU per worker plus one GPU
+    per worker on ``device="cuda"`` in the cluster (:class:`~dpsynth.ray_support.RayResourcesError`).
+    A number of workers comes back as a :class:`WorkerSpec`.
+    """
+    from dpsynth.ray_support import connect, require_ray
 
     if backend != "ray":
         raise ValueError(f"backend must be 'memory' or 'ray', got {backend!r}")
@@ -43,7 +84,12 @@ def check_ray_request(backend: str, method: str, workers: Any, address: str | No
     require_ray()
     if isinstance(workers, bool) or (isinstance(workers, int) and workers < 1):
         raise ValueError(f"ray_workers must be a positive integer or a list of actors, got {workers!r}")
-    return workers, address
+    if not isinstance(workers, int):
+        return workers, address  # running actors: already connected and placed
+    spec = WorkerSpec(int(workers), worker_device(device))
+    connect(address, cpus=spec.count, gpus=spec.count * spec.num_gpus,
+            what=f"{spec.count} decode worker(s) on {spec.device}")
+    return spec, address
 
 
 def shard_groups(groups: Sequence[GroupPrompts], workers: int) -> list[list[int]]:
@@ -65,11 +111,15 @@ def _actor_class(ray: Any):
     class DecodeWorker:
         """One model replica; decodes the groups it is sent with its own entropy generator."""
 
-        def __init__(self, model: Any, threads: int | None = None) -> None:
+        def __init__(self, model: Any, threads: int | None = None, device: str | None = None) -> None:
             import torch
 
             if threads:
                 torch.set_num_threads(int(threads))
+            if device == "cuda":  # this actor's one GPU (Ray sets CUDA_VISIBLE_DEVICES); in-process dtype
+                from dpsynth.text.models import default_dtype
+
+                model = model.to(device="cuda", dtype=default_dtype("cuda"))
             self.model = model.eval()
 
         def decode(self, groups: list[GroupPrompts], settings: DecodeSettings) -> list[list[int]]:
@@ -84,18 +134,32 @@ def _actor_class(ray: Any):
 
             return os.getpid()
 
+        def placement(self) -> dict[str, Any]:
+            """Where this actor runs: its GPU ids (from Ray) and its model's device."""
+            from dpsynth.text.engine import model_device
+
+            return {"gpu_ids": [str(g) for g in ray.get_gpu_ids()], "device": str(model_device(self.model))}
+
     return DecodeWorker
 
 
+def actor_options(num_gpus: float = 0.0) -> dict[str, float]:
+    """The Ray resources each decode actor requests: one CPU, and ``num_gpus`` GPUs (1 on ``cuda``)."""
+    return {"num_cpus": 1, "num_gpus": num_gpus}
+
+
 def start_workers(model: Any, workers: int = 2, *, address: str | None = None, num_gpus: float = 0.0,
-                  threads: int | None = 1) -> list[Any]:
-    """``workers`` Ray actors, each holding one replica of ``model`` (public weights)."""
+                  threads: int | None = 1, device: str | None = None) -> list[Any]:
+    """``workers`` Ray actors, each holding one replica of ``model`` (public weights).
+
+    ``device="cuda"``: each actor moves its replica to its GPU (ask ``num_gpus=1`` so that Ray
+    gives it one; :class:`WorkerSpec` does)."""
     from dpsynth.ray_support import ensure_ray
 
     ray = ensure_ray(address)
     cls = _actor_class(ray)
     model_ref = ray.put(model)
-    return [cls.options(num_cpus=1, num_gpus=num_gpus).remote(model_ref, threads) for _ in range(int(workers))]
+    return [cls.options(**actor_options(num_gpus)).remote(model_ref, threads, device) for _ in range(int(workers))]
 
 
 def ray_decode_groups(
@@ -110,16 +174,22 @@ def ray_decode_groups(
     """Like :func:`dpsynth.text.engine.decode_groups`, on Ray actors; outputs in input order.
 
     ``actors`` (or ``workers`` given as a list of actors) reuses workers from
-    :func:`start_workers`, which keep their model replica loaded; else ``workers`` actors are
-    started and stopped here. Raises :class:`TextWorkerFailed` if any worker dies; nothing is returned then.
+    :func:`start_workers`, which keep their model replica loaded; else ``workers`` actors (a
+    number, or a :class:`WorkerSpec` with their device and GPUs) are started and stopped here. Raises :class:`TextWorkerFailed` if any worker dies; nothing is returned then.
     """
     from dpsynth.ray_support import ensure_ray
 
     ray = ensure_ray(address)
-    if actors is None and not isinstance(workers, int):
+    spec = workers if isinstance(workers, WorkerSpec) else None
+    if actors is None and spec is None and not isinstance(workers, int):
         actors, workers = list(workers), len(workers)
     own = actors is None
-    pool = list(actors) if actors is not None else start_workers(model, workers, address=address)
+    if actors is not None:
+        pool = list(actors)
+    elif spec is not None:
+        pool = start_workers(model, spec.count, address=address, num_gpus=spec.num_gpus, device=spec.device)
+    else:
+        pool = start_workers(model, int(workers), address=address)
     try:
         shards = shard_groups(groups, len(pool))
         futures = [pool[i].decode.remote([groups[j] for j in shard], settings) for i, shard in enumerate(shards)]

@@ -128,10 +128,15 @@ def generate(
         backend: ``memory`` (default) or ``ray``: private-prediction groups are decoded on
             ``ray_workers`` Ray actors (a number, or actors from
             :func:`dpsynth.text.ray_backend.start_workers`), cluster ``ray_address`` (default a
-            local one); same mechanism, same ledger entry (docs/scale.md).
+            local one); same mechanism, same ledger entry (docs/scale.md). Before the charge, Ray
+            must be importable, the cluster reachable and hold one CPU per worker (and one GPU
+            per worker with ``device="cuda"``, which then names the actors' device: this process
+            loads the model on CPU and needs no GPU).
 
     Raises:
         InvalidBudgetError / TextInputError (ValueError): bad budget or parameter (nothing read).
+        RayUnavailableError / RayConnectError / RayResourcesError: ``backend="ray"`` without Ray,
+        with an unreachable address, or on a cluster too small for the workers (nothing spent).
         No input size is refused (not ``n < B``, not an empty input: a ``NoTextsWarning`` then):
         whether a release exists never depends on the number of texts.
         BudgetExceededError: the ledger cannot afford the call (no text read, tokenized or embedded).
@@ -147,15 +152,18 @@ def generate(
     if method not in METHODS:
         raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     chosen = method if method != "auto" else choose_method(
-        method, device_type=resolve_device(device).type, epsilon=request.budget.epsilon,
+        method, device_type=_device_type(device, backend), epsilon=request.budget.epsilon,
         delta=request.budget.delta, max_new_tokens=request.max_new_tokens,
         temperature=request.temperature, num_texts_total=request.total_outputs,
     )
     ray = None
-    if backend != "memory":  # checked before the charge (public arguments only)
-        from dpsynth.text.ray_backend import check_ray_request
+    if backend != "memory":  # before the charge: public arguments, Ray reachable, enough CPUs/GPUs
+        from dpsynth.text.ray_backend import WorkerSpec, check_ray_request
 
-        ray = check_ray_request(backend, chosen, ray_workers, ray_address)
+        ray = check_ray_request(backend, chosen, ray_workers, ray_address, device)
+        if isinstance(ray[0], WorkerSpec) and ray[0].device == "cuda" and max_batch_rows is None:
+            max_batch_rows = 1024  # the in-process default on a GPU
+        device = "cpu"  # the actors decode (on `device`); this process only tokenises and ships the weights
     with quiet_transformers():
         if chosen == "pe":
             pe_plan = plan_pe(request, iterations, variations, threshold)
@@ -172,6 +180,16 @@ def generate(
         )
 
 
+def _device_type(device: str | None, backend: str) -> str:
+    """The device type that decides ``method="auto"``: this machine's, or on ``backend="ray"`` the
+    decode actors' (:func:`dpsynth.text.ray_backend.worker_device`; the driver needs no GPU)."""
+    if backend == "ray":
+        from dpsynth.text.ray_backend import worker_device
+
+        return worker_device(device)
+    return resolve_device(device).type
+
+
 def plan_summary(
     *,
     epsilon: float,
@@ -184,6 +202,7 @@ def plan_summary(
     iterations: int = DEFAULT_PE_ITERATIONS,
     threshold: float | None = None,
     device: str | None = None,
+    backend: str = "memory",
 ) -> dict[str, Any]:
     """The method and mechanism parameters a call with these PUBLIC inputs will use (no data).
 
@@ -197,7 +216,7 @@ def plan_summary(
     if method not in METHODS:
         raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     chosen = method if method != "auto" else choose_method(
-        method, device_type=resolve_device(device).type, epsilon=epsilon, delta=delta,
+        method, device_type=_device_type(device, backend), epsilon=epsilon, delta=delta,
         max_new_tokens=max_new_tokens, temperature=temperature, num_texts_total=num_texts_total,
     )
     if chosen == "pe":
