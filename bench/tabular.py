@@ -180,7 +180,8 @@ ADULT_CELLS: dict[str, tuple[str, float, dict]] = {
 CENSUS_CELLS: dict[str, tuple[str, float, dict]] = {
     "bootstrap": ("bootstrap", float("nan"), {}),
     "auto:1": ("auto", 1.0, {}),
-    "ref-mst:1": ("reference-mst", 1.0, {}),
+    "ref-mst:1": ("reference-mst", 1.0, {"outer_scores": True}),  # mbi's per-pair project crashed (see docs)
+    "ref-mst-project:1": ("reference-mst", 1.0, {}),
 }
 LABELS = {
     "bootstrap": "bootstrap of the real data (floor)",
@@ -272,7 +273,8 @@ def cells_for(table: str, chosen: list[str] | None) -> dict[str, tuple[str, floa
     """The cells to run: named ones (``method:epsilon`` for anything not predefined) or the table's default."""
     known = {"adult": ADULT_CELLS, "census": CENSUS_CELLS}.get(table, {})
     if not chosen:
-        return {k: v for k, v in known.items() if k != "ref-mst-published:1"} if known else {"auto:1": ("auto", 1.0, {})}
+        skip = ("ref-mst-published:1", "ref-mst-project:1")
+        return {k: v for k, v in known.items() if k not in skip} if known else {"auto:1": ("auto", 1.0, {})}
     out = {}
     for c in chosen:
         if c in known:
