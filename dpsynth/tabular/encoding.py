@@ -21,7 +21,8 @@ synthetic data is a DP quantity and drives the "matches none of the values" warn
   integers than bins). A numerical column whose public bounds contain 0 gets a **point code for
   exactly 0** (public special value), so a zero-inflated column stays zero-inflated; an integer
   column also gets point codes for its two bounds (values clipped there keep their pile-up). Decoding draws a
-  value uniformly inside the bin (rounded for integer columns, clipped to the bounds); datetimes
+  value uniformly inside the bin (a uniform integer of the bin for integer columns, so it re-encodes
+  to the same code; clipped to the bounds); datetimes
   are handled as seconds since the epoch.
 * id: not encoded (no private information is used); decoding makes fresh ids ``1..n``.
 """
@@ -139,7 +140,12 @@ class ColumnEncoder:
         is_point = (codes >= n_bins) & ~missing
         safe = np.where(missing | is_point, 0, codes)
         lo, hi = edges[safe], edges[safe + 1]
-        values = lo + rng.random(len(codes)) * (hi - lo)
+        if s.integer:  # a uniform integer of the bin [lo, hi): flooring a real draw would leak into the bin below
+            first = np.ceil(lo)
+            count = np.maximum(np.ceil(hi) - first, 1.0)
+            values = first + np.floor(rng.random(len(codes)) * count)
+        else:
+            values = lo + rng.random(len(codes)) * (hi - lo)
         if self.points:
             pts = np.asarray(self.points, dtype=np.float64)
             values = np.where(is_point, pts[np.clip(codes - n_bins, 0, len(pts) - 1)], values)

@@ -3,7 +3,7 @@
 Privacy unit: one row of the table; add-or-remove-one neighbours. Guarantee: the plan's event,
 charged by the ledger, which is at most the (epsilon, delta) the plan was calibrated for.
 
-Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper):
+Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper unless ``split`` says otherwise):
 
 1. Measure every 1-way marginal with Gaussian noise (sigma_1 = sqrt(3 d / (2 rho)); d releases).
 2. Compress (post-processing, as the paper does): in each column the values whose noisy count is
@@ -20,7 +20,11 @@ Algorithm (zCDP budget rho, split 1/3 : 1/3 : 1/3 as in the paper):
    tree neighbours (its strongest partners, still chosen by the exponential mechanism).
 4. Measure the d - 1 tree edges' 2-way marginals (sigma_2 = sqrt(3 (d - 1) / (2 rho))).
 5. Fit Private-PGM on all measurements to convergence; sample with the rounding sampler; values of
-   a merged bin are drawn uniformly among its original values.
+   a merged bin are drawn in proportion to their clipped noisy 1-way counts (post-processing; the
+   paper draws them uniformly, ``spread="uniform"``).
+
+The split of rho between steps 1, 3 and 4 is ``split`` (default the paper's thirds), a public plan
+parameter.
 
 Event: ``Composed[SelfComposed(Gaussian(sigma_1), d), SelfComposed(EM(eps_em), d-1),
 SelfComposed(Gaussian(sigma_2), d-1)]`` -- exact zCDP rho in total, shrunk until the ledger's
@@ -45,11 +49,15 @@ from dpsynth.tabular.methods.exponential import exponential_mechanism
 from dpsynth.tabular.methods.workload import WorkloadError, check_target, target_option
 
 
-def mst_event(rho: float, d: int) -> dp_event.DpEvent:
+#: The paper's split of rho between the 1-way measurements, the tree selection and the 2-way measurements.
+PAPER_SPLIT = (1 / 3, 1 / 3, 1 / 3)
+
+
+def mst_event(rho: float, d: int, split: tuple[float, float, float] = PAPER_SPLIT) -> dp_event.DpEvent:
     """MST's event for total zCDP ``rho`` on ``d`` columns."""
     from dpsynth.tabular._accounting import ExponentialMechanismDpEvent
 
-    sigma1, eps_em, sigma2 = mst_parameters(rho, d)
+    sigma1, eps_em, sigma2 = mst_parameters(rho, d, split)
     events: list[dp_event.DpEvent] = [dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(sigma1), d)]
     if d > 1:
         events.append(dp_event.SelfComposedDpEvent(ExponentialMechanismDpEvent(eps_em), d - 1))
@@ -57,38 +65,48 @@ def mst_event(rho: float, d: int) -> dp_event.DpEvent:
     return dp_event.ComposedDpEvent(events)
 
 
-def mst_parameters(rho: float, d: int) -> tuple[float, float, float]:
-    """(sigma_1, epsilon_em, sigma_2) for total zCDP ``rho`` on ``d`` columns."""
+def mst_parameters(rho: float, d: int, split: tuple[float, float, float] = PAPER_SPLIT) -> tuple[float, float, float]:
+    """(sigma_1, epsilon_em, sigma_2) for total zCDP ``rho`` on ``d`` columns, ``split`` between the
+    three steps (fractions summing to one)."""
     if d == 1:
         return math.sqrt(1.0 / (2.0 * rho)), 0.0, 0.0
-    part = rho / 3.0
-    sigma1 = math.sqrt(d / (2.0 * part))
-    eps_em = math.sqrt(8.0 * part / (d - 1))
-    sigma2 = math.sqrt((d - 1) / (2.0 * part))
+    f1, f2, f3 = (float(f) / sum(split) for f in split)
+    sigma1 = math.sqrt(d / (2.0 * f1 * rho))
+    eps_em = math.sqrt(8.0 * f2 * rho / (d - 1))
+    sigma2 = math.sqrt((d - 1) / (2.0 * f3 * rho))
     return sigma1, eps_em, sigma2
 
 
 @dataclass
 class MstModel:
-    """MST's model on the merged domain, with each column's value map; sampling is post-processing."""
+    """MST's model on the merged domain, with each column's value map; sampling is post-processing.
+
+    ``within`` holds, per column, each original value's share of its merged bin: the clipped noisy
+    1-way counts of the bin's values, normalised within the bin (post-processing of released
+    measurements; uniform when they are all clipped to zero). The paper spreads a merged bin
+    uniformly, which puts as much mass on a value that never occurs as on one seen hundreds of times.
+    """
 
     domain: EncodedDomain  # the original (public) encoded domain
     compressed: PgmModel  # the model on the merged domain
     mappings: list[np.ndarray]  # per column: original code -> merged code
     cliques: tuple[tuple[str, ...], ...]
     releases: list[tuple] = field(default_factory=list)  # ("gaussian", sigma) / ("exponential", eps)
+    within: list[np.ndarray] | None = None  # per column: share of each original value in its merged bin
 
     @property
     def total(self) -> float:
         return self.compressed.total
 
     def _spread(self, j: int) -> np.ndarray:
-        """Per original value: 1 / (number of original values in its merged bin)."""
+        """Per original value: its share of its merged bin (sums to one within each bin)."""
         m = self.mappings[j]
+        if self.within is not None:
+            return self.within[j]
         return 1.0 / np.bincount(m)[m]
 
     def probabilities(self, clique) -> np.ndarray:
-        """The model's normalised marginal over ``clique`` on the original domain (merged bins split evenly)."""
+        """The model's normalised marginal over ``clique`` on the original domain (merged bins spread by ``within``)."""
         p = self.compressed.probabilities(clique)
         for axis, c in enumerate(clique):
             j = self.domain.columns.index(c)
@@ -99,17 +117,38 @@ class MstModel:
         return p / p.sum()
 
     def sample(self, n: int, rng: np.random.Generator, method: str = "round") -> np.ndarray:
-        """``n`` rows: sample the merged domain, then draw each merged bin's value uniformly."""
+        """``n`` rows: sample the merged domain, then draw each merged bin's original value by its share."""
         merged = self.compressed.sample(n, rng, method=method)
         out = np.empty_like(merged)
         for j, m in enumerate(self.mappings):
-            order = np.argsort(m, kind="stable")  # original codes grouped by merged code
-            counts = np.bincount(m, minlength=int(m.max()) + 1)
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            k = merged[:, j]
-            pick = starts[k] + (rng.random(len(k)) * counts[k]).astype(np.int64)
-            out[:, j] = order[np.minimum(pick, starts[k] + counts[k] - 1)]
+            out[:, j] = split_merged(merged[:, j], m, self._spread(j), rng)
         return out
+
+
+def within_bin_shares(noisy: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    """Each original value's share of its merged bin from the clipped noisy counts (uniform in a bin
+    whose clipped counts are all zero). Post-processing of the noisy 1-way measurement."""
+    w = np.clip(np.asarray(noisy, dtype=np.float64), 0.0, None)
+    k = np.bincount(mapping)
+    sums = np.bincount(mapping, weights=w, minlength=k.size)
+    return np.where(sums[mapping] > 0, w / np.where(sums[mapping] > 0, sums[mapping], 1.0), 1.0 / k[mapping])
+
+
+def split_merged(codes: np.ndarray, mapping: np.ndarray, shares: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Original values for merged ``codes``: within each merged bin, values in proportion to ``shares``,
+    by stratified rounding (each bin's draws follow its shares up to rounding, in random order)."""
+    counts = np.bincount(mapping)
+    single = np.zeros(counts.size, dtype=np.int64)
+    single[mapping] = np.arange(mapping.size)  # for a one-value bin: that value
+    out = single[codes]
+    for b in np.flatnonzero(counts > 1):
+        rows = np.flatnonzero(codes == b)
+        members = np.flatnonzero(mapping == b)
+        cdf = np.cumsum(shares[members])
+        cdf /= cdf[-1]
+        u = (rng.permutation(rows.size) + rng.random(rows.size)) / rows.size
+        out[rows] = members[np.minimum(np.searchsorted(cdf, u, side="right"), members.size - 1)]
+    return out
 
 
 class MSTMethod:
@@ -126,7 +165,16 @@ class MSTMethod:
         target_degree: int = 3,
         max_time: float | None = None,
         workload: object = None,
+        spread: str = "noisy",
+        split: tuple[float, float, float] = PAPER_SPLIT,
     ) -> None:
+        split = tuple(float(f) for f in split)
+        if len(split) != 3 or not all(f > 0 and math.isfinite(f) for f in split):
+            raise ValueError(f"split must be three positive fractions, got {split!r}")
+        self.split = split
+        if spread not in ("noisy", "uniform"):
+            raise ValueError(f"spread must be 'noisy' or 'uniform', got {spread!r}")
+        self.spread = spread
         if workload is not None:
             raise WorkloadError("MST selects its own tree and takes no workload; use target= (or method='aim')")
         self.iters = int(iters)
@@ -142,8 +190,8 @@ class MSTMethod:
         if d < 1:
             raise ValueError("MST needs at least one column")
         check_target(domain, self.target)
-        rho, event = fit_rho(epsilon, delta, lambda r: mst_event(r, d))
-        sigma1, eps_em, sigma2 = mst_parameters(rho, d)
+        rho, event = fit_rho(epsilon, delta, lambda r: mst_event(r, d, self.split))
+        sigma1, eps_em, sigma2 = mst_parameters(rho, d, self.split)
         return MethodPlan(
             method=self.name,
             event=event,
@@ -156,6 +204,8 @@ class MSTMethod:
                 "iters": self.iters,
                 "tol": self.tol,
                 "compress": self.compress,
+                "spread": self.spread,
+                "split": list(self.split),
                 "target": self.target,
                 "target_degree": self.target_degree if self.target is not None else None,
                 **domain_parameters(domain),
@@ -203,7 +253,9 @@ class MSTMethod:
         bar.close()
         cliques = tuple(edges) if edges else tuple((c,) for c in cols)
         pgm = PgmModel(domain=small, model=model, cliques=cliques)
-        return MstModel(domain=domain, compressed=pgm, mappings=mappings, cliques=cliques, releases=releases)
+        within = [within_bin_shares(y, m) for y, m in zip(one_way, mappings)] if p.get("spread", "noisy") == "noisy" else None
+        return MstModel(domain=domain, compressed=pgm, mappings=mappings, cliques=cliques, releases=releases,
+                        within=within)
 
 
 def compress_mapping(noisy: np.ndarray, sigma: float) -> np.ndarray:
