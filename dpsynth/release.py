@@ -69,6 +69,7 @@ __all__ = [
     "remove_stale_part_dirs",
     "reserve_release",
     "write_release",
+    "write_release_unit",
 ]
 
 
@@ -328,14 +329,33 @@ def write_release(
     """
     from dpsynth.accounting.verify import file_sha256
 
+    def data_file(paths: ReleasePaths, mode: int, temps: dict[str, Path]) -> tuple[str, None]:
+        temps["data"] = write_temp(paths.data, write_data, mode)
+        return file_sha256(temps["data"]), None
+
+    return write_release_unit(data_path, data_file, ledger, card, force)
+
+
+#: Writes a release's data as a temp beside ``paths.data`` (recorded in ``temps["data"]`` as soon as
+#: it exists) with the given file mode; returns the ``data_sha256`` to bind and the manifest (or None).
+DataWriter = Callable[[ReleasePaths, int, "dict[str, Path]"], "tuple[str, dict[str, Any] | None]"]
+
+
+def write_release_unit(
+    data_path: str | Path, write_data: DataWriter, ledger: "Ledger", card: dict[str, Any], force: bool
+) -> ReleasePaths:
+    """The one write path of every release (a file, or a directory of parts): under the output's
+    reservation, ``write_data`` writes the data temp, then card and ledger temps follow with the
+    ``release`` entry, then :func:`_commit` renames data, card and ledger (last: the commit point).
+    An ``OSError`` becomes :class:`ReleaseWriteError` with every temp removed."""
     with reserve_release(data_path, force) as reservation:
         paths = reservation.paths
         bound = _snapshot(ledger)
         mode = default_file_mode()  # a release is meant to be shared: the permissions of any new file
         temps: dict[str, Path] = {}
         try:
-            temps["data"] = write_temp(paths.data, write_data, mode)
-            _write_card_and_ledger(paths, bound, card, file_sha256(temps["data"]), mode, temps)
+            data_sha256, manifest = write_data(paths, mode, temps)
+            _write_card_and_ledger(paths, bound, card, data_sha256, mode, temps, manifest=manifest)
         except OSError as exc:
             _remove_all(temps.values())
             raise ReleaseWriteError(

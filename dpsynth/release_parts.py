@@ -33,18 +33,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from dpsynth.atomic import default_file_mode, fsync_dir, fsync_file
-from dpsynth.release import (
-    PARTS_TEMP_SUFFIX,
-    ReleasePaths,
-    ReleaseWriteError,
-    _commit,
-    _describe,
-    _remove_all,
-    _snapshot,
-    _write_card_and_ledger,
-    reserve_release,
-)
+from dpsynth.atomic import fsync_dir, fsync_file
+from dpsynth.release import PARTS_TEMP_SUFFIX, ReleasePaths, write_release_unit
 
 if TYPE_CHECKING:  # pragma: no cover
     from dpsynth.accounting.ledger import Ledger
@@ -113,34 +103,17 @@ def write_partitioned_release(
     """
     from dpsynth.accounting.serialization import sha256_hex
 
-    with reserve_release(data_path, force) as reservation:
-        paths = reservation.paths
-        bound = _snapshot(ledger)
-        mode = default_file_mode()
-        temps: dict[str, Path] = {}
-        try:
-            folder = Path(tempfile.mkdtemp(prefix=f".{paths.data.name}.", suffix=PARTS_TEMP_SUFFIX,
-                                           dir=paths.data.parent))
-            temps["data"] = folder
-            parts = list(write_parts(folder))
-            _check_written(folder, parts)
-            for item in folder.iterdir():
-                os.chmod(item, mode)
-            os.chmod(folder, mode | ((mode & 0o444) >> 2))  # a folder: searchable wherever it is readable
-            fsync_dir(folder)
-            manifest = manifest_of(parts, fmt)
-            _write_card_and_ledger(paths, bound, card, sha256_hex(manifest), mode, temps, manifest=manifest)
-        except OSError as exc:
-            _remove_all(temps.values())
-            raise ReleaseWriteError(
-                f"could not write the release {paths.data}: {_describe(exc)}; nothing was released "
-                "(any earlier release there is untouched)"
-            ) from exc
-        except BaseException:
-            _remove_all(temps.values())
-            raise
-        _commit(paths, [("data", paths.data), ("card", paths.card), ("ledger", paths.ledger)], temps,
-                unlink_old_ledger=True,
-                broke_off="No ledger is in place, so nothing there verifies as a release; run again with "
-                          "--force / force=True")
-    return paths
+    def parts_directory(paths: ReleasePaths, mode: int, temps: dict[str, Path]) -> tuple[str, dict[str, Any]]:
+        folder = Path(tempfile.mkdtemp(prefix=f".{paths.data.name}.", suffix=PARTS_TEMP_SUFFIX,
+                                       dir=paths.data.parent))
+        temps["data"] = folder
+        parts = list(write_parts(folder))
+        _check_written(folder, parts)
+        for item in folder.iterdir():
+            os.chmod(item, mode)
+        os.chmod(folder, mode | ((mode & 0o444) >> 2))  # a folder: searchable wherever it is readable
+        fsync_dir(folder)
+        manifest = manifest_of(parts, fmt)
+        return sha256_hex(manifest), manifest
+
+    return write_release_unit(data_path, parts_directory, ledger, card, force)

@@ -35,6 +35,7 @@ import pandas as pd
 from dpsynth.errors import DpsynthError
 from dpsynth.tabular.output_parts import (  # noqa: F401 - output_arrow_schema re-exported
     output_arrow_schema,
+    release_card,
     sample_frames,
     write_part_file,
 )
@@ -210,7 +211,6 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     """Sample ``rows`` rows chunk by chunk into the single file ``path`` (.parquet or .csv) with
     ledger and card. :func:`dpsynth.tabular.output_parts.write_partitioned` writes a directory of
     part files instead (in parallel on Ray)."""
-    from dpsynth.card import build_card
     from dpsynth.release import write_release
 
     if synth.model_ is None:
@@ -222,8 +222,6 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     n = int(rows) if rows is not None else max(1, int(round(synth.n_public_ or 1)))
     if n < 1:
         raise ValueError(f"rows must be a positive integer, got {rows!r}")
-    from dpsynth.tabular import _accounting as acc
-
     synth.ledger.record_postprocessing(
         operation="tabular.sample",
         description=f"{n} rows sampled from the fitted DP {synth.method_} model (post-processing, no privacy cost)",
@@ -236,14 +234,5 @@ def write_streamed(synth: "Synthesizer", path: str | Path, rows: int | None = No
     def write(tmp: Path) -> None:
         write_part_file(tmp, sample_chunks(synth, n, chunk_rows), suffix.lstrip("."), arrow_schema)
 
-    snapshot = synth.ledger if isinstance(synth.ledger, acc.Ledger) else synth.ledger.load()
-    card = build_card(
-        snapshot,
-        generator_model={"family": "dpsynth.tabular", "method": synth.method_},
-        synthetic_ratio=None,
-        filters=[],
-        extra={"tabular": {"rows": int(n), "columns": list(map(str, synth.schema_.names)),
-                           "public_domain": synth.schema_.to_dict(),
-                           "backend": getattr(synth, "backend", "memory")}},
-    )
+    snapshot, card = release_card(synth, n)
     return write_release(path, write, snapshot, card, force=force)

@@ -165,6 +165,27 @@ def _write_parts_on_ray(synth: "Synthesizer", folder: Path, parts, fmt: str, arr
     return [out[ref] for ref in futures]
 
 
+def release_card(synth: "Synthesizer", rows: int, **tabular_extra: Any) -> tuple[Any, dict[str, Any]]:
+    """The ledger snapshot and the card of a streamed or partitioned release of ``rows`` sampled rows.
+
+    Every field is public: the method, the public schema, the row count asked for (or released by
+    DP), the backend and the output layout."""
+    from dpsynth.card import build_card
+    from dpsynth.tabular import _accounting as acc
+
+    snapshot = synth.ledger if isinstance(synth.ledger, acc.Ledger) else synth.ledger.load()
+    card = build_card(
+        snapshot,
+        generator_model={"family": "dpsynth.tabular", "method": synth.method_},
+        synthetic_ratio=None,
+        filters=[],
+        extra={"tabular": {"rows": int(rows), "columns": list(map(str, synth.schema_.names)),
+                           "public_domain": synth.schema_.to_dict(),
+                           "backend": getattr(synth, "backend", "memory"), **tabular_extra}},
+    )
+    return snapshot, card
+
+
 def write_partitioned(synth: "Synthesizer", path: str | Path, rows: int | None = None, *, force: bool = False,
                       part_rows: int = DEFAULT_CHUNK_ROWS, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                       parallel: str | None = None) -> "ReleasePaths":
@@ -174,9 +195,7 @@ def write_partitioned(synth: "Synthesizer", path: str | Path, rows: int | None =
     ``rows`` defaults to the public (or DP) row count. ``parallel`` defaults to ``"ray"`` for a
     synthesizer fitted on the Ray backend, else ``"local"``.
     """
-    from dpsynth.card import build_card
     from dpsynth.release_parts import write_partitioned_release
-    from dpsynth.tabular import _accounting as acc
 
     if synth.model_ is None or synth.encoder_ is None or synth.schema_ is None:
         raise RuntimeError("call fit() before write_partitioned()")
@@ -196,17 +215,8 @@ def write_partitioned(synth: "Synthesizer", path: str | Path, rows: int | None =
         parameters={"rows": int(n), "method": synth.method_, "parts": len(parts), "sampled_on": parallel},
     )
     arrow_schema = output_arrow_schema(synth.schema_)
-    snapshot = synth.ledger if isinstance(synth.ledger, acc.Ledger) else synth.ledger.load()
-    card = build_card(
-        snapshot,
-        generator_model={"family": "dpsynth.tabular", "method": synth.method_},
-        synthetic_ratio=None,
-        filters=[],
-        extra={"tabular": {"rows": int(n), "columns": list(map(str, synth.schema_.names)),
-                           "public_domain": synth.schema_.to_dict(),
-                           "backend": getattr(synth, "backend", "memory"),
-                           "partitioned": {"format": fmt, "parts": len(parts), "part_rows": int(part_rows)}}},
-    )
+    snapshot, card = release_card(synth, n, partitioned={"format": fmt, "parts": len(parts),
+                                                         "part_rows": int(part_rows)})
     writer = _write_parts_on_ray if parallel == "ray" else _write_parts_locally
 
     def write_parts(folder: Path) -> list[dict[str, Any]]:
