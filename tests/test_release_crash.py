@@ -60,10 +60,10 @@ def write(out: Path, data: str, which: str, noise: float) -> None:
     write_release(out, lambda tmp: tmp.write_text(data), ledger, card, force=True)
 
 
-def write_in_killed_child(out: Path, kill_at: int | None, *, kill_in_data: bool = False) -> int:
-    """Fork; the child writes the new release and SIGKILLs itself at the ``kill_at``-th replace/unlink
-    (or half-way through the data file). Returns the number of replace/unlink calls the child made
-    (-1 when it was killed)."""
+def run_in_killed_child(kill_at: int | None, write) -> int:
+    """Fork; the child runs ``write()`` with ``os.replace`` / ``os.unlink`` wrapped to SIGKILL it at
+    the ``kill_at``-th call (``write`` may also kill itself). Returns the number of replace/unlink
+    calls the child made (-1 when it was killed)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -71,17 +71,8 @@ def write_in_killed_child(out: Path, kill_at: int | None, *, kill_in_data: bool 
         try:
             os.close(read_end)
             killing, calls = _sigkill_at_call(kill_at)
-
-            def data_writer(tmp: Path) -> None:
-                tmp.write_text(NEW_DATA[: len(NEW_DATA) // 2])
-                if kill_in_data:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                tmp.write_text(NEW_DATA)
-
-            ledger = make_ledger(7.0)
-            card = build_card(ledger, extra={"which": "new"})
             os.replace, os.unlink = killing(os.replace), killing(os.unlink)
-            write_release(out, data_writer, ledger, card, force=True)
+            write()
             os.write(write_end, str(calls[0]).encode())
             code = 0
         finally:
@@ -95,6 +86,23 @@ def write_in_killed_child(out: Path, kill_at: int | None, *, kill_in_data: bool 
         return -1
     assert os.WEXITSTATUS(status) == 0, "the child failed without being killed"
     return int(reported)
+
+
+def write_in_killed_child(out: Path, kill_at: int | None, *, kill_in_data: bool = False) -> int:
+    """The child writes the new release and SIGKILLs itself at the ``kill_at``-th replace/unlink
+    (or half-way through the data file); see :func:`run_in_killed_child`."""
+
+    def data_writer(tmp: Path) -> None:
+        tmp.write_text(NEW_DATA[: len(NEW_DATA) // 2])
+        if kill_in_data:
+            os.kill(os.getpid(), signal.SIGKILL)
+        tmp.write_text(NEW_DATA)
+
+    def write() -> None:
+        ledger = make_ledger(7.0)
+        write_release(out, data_writer, ledger, build_card(ledger, extra={"which": "new"}), force=True)
+
+    return run_in_killed_child(kill_at, write)
 
 
 def classify(path: Path, old: bytes, new_marker: bytes) -> str:
@@ -188,26 +196,11 @@ def test_sigkill_while_writing_the_data_leaves_the_old_release_and_a_temp_the_ne
 
 
 def rebind_in_killed_child(out: Path, kill_at: int) -> bool:
-    """Fork; the child rebinds a new card and SIGKILLs itself at the ``kill_at``-th replace/unlink.
+    """The child rebinds a new card and SIGKILLs itself at the ``kill_at``-th replace/unlink.
     Returns True when the child was killed."""
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            from dpsynth.release import rebind_card
+    from dpsynth.release import rebind_card
 
-            killing, calls = _sigkill_at_call(kill_at)
-
-            os.replace, os.unlink = killing(os.replace), killing(os.unlink)
-            rebind_card(out, lambda card: {**card, "which": "rebound"})
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return True
-    assert os.WEXITSTATUS(status) == 0
-    return False
+    return run_in_killed_child(kill_at, lambda: rebind_card(out, lambda card: {**card, "which": "rebound"})) == -1
 
 
 def test_sigkill_while_rebinding_a_card_never_verifies_a_card_the_ledger_does_not_bind(tmp_path: Path):

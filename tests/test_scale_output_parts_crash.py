@@ -19,7 +19,7 @@ import pytest
 from dpsynth.card import build_card
 from dpsynth.release import release_paths
 from dpsynth.release_parts import describe_part, part_name, write_partitioned_release
-from tests.test_release_crash import _sigkill_at_call, make_ledger, verifies
+from tests.test_release_crash import make_ledger, run_in_killed_child, verifies
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork and SIGKILL")
 
@@ -49,30 +49,9 @@ def write(out: Path, contents, which: str, noise: float, kill_in_part: int | Non
 
 
 def write_in_killed_child(out: Path, kill_at: int | None, kill_in_part: int | None = None) -> int:
-    """Fork; the child writes the new release and SIGKILLs itself at the ``kill_at``-th replace/unlink
-    (or in the middle of part ``kill_in_part``). Returns the calls it made (-1 when killed)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            os.close(read_end)
-            killing, calls = _sigkill_at_call(kill_at)
-            os.replace, os.unlink = killing(os.replace), killing(os.unlink)
-            write(out, NEW, "new", 7.0, kill_in_part)
-            os.write(write_end, str(calls[0]).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    _, status = os.waitpid(pid, 0)
-    reported = os.read(read_end, 64).decode()
-    os.close(read_end)
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return -1
-    assert os.WEXITSTATUS(status) == 0, "the child failed without being killed"
-    return int(reported)
+    """The child writes the new release and SIGKILLs itself at the ``kill_at``-th replace/unlink
+    (or in the middle of part ``kill_in_part``); see :func:`run_in_killed_child`."""
+    return run_in_killed_child(kill_at, lambda: write(out, NEW, "new", 7.0, kill_in_part))
 
 
 def state_of(out: Path) -> tuple[str, str, str]:
