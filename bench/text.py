@@ -174,12 +174,13 @@ def run_throughput(args: argparse.Namespace) -> None:
 # Utility
 
 
-def _nonprivate_texts(loaded, split_texts, split_labels, labels, per_label, B, T, seed) -> tuple[list, list]:
+def _nonprivate_texts(loaded, split_texts, split_labels, labels, per_label, B, T, seed,
+                      instruction: str = INSTRUCTION) -> tuple[list, list]:
     """Non-private reference: fixed groups of exactly B texts, mean of the unclipped member
     logits, top-k sampling on that mean (``bench/_text_nonprivate.py``)."""
     from _text_nonprivate import nonprivate_decode
 
-    encoder = _encoder(loaded)
+    encoder = _encoder(loaded, instruction)
     groups, out_labels = [], []
     for label in labels:
         pool = [t for t, lab in zip(split_texts, split_labels) if lab == label]
@@ -355,17 +356,21 @@ def run_compare(args: argparse.Namespace) -> None:
         record("epsilon=0 (public prompt)", texts, text_labels, time.perf_counter() - start)
         if "pe" in args.methods:  # PE's own starting point: its initial prompt, no selection
             from dpsynth.text.pe.generator import EngineGenerator
-            from dpsynth.text.pe.variation import initial_message
+            from dpsynth.text.pe.variation import initial_message, tidy
 
             start = time.perf_counter()
-            generate_public = EngineGenerator(loaded, max_new_tokens=T, temperature=args.temperature, top_k=TOP_K,
+            from dpsynth.text.request import PE_DEFAULT_TOP_K
+
+            pe_top_k = PE_DEFAULT_TOP_K if args.top_k is None else args.top_k
+            generate_public = EngineGenerator(loaded, max_new_tokens=T, temperature=args.temperature, top_k=pe_top_k,
                                               max_rows=64, progress=not args.quiet)
-            texts = generate_public([initial_message(instruction, lab) for lab in labels for _ in range(M)])
+            texts = [tidy(t) for t in generate_public([initial_message(instruction, lab) for lab in labels for _ in range(M)])]
             record("epsilon=0 (pe initial prompt)", texts, [lab for lab in labels for _ in range(M)],
                    time.perf_counter() - start)
     common = dict(
         delta=DELTA, labels=split.train_labels, label_set=labels, num_texts=M, model=loaded,
-        instruction=instruction, max_new_tokens=T, temperature=args.temperature, top_k=TOP_K, progress=not args.quiet,
+        instruction=instruction, max_new_tokens=T, temperature=args.temperature, top_k=args.top_k,
+        progress=not args.quiet,
     )
     for epsilon in args.epsilons:
         for method in args.methods:
@@ -379,7 +384,8 @@ def run_compare(args: argparse.Namespace) -> None:
                     variations=args.variations, threshold=threshold, embedder=str(minilm_model_dir()), **common,
                 )
                 extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
-                         f"T_iter={args.iterations}, V={args.variations}, eps spent {result.ledger.epsilon_spent:.3f}]")
+                         f"T_iter={args.iterations}, V={args.variations}, top-k {result.decoding['top_k']}, "
+                         f"eps spent {result.ledger.epsilon_spent:.3f}]")
             else:
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="private_prediction", group_size="auto",
@@ -389,6 +395,12 @@ def run_compare(args: argparse.Namespace) -> None:
                          f"eps spent {result.ledger.epsilon_spent:.3f}]")
             assert result.ledger.epsilon_spent <= epsilon + 1e-9, "ledger overspent"
             record(f"{method} eps={epsilon:g}", result.texts, result.labels, time.perf_counter() - start, extra)
+    if args.nonprivate_group_size:  # non-private reference: unclipped mean of B private prompts' logits
+        B = args.nonprivate_group_size
+        start = time.perf_counter()
+        texts, text_labels = _nonprivate_texts(loaded, split.train_texts, split.train_labels, labels, M, B, T,
+                                               args.seed, instruction)
+        record(f"non-private (B={B}, no clip)", texts, text_labels, time.perf_counter() - start)
 
     print("\n| training set | TF-IDF+LR | MiniLM+LR | MAUVE | coverage | time (s) | notes |")
     print("|---|---|---|---|---|---|---|")
@@ -517,6 +529,21 @@ def run_quantize(args: argparse.Namespace) -> None:
         del q8
 
 
+def run_trace(args: argparse.Namespace) -> None:
+    from _text_data import CORPORA, balanced_split
+    from _text_pe_trace import run_pe_trace
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    corpus_name, instruction = CORPORA[args.corpus]
+    split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed,
+                           corpus=args.corpus)
+    labels = sorted(set(split.train_labels))
+    print(f"data: {corpus_name}, seed {args.seed}, {len(split.train_texts)} private texts, {len(split.test_texts)} "
+          f"real test texts; torch threads={torch.get_num_threads()}", flush=True)
+    run_pe_trace(args, loaded, instruction, split, labels, DELTA, args.top_k)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -554,6 +581,25 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--temperature", type=float, default=TEMPERATURE)
     cp.add_argument("--threshold-sigmas", type=float, default=None, help="pe threshold in units of sigma (default 2)")
     cp.add_argument("--quiet", action="store_true")
+    cp.add_argument("--top-k", type=int, default=None,
+                    help="top-k of both methods (default: each method's own, 50 private prediction, 0 pe)")
+    cp.add_argument("--nonprivate-group-size", type=int, default=0,
+                    help="also run non-private generation from groups of B private texts (0: skip)")
+    tr = sub.add_parser("pe-trace", help="PE scored after every iteration, per selection rule (bench/_text_pe_trace.py)")
+    tr.add_argument("--per-label", type=int, default=100, help="synthetic texts per label")
+    tr.add_argument("--private-per-label", type=int, default=2500)
+    tr.add_argument("--test-per-label", type=int, default=200)
+    tr.add_argument("--tokens", type=int, default=32)
+    tr.add_argument("--epsilon", type=float, default=3.0)
+    tr.add_argument("--iterations", type=int, default=8)
+    tr.add_argument("--variations", type=int, default=2)
+    tr.add_argument("--initial-per-label", type=int, default=0, help="initial candidates per label (0: N_l*(1+V))")
+    tr.add_argument("--threshold-sigmas", type=float, default=None)
+    tr.add_argument("--temperature", type=float, default=TEMPERATURE)
+    tr.add_argument("--top-k", type=int, default=TOP_K, help="public generator's top-k (0: whole vocabulary)")
+    tr.add_argument("--corpus", choices=["rt", "convention"], default="rt")
+    tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--seed", type=int, default=1)
     hd = sub.add_parser("head", help="restricted vs full LM head for the private rows")
     hd.add_argument("--groups", type=int, default=4)
     hd.add_argument("--group-size", type=int, default=8)
@@ -588,6 +634,8 @@ def main(argv: list[str] | None = None) -> None:
         run_throughput(args)
     elif args.command == "compare":
         run_compare(args)
+    elif args.command == "pe-trace":
+        run_trace(args)
     else:
         run_utility(args)
 

@@ -177,7 +177,7 @@ def test_invalid_budget_is_refused(tiny_model, epsilon):
 
 def test_bad_parameters_are_refused_before_data_access(tiny_model):
     for kwargs in [dict(delta=0.0), dict(group_size=0), dict(method="nope"), dict(max_new_tokens=0), dict(temperature=0.0),
-                   dict(top_k=0), dict(num_texts=0), dict(seed="x")]:
+                   dict(top_k=-1), dict(top_k=2.5), dict(num_texts=0), dict(seed="x")]:
         with pytest.raises(ValueError):
             generate(ExplodingTexts(), model=tiny_model, **_small(**kwargs))
     with pytest.raises(TypeError):
@@ -185,6 +185,19 @@ def test_bad_parameters_are_refused_before_data_access(tiny_model):
     wrong_unit = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit="one row", source_name="x")
     with pytest.raises(ValueError, match="privacy unit"):
         generate(ExplodingTexts(), model=tiny_model, ledger=wrong_unit, **_small())
+
+
+def test_top_k_defaults_per_method_and_is_recorded(tiny_model):
+    """top_k=None takes the method's default (50 private prediction, 0 = whole vocabulary pe); an
+    explicit value wins; the ledger records the value used."""
+    from dpsynth.text.request import PE_DEFAULT_TOP_K, PRIVATE_PREDICTION_DEFAULT_TOP_K
+
+    assert (PE_DEFAULT_TOP_K, PRIVATE_PREDICTION_DEFAULT_TOP_K) == (0, 50)
+    pp = generate(TEXTS, model=tiny_model, **_small(max_new_tokens=4, num_texts=2))
+    assert pp.ledger.charges()[0]["parameters"]["top_k"] == 50
+    pp = generate(TEXTS, model=tiny_model, top_k=0,
+                  **_small(max_new_tokens=4, num_texts=2))
+    assert pp.ledger.charges()[0]["parameters"]["top_k"] == 0
 
 
 def test_seed_does_not_seed_the_privacy_noise(tiny_model):

@@ -25,7 +25,7 @@ from dpsynth.text.pe.histogram import (
     vote_histogram,
 )
 from dpsynth.text.pe.privacy import calibrate_pe, pe_event
-from dpsynth.text.pe.variation import VariationPlan, initial_message, mask_words
+from dpsynth.text.pe.variation import VariationPlan, has_blank, initial_message, mask_words, tidy
 from dpsynth.text.privacy import PRIVACY_UNIT
 from tests.tiny_model import build_tiny_model_dir
 
@@ -218,6 +218,56 @@ def test_variation_prompts_use_only_public_candidates():
     assert "The text must be neg." in initial_message("Write.", "neg")
 
 
+@pytest.mark.parametrize(
+    "generated, expected",
+    [
+        ("The film is great. But the ending is", "The film is great."),  # cut at the token limit
+        ('He said "wow." And then the', 'He said "wow."'),
+        ("  A fine film.  ", "A fine film."),  # a finished sentence is kept whole
+        ("Great. It", "Great. It"),  # trimming would leave fewer than 3 words
+        ("Mr. Smith is good and", "Mr. Smith is good and"),
+        ("no sentence end at all", "no sentence end at all"),
+    ],
+)
+def test_tidy_cuts_a_text_stopped_mid_sentence_after_its_last_sentence(generated, expected):
+    assert tidy(generated) == expected
+
+
+def test_blank_answers_and_cut_texts_never_enter_the_population():
+    """A fill-in answer that kept a blank falls back to the candidate it varied; texts cut by the
+    token limit are trimmed to their last sentence -- in every population the loop observes."""
+    pool = ["a walk in the park. And then", "the _ was late again.", "fresh bread from the bakery."]
+    seen: list[str] = []
+    texts, _, _ = run_private_evolution(
+        private_embeddings=hashing_embed(PRIVATE), private_groups=np.zeros(len(PRIVATE), dtype=np.int64),
+        labels=[None], outputs_per_label={0: 2}, plan=calibrate_pe(50.0, 1e-6, 3), variations=2,
+        instruction="Write a short note.", generate=RecordingGenerator(pool), embed=hashing_embed,
+        rng=np.random.default_rng(0), observe=lambda _t, population, _g, _w: seen.extend(population),
+    )
+    assert seen and not any(has_blank(t) for t in seen)
+    assert "a walk in the park." in seen and not any(t.endswith("And then") for t in seen)
+    assert all(t in seen for t in texts)
+
+
+def test_initial_population_size_is_the_public_setting():
+    sizes = []
+    run_private_evolution(
+        private_embeddings=hashing_embed(PRIVATE), private_groups=np.asarray([0] * 6 + [1] * 6),
+        labels=["pos", "neg"], outputs_per_label={0: 2, 1: 3}, plan=calibrate_pe(50.0, 1e-6, 1), variations=2,
+        instruction="Write.", generate=RecordingGenerator(["x y z.", "u v w."]), embed=hashing_embed,
+        rng=np.random.default_rng(0), initial_per_label={0: 7, 1: 4},
+        observe=lambda _t, population, groups, _w: sizes.append(np.bincount(groups).tolist()),
+    )
+    assert sizes == [[7, 4]]
+    with pytest.raises(ValueError, match="smaller than its outputs"):
+        run_private_evolution(
+            private_embeddings=hashing_embed(PRIVATE), private_groups=np.zeros(len(PRIVATE), dtype=np.int64),
+            labels=[None], outputs_per_label={0: 3}, plan=calibrate_pe(50.0, 1e-6, 1), variations=2,
+            instruction="Write.", generate=RecordingGenerator(["x"]), embed=hashing_embed,
+            rng=np.random.default_rng(0), initial_per_label={0: 2},
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # generate(method="pe") on the tiny model
 
@@ -244,6 +294,7 @@ def test_tiny_model_end_to_end_with_labels_and_ledger(tiny):
     assert [e["kind"] for e in result.ledger.entries] == ["charge", "completion"]
     assert SECRET not in str(result.ledger.to_dict()) and SECRET not in str(result.card())
     assert result.card()["text_generation"]["method"] == "pe"
+    assert charge["parameters"]["top_k"] == 0  # pe's default: plain samples from the whole vocabulary
 
 
 def test_the_tiny_model_never_sees_a_private_text(tiny):

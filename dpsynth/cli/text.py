@@ -240,7 +240,11 @@ def synth(
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="T: maximum tokens per synthetic text."),
     num_texts: int = typer.Option(10, "--num-texts", help="Synthetic texts to generate (per label when labelled)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
-    top_k: int = typer.Option(50, "--top-k", help="Top-k+ candidate set size (from public logits)."),
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k",
+        help="Sampling set size, 0 = whole vocabulary. Default: 50 for private_prediction (Top-k+ set from "
+        "public logits), 0 for pe (plain samples of the public model).",
+    ),
     instruction: Optional[str] = typer.Option(
         None, "--instruction",
         help="Public task description, e.g. 'Write one short movie review.' (default: built from --text-field and --labels).",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dpsynth.accounting import Ledger, LedgerFile, PrivacyBudget
@@ -110,6 +110,15 @@ def check_ledger_unit(ledger: Ledger | LedgerFile | None) -> None:
         )
 
 
+#: private prediction's Top-k+ size: the candidate set comes from public logits (engine docs)
+PRIVATE_PREDICTION_DEFAULT_TOP_K = 50
+#: PE samples its public candidates from the whole vocabulary (0): plain ancestral sampling of the
+#: public model. Measured (docs/text-bench.md, "top-k and MAUVE"): with top-k 50 the public pool
+#: is too narrow for selection to match the private distribution (MAUVE 0.11-0.19); with the whole
+#: vocabulary the same selection reaches MAUVE ~0.5 at epsilon 3.
+PE_DEFAULT_TOP_K = 0
+
+
 @dataclass(frozen=True)
 class TextRequest:
     """The validated public inputs shared by every text method."""
@@ -120,8 +129,16 @@ class TextRequest:
     instruction: str | None
     max_new_tokens: int
     temperature: float
-    top_k: int
+    top_k: int | None  # None until :meth:`for_method` fills in the method's default
     seed: int | None
+
+    def for_method(self, method: str) -> TextRequest:
+        """This request with ``top_k`` resolved for ``method`` when the caller left it ``None``:
+        :data:`PE_DEFAULT_TOP_K` for ``pe``, :data:`PRIVATE_PREDICTION_DEFAULT_TOP_K` otherwise."""
+        if self.top_k is not None:
+            return self
+        default = PE_DEFAULT_TOP_K if method == "pe" else PRIVATE_PREDICTION_DEFAULT_TOP_K
+        return replace(self, top_k=default)
 
     @property
     def total_outputs(self) -> int:
@@ -140,7 +157,7 @@ def validate_request(
     instruction: str | None,
     max_new_tokens: int,
     temperature: float,
-    top_k: int,
+    top_k: int | None,
     seed: int | None,
     ledger: Ledger | LedgerFile | None,
 ) -> TextRequest:
@@ -154,7 +171,7 @@ def validate_request(
     if not 0 < budget.delta < 1:
         raise TextInputError(f"DP text generation needs 0 < delta < 1, got {delta!r}")
     max_new_tokens = check_int("max_new_tokens", max_new_tokens)
-    top_k = check_int("top_k", top_k)
+    top_k = None if top_k is None else check_int("top_k", top_k, minimum=0)
     temperature = check_temperature(temperature)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TextInputError(f"seed must be an integer or None, got {seed!r}")

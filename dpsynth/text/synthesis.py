@@ -45,7 +45,7 @@ from dpsynth.text.runtime import quiet_transformers
 DEFAULT_GROUP_SIZE = "auto"
 DEFAULT_MAX_NEW_TOKENS = 64
 DEFAULT_TEMPERATURE = 1.0
-DEFAULT_TOP_K = 50
+DEFAULT_TOP_K = None  # the method's own: 50 for private prediction, 0 (whole vocabulary) for pe
 DEFAULT_METHOD = "auto"
 
 __all__ = [
@@ -73,7 +73,7 @@ def generate(
     group_size: int | str = DEFAULT_GROUP_SIZE,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     temperature: float = DEFAULT_TEMPERATURE,
-    top_k: int = DEFAULT_TOP_K,
+    top_k: int | None = DEFAULT_TOP_K,
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS,
     iterations: int = DEFAULT_PE_ITERATIONS,
     variations: int = DEFAULT_PE_VARIATIONS,
@@ -110,7 +110,11 @@ def generate(
         group_size: private prediction's ``B``: "auto" (public rule, :mod:`dpsynth.text.auto`) or
             an integer. Larger ``B`` allows a larger clip at the same epsilon and costs more compute.
         max_new_tokens: ``T``, public maximum length of every output (tokens).
-        temperature, top_k: sampling temperature and Top-k(+) size (public).
+        temperature: sampling temperature (public).
+        top_k: public sampling set size, 0 = the whole vocabulary. ``None`` (default): 50 for
+            private prediction (its Top-k+ candidate set from public logits) and 0 for pe (its
+            public candidates are plain samples of the public model; a top-k cut narrows the
+            pool PE selects from: docs/text-bench.md).
         max_example_tokens: private prediction truncates each private text to this many tokens.
         iterations, variations, threshold: PE's public number of iterations, variations per kept
             candidate, and noisy-count threshold (default ``2 sigma``).
@@ -156,6 +160,7 @@ def generate(
         delta=request.budget.delta, max_new_tokens=request.max_new_tokens,
         temperature=request.temperature, num_texts_total=request.total_outputs,
     )
+    request = request.for_method(chosen)
     ray = None
     if backend != "memory":  # before the charge: public arguments, Ray reachable, enough CPUs/GPUs
         from dpsynth.text.ray_backend import WorkerSpec, check_ray_request

@@ -36,10 +36,12 @@ from dpsynth.text.pe.histogram import (
     vote_histogram,
 )
 from dpsynth.text.pe.privacy import PEPrivacyPlan
-from dpsynth.text.pe.variation import VariationPlan, initial_message
+from dpsynth.text.pe.variation import VariationPlan, has_blank, initial_message, tidy
 
 #: the public model: user messages -> one generated text per message
 PublicGenerate = Callable[[list[str], str], list[str]]
+#: observe(iteration, candidates, their group ids, thresholded noisy counts) -- released values only
+Observer = Callable[[int, list[str], np.ndarray, np.ndarray], None]
 
 
 @dataclass
@@ -51,8 +53,14 @@ class EvolutionTrace:
 
 
 def _clean(texts: Sequence[str], fallback: Sequence[str]) -> list[str]:
-    """Generated texts, with an empty generation replaced by the text it varied (public)."""
-    return [t.strip() if t and t.strip() else f for t, f in zip(texts, fallback)]
+    """Generated texts tidied (:func:`~dpsynth.text.pe.variation.tidy`: cut after the last
+    complete sentence when the token limit stopped a text mid-sentence); an empty generation, or
+    a fill-in answer that left a blank, is replaced by the text it varied (public)."""
+    out = []
+    for text, parent in zip(texts, fallback):
+        text = tidy(text or "")
+        out.append(text if text and not has_blank(text) else parent)
+    return out
 
 
 def run_private_evolution(
@@ -68,13 +76,19 @@ def run_private_evolution(
     embed: Embedder,
     rng: np.random.Generator,
     report: Callable[[str], None] | None = None,
+    initial_per_label: Mapping[int, int] | None = None,
+    observe: Observer | None = None,
 ) -> tuple[list[str], list[int], EvolutionTrace]:
     """Run Private Evolution; returns ``(texts, group id of each text, trace)``.
 
     ``labels[g]`` is the public label of group id ``g`` (``None`` when unlabelled);
     ``outputs_per_label[g]`` its public number of outputs. ``rng`` must come from
     :func:`dpsynth.randomness.secret_numpy_rng`: it draws the Gaussian noise (and the public
-    selection and prompt randomness).
+    selection and prompt randomness). ``initial_per_label[g]`` (public; default ``N_l * (1 + V)``)
+    is the size of label ``g``'s initial population. ``observe(iteration, population, groups,
+    weights)`` is called after every noisy histogram with the current candidates and their
+    thresholded noisy counts -- post-processing of the released histogram, nothing else (for
+    benchmarks and progress displays).
     """
     if variations < 1:
         raise ValueError("variations must be >= 1")
@@ -87,6 +101,10 @@ def run_private_evolution(
     messages, pop_groups = [], []
     for g in groups:
         count = outputs_per_label[g] * (1 + variations)
+        if initial_per_label is not None:
+            count = int(initial_per_label[g])
+            if count < outputs_per_label[g]:
+                raise ValueError(f"initial population of label group {g} ({count}) is smaller than its outputs")
         messages += [initial_message(instruction, labels[g])] * count
         pop_groups += [g] * count
     population = _clean(generate(messages, "PE initial candidates"), [""] * len(messages))
@@ -99,6 +117,8 @@ def run_private_evolution(
         noisy = noisy_histogram(counts, plan.noise_std, rng)  # the only release of private data
         del counts, nearest
         weights = threshold_counts(noisy, plan.threshold)
+        if observe is not None:
+            observe(iteration, list(population), population_groups.copy(), weights.copy())
         trace.population_sizes.append(len(population))
         trace.above_threshold.append(int((weights > 0).sum()))
         say(

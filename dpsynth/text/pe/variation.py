@@ -15,6 +15,7 @@ generator the caller passes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,34 @@ import numpy as np
 LABEL_PHRASE = "The text must be {label}."
 BLANK = "_"
 DEFAULT_BLANK_FRACTION = 0.5
+
+
+#: the end of a complete sentence: . ! or ? (optionally closed by a quote or bracket) before a space or the end
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+_ENDS_A_SENTENCE = re.compile(r"[.!?][\"')\]]*$")
+#: a trimmed text keeps at least this many words; shorter cuts keep the whole generation
+MIN_TRIMMED_WORDS = 3
+
+
+def tidy(text: str) -> str:
+    """A generation cleaned of the token limit's cut (public post-processing of public text).
+
+    Surrounding whitespace is stripped; a text that does not end a sentence (the decoder stopped
+    at ``max_new_tokens`` mid-sentence) is cut after its last complete sentence, when that keeps
+    at least :data:`MIN_TRIMMED_WORDS` words; otherwise it is returned whole.
+    """
+    text = text.strip()
+    if not text or _ENDS_A_SENTENCE.search(text):
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if ends and len(text[: ends[-1]].split()) >= MIN_TRIMMED_WORDS:
+        return text[: ends[-1]]
+    return text
+
+
+def has_blank(text: str) -> bool:
+    """True when a fill-in-the-blanks answer still contains a blank (a word made only of ``_``)."""
+    return any(word.strip(BLANK) == "" for word in text.split())
 
 
 def _label_line(label: str | None) -> str:
