@@ -188,11 +188,11 @@ def test_bad_parameters_are_refused_before_data_access(tiny_model):
 
 
 def test_top_k_defaults_per_method_and_is_recorded(tiny_model):
-    """top_k=None takes the method's default (50 private prediction, 0 = whole vocabulary pe); an
+    """top_k=None takes the method's default (50 private prediction, 200 pe; 0 = whole vocabulary); an
     explicit value wins; the ledger records the value used."""
     from dpsynth.text.request import PE_DEFAULT_TOP_K, PRIVATE_PREDICTION_DEFAULT_TOP_K
 
-    assert (PE_DEFAULT_TOP_K, PRIVATE_PREDICTION_DEFAULT_TOP_K) == (0, 50)
+    assert (PE_DEFAULT_TOP_K, PRIVATE_PREDICTION_DEFAULT_TOP_K) == (200, 50)
     pp = generate(TEXTS, model=tiny_model, **_small(max_new_tokens=4, num_texts=2))
     assert pp.ledger.charges()[0]["parameters"]["top_k"] == 50
     pp = generate(TEXTS, model=tiny_model, top_k=0,

@@ -294,7 +294,7 @@ def test_tiny_model_end_to_end_with_labels_and_ledger(tiny):
     assert [e["kind"] for e in result.ledger.entries] == ["charge", "completion"]
     assert SECRET not in str(result.ledger.to_dict()) and SECRET not in str(result.card())
     assert result.card()["text_generation"]["method"] == "pe"
-    assert charge["parameters"]["top_k"] == 0  # pe's default: plain samples from the whole vocabulary
+    assert charge["parameters"]["top_k"] == 200  # pe's default sampling set
 
 
 def test_the_tiny_model_never_sees_a_private_text(tiny):

@@ -243,7 +243,7 @@ def synth(
     top_k: Optional[int] = typer.Option(
         None, "--top-k",
         help="Sampling set size, 0 = whole vocabulary. Default: 50 for private_prediction (Top-k+ set from "
-        "public logits), 0 for pe (plain samples of the public model).",
+        "public logits), 200 for pe (the public model's candidate pool).",
     ),
     instruction: Optional[str] = typer.Option(
         None, "--instruction",

@@ -45,7 +45,7 @@ from dpsynth.text.runtime import quiet_transformers
 DEFAULT_GROUP_SIZE = "auto"
 DEFAULT_MAX_NEW_TOKENS = 64
 DEFAULT_TEMPERATURE = 1.0
-DEFAULT_TOP_K = None  # the method's own: 50 for private prediction, 0 (whole vocabulary) for pe
+DEFAULT_TOP_K = None  # the method's own: 50 for private prediction, 200 for pe
 DEFAULT_METHOD = "auto"
 
 __all__ = [
@@ -112,9 +112,9 @@ def generate(
         max_new_tokens: ``T``, public maximum length of every output (tokens).
         temperature: sampling temperature (public).
         top_k: public sampling set size, 0 = the whole vocabulary. ``None`` (default): 50 for
-            private prediction (its Top-k+ candidate set from public logits) and 0 for pe (its
-            public candidates are plain samples of the public model; a top-k cut narrows the
-            pool PE selects from: docs/text-bench.md).
+            private prediction (its Top-k+ candidate set from public logits) and 200 for pe (the
+            public model's pool; top-k 50 made it too narrow for the vote to match the private
+            texts: docs/text-bench.md).
         max_example_tokens: private prediction truncates each private text to this many tokens.
         iterations, variations, threshold: PE's public number of iterations, variations per kept
             candidate, and noisy-count threshold (default ``2 sigma``).
