@@ -24,6 +24,17 @@ import time
 import numpy as np
 
 
+def select_distinct_proportional(weights, groups, per_group, rng) -> np.ndarray:
+    """``per_group[g]`` distinct candidates of group ``g`` drawn in proportion to ``weights``
+    (without replacement; zero-weight candidates only fill what is left)."""
+    out = []
+    for g, count in per_group.items():
+        cols = np.flatnonzero(groups == g)
+        w = weights[cols] + 1e-9
+        out.append(cols[rng.choice(cols.size, size=min(count, cols.size), replace=False, p=w / w.sum())])
+    return np.concatenate(out)
+
+
 def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta: float, top_k: int) -> None:
     from _text_eval import MiniLMEmbedder, evaluate
 
@@ -84,15 +95,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
             counts = np.bincount(nearest, minlength=len(population)).astype(float)
             top = select_top(counts, groups, per_group, rng)
             score("t=0 oracle top", [population[i] for i in top], [labels[groups[i]] for i in top], "no noise")
-        def draw(weights, groups, per_group, rng):  # proportional, without replacement (distinct texts)
-            out = []
-            for g, count in per_group.items():
-                cols = np.flatnonzero(groups == g)
-                w = weights[cols] + 1e-9  # zero-weight candidates only fill what is left
-                out.append(cols[rng.choice(cols.size, size=min(count, cols.size), replace=False, p=w / w.sum())])
-            return np.concatenate(out)
-
-        for rule, select in (("top", select_top), ("prop", select_proportional), ("draw", draw)):
+        for rule, select in (("top", select_top), ("prop", select_proportional), ("draw", select_distinct_proportional)):
             chosen = select(weights, groups, per_group, rng)
             score(f"t={iteration} {rule}", [population[i] for i in chosen], [labels[groups[i]] for i in chosen],
                   f"{elapsed:.0f}s, {int((weights > 0).sum())}/{len(population)} above H")

@@ -540,31 +540,32 @@ def run_quantize(args: argparse.Namespace) -> None:
         del q8
 
 
-def run_trace(args: argparse.Namespace) -> None:
+def _model_and_corpus(args: argparse.Namespace):
+    """Threads pinned, the public model, and the corpus split of ``--corpus/--seed`` (pe-trace, pool-probe)."""
     from _text_data import CORPORA, balanced_split
-    from _text_pe_trace import run_pe_trace
 
     torch.set_num_threads(args.threads)
     loaded = _load_model()
     corpus_name, instruction = CORPORA[args.corpus]
     split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed,
                            corpus=args.corpus)
-    labels = sorted(set(split.train_labels))
     print(f"data: {corpus_name}, seed {args.seed}, {len(split.train_texts)} private texts, {len(split.test_texts)} "
           f"real test texts; torch threads={torch.get_num_threads()}", flush=True)
+    return loaded, instruction, split, sorted(set(split.train_labels))
+
+
+def run_trace(args: argparse.Namespace) -> None:
+    from _text_pe_trace import run_pe_trace
+
+    loaded, instruction, split, labels = _model_and_corpus(args)
     run_pe_trace(args, loaded, instruction, split, labels, DELTA, args.top_k)
 
 
 def run_probe(args: argparse.Namespace) -> None:
-    from _text_data import CORPORA, balanced_split
     from _text_pool_probe import run_pool_probe
 
-    torch.set_num_threads(args.threads)
-    loaded = _load_model()
-    _, instruction = CORPORA[args.corpus]
-    split = balanced_split(per_label_train=args.private_per_label, per_label_test=args.test_per_label, seed=args.seed,
-                           corpus=args.corpus)
-    run_pool_probe(args, loaded, instruction, split, sorted(set(split.train_labels)))
+    loaded, instruction, split, labels = _model_and_corpus(args)
+    run_pool_probe(args, loaded, instruction, split, labels)
 
 
 def main(argv: list[str] | None = None) -> None:
