@@ -55,7 +55,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
     print(f"pe-trace: epsilon={args.epsilon:g}, delta={delta:g}, T={args.iterations}, V={args.variations}, "
           f"sigma={plan.noise_multiplier:.3f}, threshold={plan.threshold:.2f}, initial per label="
           f"{args.initial_per_label or M * (1 + args.variations)}, outputs per label={M}, top-k={top_k}, "
-          f"temperature={args.temperature}", flush=True)
+          f"temperature={args.temperature}, variation kinds={args.variation_kinds}", flush=True)
     rows: list[tuple] = []
 
     def score(name: str, texts: list[str], text_labels: list[str], note: str = "") -> None:
@@ -111,6 +111,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
         outputs_per_label=per_group, plan=plan, variations=args.variations, instruction=instruction,
         generate=generate, embed=embed, rng=secret_numpy_rng(), initial_per_label=initial, observe=observe,
         report=lambda msg: print(msg, flush=True),
+        variation_kinds=tuple(k.strip() for k in args.variation_kinds.split(",") if k.strip()),
     )
     print("\n| set | TF-IDF+LR | MiniLM+LR | MAUVE | coverage | words | distinct | notes |")
     print("|---|---|---|---|---|---|---|---|")

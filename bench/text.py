@@ -624,6 +624,8 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--variation-kinds", default="paraphrase,fill_in",
+                    help="comma-separated variation prompts cycled per candidate (paraphrase, fill_in, example)")
     pp = sub.add_parser("pool-probe", help="PE's public pool per sampling setting: random vs oracle selection")
     pp.add_argument("settings", nargs="*", default=["1.0:50", "1.5:50", "1.0:0", "2.0:0"],
                     help="temperature:top_k pairs (top_k 0 = whole vocabulary)")

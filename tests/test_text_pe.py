@@ -169,7 +169,8 @@ class RecordingGenerator:
         return out
 
 
-def _evolve(private_texts, private_groups, labels, per_label, generator, epsilon=50.0, iterations=2, seed=0):
+def _evolve(private_texts, private_groups, labels, per_label, generator, epsilon=50.0, iterations=2, seed=0,
+            **options):
     plan = calibrate_pe(epsilon, 1e-6, iterations)
     return run_private_evolution(
         private_embeddings=hashing_embed(private_texts),
@@ -182,6 +183,7 @@ def _evolve(private_texts, private_groups, labels, per_label, generator, epsilon
         generate=generator,
         embed=hashing_embed,
         rng=np.random.default_rng(seed),
+        **options,
     )
 
 
@@ -195,6 +197,16 @@ def test_no_private_text_reaches_the_generator():
         assert prompt.startswith("Write a short note.\nThe text must be ")
     assert groups == [0, 0, 1, 1, 1] and all(t in pool for t in texts)
     assert len(trace.population_sizes) == 2
+
+
+def test_example_variations_show_public_candidates_only():
+    pool = ["a sunny day at the beach", "the train was late again", "fresh bread from the bakery"]
+    generator = RecordingGenerator(pool)
+    _evolve(PRIVATE, [0] * 6 + [1] * 6, ["pos", "neg"], {0: 2, 1: 3}, generator, variation_kinds=("example",))
+    variations = [p for p in generator.prompts if "Here is an example:" in p]
+    assert len(variations) == (2 + 3) * 2  # every kept candidate's V = 2 variations, one iteration
+    assert not any(SECRET in p for p in generator.prompts)
+    assert all(any(f"example:\n{c}\n" in p for c in pool) for p in variations)
 
 
 def test_votes_steer_the_selection_toward_the_private_distribution():
@@ -216,6 +228,19 @@ def test_variation_prompts_use_only_public_candidates():
     assert "The text must be pos." in prompts[0] and "must be" not in prompts[2]
     assert "_" in mask_words("one two three four", 0.5, rng)
     assert "The text must be neg." in initial_message("Write.", "neg")
+
+
+def test_variation_kinds_cycle_per_candidate_and_unknown_kinds_are_refused():
+    rng = np.random.default_rng(0)
+    plan = VariationPlan("Write a review.", kinds=("example", "paraphrase"))
+    prompts, source = plan.messages(["good food here"], ["pos"], 3, rng)
+    assert source == [0, 0, 0]
+    assert "Here is an example:\ngood food here" in prompts[0] and "Write another one like it" in prompts[0]
+    assert "Rephrase" in prompts[1] and "Here is an example" in prompts[2]
+    assert all("The text must be pos." in p for p in prompts)
+    for bad in ((), ("summarise",)):
+        with pytest.raises(ValueError, match="variation kinds"):
+            VariationPlan("Write.", kinds=bad)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from dpsynth.text.pe.histogram import (
     vote_histogram,
 )
 from dpsynth.text.pe.privacy import PEPrivacyPlan
-from dpsynth.text.pe.variation import VariationPlan, has_blank, initial_message, tidy
+from dpsynth.text.pe.variation import DEFAULT_VARIATION_KINDS, VariationPlan, has_blank, initial_message, tidy
 
 #: the public model: user messages -> one generated text per message
 PublicGenerate = Callable[[list[str], str], list[str]]
@@ -78,6 +78,7 @@ def run_private_evolution(
     report: Callable[[str], None] | None = None,
     initial_per_label: Mapping[int, int] | None = None,
     observe: Observer | None = None,
+    variation_kinds: tuple[str, ...] = DEFAULT_VARIATION_KINDS,
 ) -> tuple[list[str], list[int], EvolutionTrace]:
     """Run Private Evolution; returns ``(texts, group id of each text, trace)``.
 
@@ -88,13 +89,14 @@ def run_private_evolution(
     is the size of label ``g``'s initial population. ``observe(iteration, population, groups,
     weights)`` is called after every noisy histogram with the current candidates and their
     thresholded noisy counts -- post-processing of the released histogram, nothing else (for
-    benchmarks and progress displays).
+    benchmarks and progress displays). ``variation_kinds`` (public) are the variation prompts a
+    kept candidate's ``V`` variations cycle through (:data:`~dpsynth.text.pe.variation.VARIATION_KINDS`).
     """
     if variations < 1:
         raise ValueError("variations must be >= 1")
     say = report or (lambda _msg: None)
     trace = EvolutionTrace()
-    variation_plan = VariationPlan(instruction=instruction)
+    variation_plan = VariationPlan(instruction=instruction, kinds=tuple(variation_kinds))
     groups = list(outputs_per_label)
 
     # initial population: N_l * (1 + V) fresh candidates per label, from the instruction alone

@@ -2,11 +2,13 @@
 
 Every prompt is built from public inputs only: the caller's instruction, the public label, and a
 *candidate* -- a text the public model wrote, selected through the noisy vote histogram. No
-private text ever appears in a prompt. Aug-PE's two variation kinds are used in turn:
+private text ever appears in a prompt. The variation kinds, used in turn (``kinds``):
 
-* **paraphrase**: "Rephrase the following text ... about N words";
-* **fill in the blanks**: a fraction of the candidate's words is replaced by ``_`` and the model
-  writes the complete text.
+* ``"paraphrase"`` (Aug-PE): "Rephrase the following text ... about N words";
+* ``"fill_in"`` (Aug-PE): a fraction of the candidate's words is replaced by ``_`` and the model
+  writes the complete text;
+* ``"example"``: the candidate is shown as an example and the model writes another text like it
+  (the same shape as private prediction's prompt, here with a public candidate).
 
 ``N`` (adaptive length, as in Aug-PE) is the candidate's word count times a random factor in
 [0.7, 1.3]. The randomness here only shapes public prompts (post-processing); it comes from the
@@ -97,17 +99,44 @@ def fill_in_message(instruction: str, label: str | None, masked: str, words: int
     )
 
 
+def example_message(instruction: str, label: str | None, candidate: str, words: int) -> str:
+    """Ask for a new text like a (public) candidate shown as an example."""
+    return (
+        f"{instruction.strip()}{_label_line(label)}\n"
+        f"Here is an example:\n{candidate}\n\n"
+        f"Write another one like it, in about {words} words. Reply with the text only."
+    )
+
+
+#: the variation kinds, in the order a candidate's variations cycle through them
+VARIATION_KINDS = ("paraphrase", "fill_in", "example")
+DEFAULT_VARIATION_KINDS = ("paraphrase", "fill_in")
+
+
+def check_variation_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """``kinds`` validated (non-empty, each one of :data:`VARIATION_KINDS`); public input."""
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in VARIATION_KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"variation kinds must be a non-empty list of {', '.join(VARIATION_KINDS)}; got {list(kinds)}")
+    return kinds
+
+
 @dataclass(frozen=True)
 class VariationPlan:
     """Public settings of the variation step."""
 
     instruction: str
     blank_fraction: float = DEFAULT_BLANK_FRACTION
+    kinds: tuple[str, ...] = DEFAULT_VARIATION_KINDS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", check_variation_kinds(self.kinds))
 
     def messages(
         self, candidates: list[str], labels: list[str | None], per_candidate: int, rng: np.random.Generator
     ) -> tuple[list[str], list[int]]:
-        """``per_candidate`` variation prompts of every candidate (paraphrase and fill-in in turn).
+        """``per_candidate`` variation prompts of every candidate (the plan's kinds in turn).
 
         Returns the prompts and, for each, the index of the candidate it varies.
         """
@@ -116,10 +145,13 @@ class VariationPlan:
         for index, (candidate, label) in enumerate(zip(candidates, labels)):
             for k in range(per_candidate):
                 words = target_words(candidate, rng)
-                if k % 2 == 0:
+                kind = self.kinds[k % len(self.kinds)]
+                if kind == "paraphrase":
                     out.append(paraphrase_message(self.instruction, label, candidate, words))
-                else:
+                elif kind == "fill_in":
                     masked = mask_words(candidate, self.blank_fraction, rng)
                     out.append(fill_in_message(self.instruction, label, masked, words))
+                else:
+                    out.append(example_message(self.instruction, label, candidate, words))
                 source.append(index)
         return out, source
