@@ -71,6 +71,51 @@ def test_ray_text_has_the_in_process_ledger_and_every_output(tiny, pool):
     assert len(on_ray.texts) == 4 and all(isinstance(t, str) for t in on_ray.texts)
 
 
+PE_SMALL = dict(epsilon=3.0, delta=1e-6, method="pe", iterations=2, variations=1, max_new_tokens=6, num_texts=2,
+                progress=False)
+
+
+def _hashing_embed(texts):
+    """A deterministic offline embedder (character 3-grams hashed into 64 dims)."""
+    import zlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), 64))
+    for row, text in enumerate(texts):
+        for i in range(max(1, len(text) - 2)):
+            out[row, zlib.crc32(text[i:i + 3].encode()) % 64] += 1.0
+    return out
+
+
+def test_pe_on_ray_sends_public_prompts_only_and_has_the_in_process_ledger(tiny, pool, monkeypatch):
+    import dpsynth.text.ray_backend as rb
+
+    secret = "zqxjv"
+    private = [f"{secret}{i} the patient went home after rest." for i in range(12)]
+    labels = ["pos", "neg"] * 6
+    sent = []
+    real_decode = rb.ray_decode_groups
+
+    def recording(model, groups, settings, **kwargs):
+        sent.extend(groups)
+        return real_decode(model, groups, settings, **kwargs)
+
+    monkeypatch.setattr(rb, "ray_decode_groups", recording)
+    common = dict(labels=labels, label_set=["pos", "neg"], model=tiny, embedder=_hashing_embed, **PE_SMALL)
+    local = generate(private, **common)
+    on_ray = generate(private, backend="ray", ray_workers=pool, **common)
+    assert _charges(on_ray.ledger) == _charges(local.ledger)
+    assert [e["kind"] for e in on_ray.ledger.entries] == ["charge", "completion"]
+    assert on_ray.labels == ["pos", "pos", "neg", "neg"] and len(on_ray.texts) == 4
+    # initial pool 2 x (1 + V) per label, then one round of 2 x V variations per label
+    assert len(sent) == 2 * 2 * 2 + 2 * 2 * 1
+    assert all(g.member_ids == [] for g in sent)  # no private row is ever shipped
+    prompts = [tiny[1].decode(g.public_ids) for g in sent]
+    assert not any(secret in p for p in prompts) and all("The text must be" in p for p in prompts)
+    assert all(ray.get([a.pid.remote() for a in pool]))  # the caller's actors are left running
+
+
 def test_shards_keep_order_and_cover_every_group():
     groups = [GroupPrompts([1], [[2]] * k) for k in (1, 5, 2, 2, 7, 1)]
     shards = shard_groups(groups, 2)
@@ -185,19 +230,22 @@ def test_cli_ray_backend_writes_a_verified_release_with_the_in_process_ledger(ti
     assert ray.is_initialized()  # the module's cluster was not shut down by the command
 
 
-@pytest.mark.parametrize("method, device", [("pe", None), ("auto", "cpu")])
-def test_cli_refuses_pe_on_ray_before_the_charge(tiny_dir, tmp_path, method, device):
-    src = _write_jsonl(tmp_path / "visits.jsonl")
-    _budget_init(src)
-    from dpsynth.accounting.source_budget import find_source_budget
+def test_cli_pe_on_ray_writes_a_verified_release_with_the_in_process_ledger(tiny_dir, tmp_path, idle_cluster):
+    from dpsynth.accounting import Ledger
+    from dpsynth.accounting.verify import verify_text
 
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and not p.name.endswith(".lock")}
-    spent = find_source_budget(src).load().entries
-    extra = ["--method", method, "--backend", "ray"] + (["--device", device] if device else [])
-    res = _cli_synth(tiny_dir, src, tmp_path / "out.jsonl", *extra)
-    assert res.exit_code == 2 and "runs in-process only" in res.output, res.output
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and not p.name.endswith(".lock")} == before  # no output
-    assert find_source_budget(src).load().entries == spent  # no charge
+    src = _write_jsonl(tmp_path / "visits.jsonl")
+    _budget_init(src, epsilon="20")
+    pe = ["--method", "pe", "--iterations", "2", "--variations", "1", "--embedder", tiny_dir]
+    local = _cli_synth(tiny_dir, src, tmp_path / "local.jsonl", *pe)
+    assert local.exit_code == 0, local.output
+    on_ray = _cli_synth(tiny_dir, src, tmp_path / "ray.jsonl", *pe, "--backend", "ray", "--ray-workers", "2")
+    assert on_ray.exit_code == 0, on_ray.output
+    assert "Backend: ray, 2 decode workers" in on_ray.output and "Method: pe" in on_ray.output
+    assert len((tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+    ledger_file = tmp_path / "ray.jsonl.ledger.json"
+    assert verify_text(ledger_file.read_text(encoding="utf-8")).ok
+    assert _charges(Ledger.load(ledger_file)) == _charges(Ledger.load(tmp_path / "local.jsonl.ledger.json"))
 
 
 def test_cli_names_the_extra_when_ray_is_missing(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ are refused -- plus ``OUT.ledger.json`` and ``OUT.card.yaml``.  Privacy unit: on
 ``docs/text.md``).  Before generating, the CLI prints the method and its public parameters
 (``B``, ``T``, ``C`` for private prediction; iterations and sigma for PE).
 ``--backend ray [--ray-workers N] [--ray-address ADDR]`` decodes private prediction's groups on
-Ray actors (:mod:`dpsynth.text.ray_backend`; connected before the charge; PE is refused).
+Ray actors, or PE's public candidates (:mod:`dpsynth.text.ray_backend`; connected before the charge).
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def synth(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option(
         "memory", "--backend",
-        help="memory (default) | ray: private_prediction's groups are decoded on Ray actors, one model replica each (docs/scale.md).",
+        help="memory (default) | ray: private_prediction's groups, or pe's public candidates, are decoded on Ray actors, one model replica each (docs/scale.md).",
     ),
     ray_workers: Optional[int] = typer.Option(
         None, "--ray-workers", help="--backend ray: number of decode actors (model replicas), one CPU each, and one GPU each with --device cuda (default 2)."
@@ -304,10 +304,6 @@ def synth(
         )
     except (DpsynthError, ValueError) as exc:
         fail(str(exc))
-    if backend == "ray" and summary["method"] == "pe":  # public: method and device only; before any charge
-        fail("--backend ray decodes private_prediction groups on Ray actors; Private Evolution (pe"
-             f"{', chosen by --method auto' if method == 'auto' else ''}) runs in-process only: "
-             "use --method private_prediction, or drop --backend ray")
     ray_options: dict = {}
     if backend == "ray":
         workers = 2 if ray_workers is None else ray_workers

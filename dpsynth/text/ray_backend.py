@@ -1,4 +1,5 @@
-"""Decode the disjoint text groups on Ray actors, one model replica per actor.
+"""Decode text on Ray actors, one model replica per actor: private prediction's disjoint groups,
+or Private Evolution's public candidates.
 
 Privacy unit: one private text; the guarantee is the in-process one (:mod:`dpsynth.text.privacy`).
 Groups are disjoint and each output depends on one group only, so they compose in parallel and
@@ -15,13 +16,21 @@ ledger entry stays charged without a completion. Spending the budget of a failed
 choice -- private texts were already sent to workers and may have influenced outputs that were
 observed (logs, memory), so the charge is never refunded.
 
+Private Evolution (:func:`public_decoder`): the actors write the candidates and their variations
+from **public prompts only** (instruction, public label, candidates selected through the noisy
+vote); the private texts, their embeddings, the votes and the Gaussian noise never leave the
+driver. The actors are started once per call and keep their replica across iterations. A dead
+actor raises :class:`TextWorkerFailed` as above: nothing is released, the charge stays (the
+noisy votes of earlier iterations were computed).
+
 Sharding: groups are cut into ``workers`` contiguous shards with about equal numbers of forward
 rows (public prompt + members); the outputs are gathered back in the driver's order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +88,8 @@ def check_ray_request(backend: str, method: str, workers: Any, address: str | No
 
     if backend != "ray":
         raise ValueError(f"backend must be 'memory' or 'ray', got {backend!r}")
-    if method != "private_prediction":
-        raise ValueError(f"the Ray backend decodes private-prediction groups; method {method!r} runs in-process")
+    if method not in ("private_prediction", "pe"):
+        raise ValueError(f"the Ray backend decodes private_prediction or pe; got method {method!r}")
     require_ray()
     if isinstance(workers, bool) or (isinstance(workers, int) and workers < 1):
         raise ValueError(f"ray_workers must be a positive integer or a list of actors, got {workers!r}")
@@ -209,3 +218,27 @@ def ray_decode_groups(
         for index, ids in zip(shard, part):
             results[index] = ids
     return results
+
+
+@contextmanager
+def public_decoder(model: Any, workers: Any, address: str | None = None) -> Iterator[Any]:
+    """``decode(groups, settings)`` on Ray actors for one call (Private Evolution's public prompts).
+
+    ``workers``: a :class:`WorkerSpec` or a number (actors started here, killed on exit) or a
+    list of running actors (reused, left running). Outputs come back in input order; a dead actor
+    raises :class:`TextWorkerFailed`.
+    """
+    from dpsynth.ray_support import ensure_ray
+
+    ray = ensure_ray(address)
+    if isinstance(workers, (WorkerSpec, int)):
+        spec = workers if isinstance(workers, WorkerSpec) else WorkerSpec(int(workers))
+        pool, own = start_workers(model, spec.count, address=address, num_gpus=spec.num_gpus, device=spec.device), True
+    else:
+        pool, own = list(workers), False
+    try:
+        yield lambda groups, settings: ray_decode_groups(model, groups, settings, actors=pool)
+    finally:
+        if own:
+            for actor in pool:
+                ray.kill(actor)

@@ -129,8 +129,9 @@ def generate(
         device: torch device (default CUDA when available, else CPU).
         max_batch_rows: rows per forward batch (default 64 on CPU, 1024 on CUDA).
         progress: show progress (token bars, PE iterations).
-        backend: ``memory`` (default) or ``ray``: private-prediction groups are decoded on
-            ``ray_workers`` Ray actors (a number, or actors from
+        backend: ``memory`` (default) or ``ray``: private-prediction groups, or PE's public
+            candidates (public prompts only; private texts, embeddings and votes stay in this
+            process), are decoded on ``ray_workers`` Ray actors (a number, or actors from
             :func:`dpsynth.text.ray_backend.start_workers`), cluster ``ray_address`` (default a
             local one); same mechanism, same ledger entry (docs/scale.md). Before the charge, Ray
             must be importable, the cluster reachable and hold one CPU per worker (and one GPU
@@ -175,7 +176,7 @@ def generate(
             loaded = load_causal_lm(model, device)
             return run_pe(
                 texts, labels, request, pe_plan, loaded, embedder=embedder, ledger=ledger,
-                source_name=source_name, max_batch_rows=max_batch_rows, progress=progress,
+                source_name=source_name, max_batch_rows=max_batch_rows, progress=progress, ray=ray,
             )
         pp_plan = plan_private_prediction(request, group_size, max_example_tokens)
         loaded = load_causal_lm(model, device)

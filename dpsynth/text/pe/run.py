@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,14 +103,18 @@ def _evolve(
     embed: Any,
     rows: int,
     progress: bool,
+    decode: Any = None,
 ) -> tuple[list[str], list[int]]:
-    """Embed the private texts once and run the evolution loop (inside the spend block)."""
+    """Embed the private texts once and run the evolution loop (inside the spend block).
+
+    ``decode`` (optional) writes the public candidates elsewhere (Ray actors); the private texts,
+    their embeddings and the noisy votes stay in this process."""
     private_groups = _label_ids(label_list, request.label_set, len(text_list))
     group_labels = list(request.outputs)  # group id g -> public label (None when unlabelled)
     per_group = {g: request.outputs[label] for g, label in enumerate(group_labels)}
     generate = EngineGenerator(
         loaded, max_new_tokens=request.max_new_tokens, temperature=request.temperature,
-        top_k=request.top_k, max_rows=rows, progress=progress,
+        top_k=request.top_k, max_rows=rows, progress=progress, decode=decode,
     )
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else None
     with cpu_threads(model_device(loaded.model)):
@@ -142,8 +147,13 @@ def run_pe(
     source_name: str,
     max_batch_rows: int | None,
     progress: bool,
+    ray: Any = None,
 ) -> TextSynthesisResult:
-    """Load the embedder, charge, embed the private texts once, evolve, complete."""
+    """Load the embedder, charge, embed the private texts once, evolve, complete.
+
+    ``ray``: ``(workers, address)`` from :func:`dpsynth.text.ray_backend.check_ray_request` (checked
+    before the charge): the public model's generations run on Ray actors, which see public prompts
+    only; the ledger entry is the in-process one."""
     embed, embedder_name = load_embedder(embedder)
     device_name = str(model_device(loaded.model))
     rows = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
@@ -161,7 +171,13 @@ def run_pe(
     ) as (ledger, step):
         # ---- private data from here on
         text_list, label_list = read_texts(texts, labels)
-        out_texts, out_groups = _evolve(text_list, label_list, request, plan, loaded, embed, rows, progress)
+        with ExitStack() as actors:
+            decode = None
+            if ray is not None:
+                from dpsynth.text.ray_backend import public_decoder
+
+                decode = actors.enter_context(public_decoder(loaded.model, ray[0], ray[1]))
+            out_texts, out_groups = _evolve(text_list, label_list, request, plan, loaded, embed, rows, progress, decode)
         step.source_fingerprint = fingerprint_texts(text_list, label_list)
         step.outputs = {"kind": "synthetic_texts", "count": len(out_texts)}
     group_labels = list(request.outputs)
