@@ -363,6 +363,18 @@ def test_short_budget_is_refused_before_any_embedding(tiny):
     assert calls == [] and ledger.to_dict() == before
 
 
+def test_variation_kinds_are_recorded_and_a_bad_kind_is_refused_before_the_charge(tiny):
+    model, tokenizer, _ = tiny
+    result = generate(PRIVATE, model=(model, tokenizer), **_pe(variation_kinds=["example", "paraphrase"]))
+    assert result.ledger.charges()[0]["parameters"]["variation_prompts"].startswith("example, paraphrase in turn")
+    default = generate(PRIVATE, model=(model, tokenizer), **_pe())
+    assert default.ledger.charges()[0]["parameters"]["variation_prompts"].startswith("paraphrase, fill_in in turn")
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    with pytest.raises(ValueError, match="variation kinds"):
+        generate(ExplodingTexts(), model=(model, tokenizer), ledger=ledger, **_pe(variation_kinds=["summary"]))
+    assert ledger.entries == []
+
+
 def test_labels_outside_the_declared_set_are_refused(tiny):
     model, tokenizer, _ = tiny
     with pytest.raises(ValueError, match="not in the declared label set"):
@@ -407,3 +419,19 @@ def test_pe_on_an_empty_input_runs_and_is_charged(tiny):
     with pytest.warns(NoTextsWarning):
         result = generate([], model=(model, tokenizer), **_pe())
     assert len(result.texts) == 2 and result.ledger.epsilon_spent > 0
+
+
+def test_cli_refuses_an_unknown_variation_kind_before_reading(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"note": "private"}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, [
+        "text", "synth", str(src), "--text-field", "note", "-o", str(tmp_path / "out.jsonl"), "--epsilon", "3",
+        "--method", "pe", "--variation-kinds", "paraphrase,summary", "-q",
+    ])
+    assert result.exit_code == 2 and "--variation-kinds" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["in.jsonl"]

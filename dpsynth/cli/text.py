@@ -150,6 +150,19 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
 BACKENDS = ("memory", "ray")
 
 
+def _parse_variation_kinds(value: str | None) -> list[str] | None:
+    """``--variation-kinds`` as a list, refused from the flag alone (nothing read or spent)."""
+    if value is None:
+        return None
+    from dpsynth.text.pe.variation import check_variation_kinds
+
+    kinds = [k.strip() for k in value.split(",") if k.strip()]
+    try:
+        return list(check_variation_kinds(tuple(kinds)))
+    except ValueError as exc:
+        fail(f"--variation-kinds: {exc}")
+
+
 def _check_backend_flags(backend: str, ray_workers: int, ray_address: str | None) -> None:
     """Refuse a bad ``--backend``/``--ray-*`` combination from the flags alone (nothing read or spent)."""
     if backend not in BACKENDS:
@@ -234,6 +247,11 @@ def synth(
     group_size: str = typer.Option("auto", "--group-size", help="private_prediction's B: 'auto' or an integer."),
     iterations: int = typer.Option(3, "--iterations", help="pe: number of noisy vote rounds (public)."),
     variations: int = typer.Option(3, "--variations", help="pe: variations written per kept candidate."),
+    variation_kinds: Optional[str] = typer.Option(
+        None, "--variation-kinds",
+        help="pe: comma-separated variation prompts cycled per kept candidate: paraphrase, fill_in, example "
+        "(default paraphrase,fill_in).",
+    ),
     embedder: Optional[str] = typer.Option(
         None, "--embedder", help="pe: sentence-transformers folder (default: offline all-MiniLM-L6-v2)."
     ),
@@ -285,6 +303,7 @@ def synth(
         fail("--labels was given without --label-field")
     label_set = _parse_label_set(labels)
     size = _parse_group_size(group_size)
+    kinds = _parse_variation_kinds(variation_kinds)
     _check_backend_flags(backend, ray_workers, ray_address)
     try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
         output_format(output)
@@ -336,6 +355,7 @@ def synth(
                 epsilon=budget.epsilon, delta=budget.delta, label_set=label_set, num_texts=num_texts, method=method,
                 model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
                 temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
+                variation_kinds=kinds,
                 embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
                 **ray_options,
             ),

@@ -77,6 +77,7 @@ def generate(
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS,
     iterations: int = DEFAULT_PE_ITERATIONS,
     variations: int = DEFAULT_PE_VARIATIONS,
+    variation_kinds: Sequence[str] | None = None,
     threshold: float | None = None,
     embedder: Any = None,
     seed: int | None = None,
@@ -118,6 +119,9 @@ def generate(
         max_example_tokens: private prediction truncates each private text to this many tokens.
         iterations, variations, threshold: PE's public number of iterations, variations per kept
             candidate, and noisy-count threshold (default ``2 sigma``).
+        variation_kinds: PE's variation prompts, cycled per kept candidate: any of
+            ``"paraphrase"``, ``"fill_in"``, ``"example"`` (default paraphrase and fill-in, as in
+            Aug-PE; :mod:`dpsynth.text.pe.variation`). Public; recorded in the ledger.
         embedder: PE's sentence embedder: ``None`` (offline all-MiniLM-L6-v2), a
             sentence-transformers folder, or a function ``texts -> array``.
         seed: non-private choices only (private prediction's decoding order). Privacy noise comes
@@ -172,7 +176,7 @@ def generate(
         device = "cpu"  # the actors decode (on `device`); this process only tokenises and ships the weights
     with quiet_transformers():
         if chosen == "pe":
-            pe_plan = plan_pe(request, iterations, variations, threshold)
+            pe_plan = plan_pe(request, iterations, variations, threshold, variation_kinds)
             loaded = load_causal_lm(model, device)
             return run_pe(
                 texts, labels, request, pe_plan, loaded, embedder=embedder, ledger=ledger,

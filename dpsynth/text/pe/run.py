@@ -34,9 +34,10 @@ from dpsynth.text.engine import model_device
 from dpsynth.text.pe.evolution import run_private_evolution
 from dpsynth.text.pe.generator import EngineGenerator
 from dpsynth.text.pe.privacy import MECHANISM_NAME, PEPrivacyPlan, calibrate_pe
+from dpsynth.text.pe.variation import DEFAULT_VARIATION_KINDS, check_variation_kinds
 from dpsynth.text.private_prediction import read_texts
 from dpsynth.text.prompts import DEFAULT_INSTRUCTION
-from dpsynth.text.request import TextRequest, check_int
+from dpsynth.text.request import TextInputError, TextRequest, check_int
 from dpsynth.text.result import TextSynthesisResult
 from dpsynth.text.runtime import cpu_threads
 
@@ -52,13 +53,23 @@ class PEPlan:
     privacy: PEPrivacyPlan
     variations: int
     instruction: str
+    variation_kinds: tuple[str, ...] = DEFAULT_VARIATION_KINDS
 
 
-def plan_pe(request: TextRequest, iterations: int, variations: int, threshold: float | None) -> PEPlan:
-    """Calibrate sigma for ``iterations`` Gaussian vote histograms within the request's budget."""
+def plan_pe(request: TextRequest, iterations: int, variations: int, threshold: float | None,
+            variation_kinds: Sequence[str] | None = None) -> PEPlan:
+    """Calibrate sigma for ``iterations`` Gaussian vote histograms within the request's budget.
+
+    ``variation_kinds`` (public; default :data:`~dpsynth.text.pe.variation.DEFAULT_VARIATION_KINDS`)
+    are the variation prompts a kept candidate's variations cycle through."""
     variations = check_int("variations", variations)
+    try:
+        kinds = check_variation_kinds(tuple(DEFAULT_VARIATION_KINDS if variation_kinds is None else variation_kinds))
+    except ValueError as exc:
+        raise TextInputError(str(exc)) from None
     privacy = calibrate_pe(request.budget.epsilon, request.budget.delta, iterations, threshold)
-    return PEPlan(privacy=privacy, variations=variations, instruction=request.instruction or DEFAULT_INSTRUCTION)
+    return PEPlan(privacy=privacy, variations=variations, instruction=request.instruction or DEFAULT_INSTRUCTION,
+                  variation_kinds=kinds)
 
 
 def decoding_record(request: TextRequest, plan: PEPlan, embedder_name: str) -> dict[str, Any]:
@@ -75,7 +86,7 @@ def decoding_record(request: TextRequest, plan: PEPlan, embedder_name: str) -> d
         "label_set": request.label_set,
         "instruction": plan.instruction,
         "embedder": embedder_name,
-        "variation_prompts": "paraphrase and fill-in-the-blanks in turn, adaptive length (dpsynth.text.pe.variation)",
+        "variation_prompts": f"{', '.join(plan.variation_kinds)} in turn, adaptive length (dpsynth.text.pe.variation)",
         "noise_randomness": "numpy Generator seeded from OS entropy (dpsynth.randomness; seed never stored)",
     }
 
@@ -131,6 +142,7 @@ def _evolve(
             embed=embed,
             rng=secret_numpy_rng(),
             report=say,
+            variation_kinds=plan.variation_kinds,
         )
     return out_texts, out_groups
 
