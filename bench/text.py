@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--threshold-sigmas", type=float, default=None, help="pe threshold in units of sigma (default 2)")
     cp.add_argument("--quiet", action="store_true")
     cp.add_argument("--top-k", type=int, default=None,
-                    help="top-k of both methods (default: each method's own, 50 private prediction, 0 pe)")
+                    help="top-k of both methods (default: each method's own, 50 private prediction, 200 pe)")
     cp.add_argument("--nonprivate-group-size", type=int, default=0,
                     help="also run non-private generation from groups of B private texts (0: skip)")
     tr = sub.add_parser("pe-trace", help="PE scored after every iteration, per selection rule (bench/_text_pe_trace.py)")
