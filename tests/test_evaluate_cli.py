@@ -184,6 +184,17 @@ def test_evaluate_bad_input_files(table_files):
     assert bad.exit_code == 2 and "cannot parse" in bad.output
 
 
+def test_evaluate_refuses_a_partitioned_release_directory_clearly(table_files):
+    folder, _ = table_files
+    parts = folder / "synth.parquet"
+    parts.mkdir()
+    population(50, 4).to_csv(parts / "part-0.csv", index=False)
+    before = sorted(p.name for p in folder.rglob("*"))
+    res = runner.invoke(app, ["evaluate", str(parts), "--real-holdout", str(folder / "holdout.csv")])
+    assert res.exit_code == 2 and "partitioned" in res.output and "not supported" in res.output, res.output
+    assert sorted(p.name for p in folder.rglob("*")) == before  # nothing written
+
+
 @pytest.mark.parametrize("flag, target", [
     ("--json-out", "holdout.csv"),          # the holdout itself
     ("--html-out", "private.csv"),          # the private data

@@ -113,6 +113,10 @@ def evaluate_command(
     from dpsynth.evaluate.files import evaluate_files
     from dpsynth.release import OutputExistsError
 
+    if synthetic.is_dir():  # a partitioned release (--partitioned, --backend ray): parts, not one file
+        fail(f"{synthetic} is a directory: dpsynth evaluate reads one data file, and evaluating a partitioned "
+             "release (a directory of part files) is not supported yet; evaluate a release written as one "
+             "file (without --partitioned / --backend ray)")
     for path in (synthetic, real_holdout, private, canaries, benchmark):
         if path is not None:
             require_input_file(path)
