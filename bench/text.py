@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--private-per-label", type=int, default=600)
     cp.add_argument("--tokens", type=int, default=32)
     cp.add_argument("--test-per-label", type=int, default=200)
-    cp.add_argument("--epsilons", type=float, nargs="+", default=[3.0])
+    cp.add_argument("--epsilons", type=float, nargs="*", default=[3.0], help="DP cells to run (none: only the real, public and non-private rows)")
     cp.add_argument("--methods", nargs="+", default=["pe", "private_prediction"])
     cp.add_argument("--iterations", type=int, default=3)
     cp.add_argument("--variations", type=int, default=2)
