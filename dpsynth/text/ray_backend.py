@@ -207,7 +207,7 @@ def ray_decode_groups(
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
             raise TextWorkerFailed(
                 "a Ray worker died during DP text decoding: no texts are released, and the ledger "
-                "keeps the charge (private texts had already been sent to the workers)"
+                "keeps the charge (the private texts had already been read)"
             ) from exc
     finally:
         if own:
