@@ -59,10 +59,10 @@ class EngineGenerator:
         groups = [GroupPrompts(message_ids(tokenizer, m), []) for m in messages]
         if self.decode is not None:
             decoded = self.decode(groups, self.settings)
-            return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in decoded]
-        device = model_device(self.loaded.model)
-        decoded = decode_groups(
-            self.loaded.model, groups, self.settings, generator=secret_torch_generator(device),
-            progress=self.progress, desc=description,
-        )
+        else:
+            device = model_device(self.loaded.model)
+            decoded = decode_groups(
+                self.loaded.model, groups, self.settings, generator=secret_torch_generator(device),
+                progress=self.progress, desc=description,
+            )
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in decoded]
