@@ -21,7 +21,7 @@ from **public prompts only** (instruction, public label, candidates selected thr
 vote); the private texts, their embeddings, the votes and the Gaussian noise never leave the
 driver. The actors are started once per call and keep their replica across iterations. A dead
 actor raises :class:`TextWorkerFailed` as above: nothing is released, the charge stays (the
-noisy votes of earlier iterations were computed).
+private texts had already been read).
 
 Sharding: groups are cut into ``workers`` contiguous shards with about equal numbers of forward
 rows (public prompt + members); the outputs are gathered back in the driver's order.
@@ -189,17 +189,7 @@ def ray_decode_groups(
     from dpsynth.ray_support import ensure_ray
 
     ray = ensure_ray(address)
-    spec = workers if isinstance(workers, WorkerSpec) else None
-    if actors is None and spec is None and not isinstance(workers, int):
-        actors, workers = list(workers), len(workers)
-    own = actors is None
-    if actors is not None:
-        pool = list(actors)
-    elif spec is not None:
-        pool = start_workers(model, spec.count, address=address, num_gpus=spec.num_gpus, device=spec.device)
-    else:
-        pool = start_workers(model, int(workers), address=address)
-    try:
+    with actor_pool(model, workers if actors is None else actors, address) as pool:
         shards = shard_groups(groups, len(pool))
         futures = [pool[i].decode.remote([groups[j] for j in shard], settings) for i, shard in enumerate(shards)]
         try:
@@ -209,10 +199,6 @@ def ray_decode_groups(
                 "a Ray worker died during DP text decoding: no texts are released, and the ledger "
                 "keeps the charge (the private texts had already been read)"
             ) from exc
-    finally:
-        if own:
-            for actor in pool:
-                ray.kill(actor)
     results: list[list[int]] = [[] for _ in groups]
     for shard, part in zip(shards, parts):
         for index, ids in zip(shard, part):
@@ -221,13 +207,9 @@ def ray_decode_groups(
 
 
 @contextmanager
-def public_decoder(model: Any, workers: Any, address: str | None = None) -> Iterator[Any]:
-    """``decode(groups, settings)`` on Ray actors for one call (Private Evolution's public prompts).
-
-    ``workers``: a :class:`WorkerSpec` or a number (actors started here, killed on exit) or a
-    list of running actors (reused, left running). Outputs come back in input order; a dead actor
-    raises :class:`TextWorkerFailed`.
-    """
+def actor_pool(model: Any, workers: Any, address: str | None = None) -> Iterator[list[Any]]:
+    """The decode actors of one call: ``workers`` as a list of running actors is used as it is
+    (and left running); a number or a :class:`WorkerSpec` starts that many here, killed on exit."""
     from dpsynth.ray_support import ensure_ray
 
     ray = ensure_ray(address)
@@ -237,8 +219,19 @@ def public_decoder(model: Any, workers: Any, address: str | None = None) -> Iter
     else:
         pool, own = list(workers), False
     try:
-        yield lambda groups, settings: ray_decode_groups(model, groups, settings, actors=pool)
+        yield pool
     finally:
         if own:
             for actor in pool:
                 ray.kill(actor)
+
+
+@contextmanager
+def public_decoder(model: Any, workers: Any, address: str | None = None) -> Iterator[Any]:
+    """``decode(groups, settings)`` on Ray actors for one call (Private Evolution's public prompts).
+
+    ``workers``: as in :func:`actor_pool`; the actors keep their replica across the call's
+    iterations. Outputs come back in input order; a dead actor raises :class:`TextWorkerFailed`.
+    """
+    with actor_pool(model, workers, address) as pool:
+        yield lambda groups, settings: ray_decode_groups(model, groups, settings, actors=pool)
