@@ -150,6 +150,24 @@ def test_failed_ray_decoding_keeps_the_charge_and_releases_nothing(tiny, monkeyp
     assert ledger.epsilon_spent > 0
 
 
+def test_failed_ray_decoding_in_pe_keeps_the_charge_and_releases_nothing(tiny, monkeypatch):
+    import dpsynth.text.ray_backend as rb
+    from dpsynth.accounting import Ledger, PrivacyBudget
+    from dpsynth.text.privacy import PRIVACY_UNIT
+
+    def dead_worker(*args, **kwargs):
+        raise TextWorkerFailed("a Ray worker died during DP text decoding: no texts are released")
+
+    monkeypatch.setattr(rb, "ray_decode_groups", dead_worker)
+    monkeypatch.setattr(rb, "start_workers", lambda model, workers=2, **kwargs: [])  # no actor needed
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="t")
+    with pytest.raises(TextWorkerFailed):
+        generate(TEXTS, model=tiny, backend="ray", ray_workers=2, ledger=ledger, embedder=_hashing_embed, **PE_SMALL)
+    assert [e["kind"] for e in ledger.entries] == ["charge", "completion"]  # charged, never refunded
+    assert ledger.entries[1]["status"] == "failed"
+    assert 2.99 < ledger.epsilon_spent <= 3.0  # the calibrated PE charge (sigma within the budget)
+
+
 # ---- the CLI on Ray, and a worker that dies in the middle of its shard
 
 def _write_jsonl(path, n=len(TEXTS)):
