@@ -1,4 +1,4 @@
-"""Public rules for B and the method; label-aware prompts; output formats (no model needed)."""
+"""Public rules for B, the method and PE's schedule; label-aware prompts; output formats (no model needed)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from dpsynth.accounting.calibration import exponential_epsilon_per_step
 from dpsynth.text.auto import (
     MAX_AUTO_GROUP_SIZE,
     MIN_AUTO_GROUP_SIZE,
+    PE_SCHEDULE_CPU,
+    PE_SCHEDULE_GPU,
     TARGET_CLIP,
     auto_group_size,
     choose_method,
+    pe_schedule,
 )
 from dpsynth.text.privacy import calibrate_text_mechanism
 from dpsynth.text.result import OutputFormatError, output_format
@@ -42,14 +45,36 @@ def test_auto_group_size_shrinks_with_budget_and_is_capped_by_compute():
     assert auto_group_size(0.3, 1e-6, 256, 1.0, 4000) < MAX_AUTO_GROUP_SIZE  # many outputs: fewer rows each
 
 
-def test_auto_method_rule():
-    common = dict(delta=1e-6, max_new_tokens=32, temperature=1.0, num_texts_total=100)
-    assert choose_method("auto", device_type="cpu", epsilon=10.0, **common) == "pe"
-    assert choose_method("auto", device_type="cuda", epsilon=10.0, **common) == "private_prediction"
-    assert choose_method("auto", device_type="cuda", epsilon=0.05, **common | {"max_new_tokens": 256}) == "pe"
-    assert choose_method("pe", device_type="cuda", epsilon=10.0, **common) == "pe"
+def test_auto_method_rule_is_pe_on_every_device():
+    """docs/text.md: "auto" is PE whatever the device (measured: docs/text-bench.md, fifth round)."""
+    assert choose_method("auto") == "pe"
+    assert choose_method("pe") == "pe"
+    assert choose_method("private_prediction") == "private_prediction"
     with pytest.raises(ValueError):
-        choose_method("magic", device_type="cpu", epsilon=1.0, **common)
+        choose_method("magic")
+
+
+def test_pe_schedule_by_device_and_callers_values_win():
+    assert pe_schedule("cpu", None, None) == PE_SCHEDULE_CPU == (3, 3)
+    assert pe_schedule("cuda", None, None) == PE_SCHEDULE_GPU == (10, 4)
+    assert pe_schedule("cuda", 2, None) == (2, 4)
+    assert pe_schedule("cpu", None, 7) == (3, 7)
+    assert pe_schedule("cuda", 1, 1) == (1, 1)
+
+
+def test_plan_summary_reports_the_schedule_it_will_use():
+    """What the CLI prints before generating is what the call runs (iterations, variations,
+    sigma calibrated for those iterations)."""
+    from dpsynth.text.pe.privacy import calibrate_pe
+    from dpsynth.text.synthesis import plan_summary
+
+    summary = plan_summary(epsilon=3.0, delta=1e-6, method="auto", num_texts_total=10, device="cpu")
+    assert (summary["method"], summary["iterations"], summary["variations"]) == ("pe", 3, 3)
+    assert summary["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 3).noise_multiplier
+    summary = plan_summary(epsilon=3.0, delta=1e-6, method="pe", num_texts_total=10, device="cpu",
+                           iterations=10, variations=4)
+    assert (summary["iterations"], summary["variations"]) == (10, 4)
+    assert summary["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 10).noise_multiplier
 
 
 def test_label_goes_into_private_and_public_prompts(tmp_path):

@@ -322,6 +322,20 @@ def test_tiny_model_end_to_end_with_labels_and_ledger(tiny):
     assert charge["parameters"]["top_k"] == 200  # pe's default sampling set
 
 
+def test_auto_on_a_cpu_runs_pe_with_the_cpu_schedule_and_records_it(tiny):
+    """method="auto" with iterations/variations unset: PE, 3 rounds, 3 variations on a CPU
+    (dpsynth.text.auto.pe_schedule); sigma is calibrated for those 3 rounds and the ledger says so."""
+    model, tokenizer, _ = tiny
+    kwargs = _pe(method="auto", num_texts=1)
+    del kwargs["iterations"], kwargs["variations"]
+    result = generate(PRIVATE, model=(model, tokenizer), device="cpu", **kwargs)
+    assert result.method == "pe"
+    charge = result.ledger.charges()[0]
+    assert charge["event"]["count"] == 3
+    assert charge["event"]["event"]["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 3).noise_multiplier
+    assert (charge["parameters"]["iterations"], charge["parameters"]["variations_per_candidate"]) == (3, 3)
+
+
 def test_the_tiny_model_never_sees_a_private_text(tiny):
     model, tokenizer, _ = tiny
     seen: list[str] = []
@@ -404,7 +418,7 @@ def test_cli_method_pe_end_to_end(tiny, tmp_path, monkeypatch):
     ])
     torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
-    assert "Method: pe (Private Evolution), iterations=2" in result.output
+    assert "Method: pe (Private Evolution), iterations=2, variations=1" in result.output
     assert "Instruction: Write one realistic note" in result.output
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

@@ -242,11 +242,15 @@ def synth(
     ),
     model: Optional[str] = typer.Option(None, "--model", help="Local model folder, .gguf file or cached hub id."),
     method: str = typer.Option(
-        "auto", "--method", help="pe (Private Evolution), private_prediction, or auto (pe on CPU; see docs/text.md)."
+        "auto", "--method", help="pe (Private Evolution), private_prediction, or auto (pe; see docs/text.md)."
     ),
     group_size: str = typer.Option("auto", "--group-size", help="private_prediction's B: 'auto' or an integer."),
-    iterations: int = typer.Option(3, "--iterations", help="pe: number of noisy vote rounds (public)."),
-    variations: int = typer.Option(3, "--variations", help="pe: variations written per kept candidate."),
+    iterations: Optional[int] = typer.Option(
+        None, "--iterations", help="pe: number of noisy vote rounds (public; default 3 on CPU, 10 on a GPU)."
+    ),
+    variations: Optional[int] = typer.Option(
+        None, "--variations", help="pe: variations written per kept candidate (default 3 on CPU, 4 on a GPU)."
+    ),
     variation_kinds: Optional[str] = typer.Option(
         None, "--variation-kinds",
         help="pe: comma-separated variation prompts cycled per kept candidate: paraphrase, fill_in, example "
@@ -318,8 +322,8 @@ def synth(
         summary = plan_summary(
             epsilon=budget.epsilon, delta=budget.delta, method=method,
             num_texts_total=num_texts * (len(label_set) if label_set else 1), group_size=size,
-            max_new_tokens=max_new_tokens, temperature=temperature, iterations=iterations, device=device,
-            backend=backend,
+            max_new_tokens=max_new_tokens, temperature=temperature, iterations=iterations,
+            variations=variations, device=device, backend=backend,
         )
     except (DpsynthError, ValueError) as exc:
         fail(str(exc))
@@ -333,6 +337,7 @@ def synth(
     if summary["method"] == "pe":
         console.print(
             f"Method: pe (Private Evolution), iterations={summary['iterations']}, "
+            f"variations={summary['variations']}, "
             f"noise sigma={summary['noise_multiplier']:.4g}, threshold={summary['threshold']:.4g}, "
             f"T={summary['max_new_tokens']}",
             highlight=False,

@@ -25,8 +25,8 @@ from typing import Any
 from dpsynth.accounting import Ledger, LedgerFile
 from dpsynth.constants import DEFAULT_DELTA
 from dpsynth.devices import resolve_device
-from dpsynth.text.auto import METHODS, choose_method
-from dpsynth.text.pe.run import DEFAULT_PE_ITERATIONS, DEFAULT_PE_VARIATIONS, plan_pe, run_pe
+from dpsynth.text.auto import METHODS, choose_method, pe_schedule
+from dpsynth.text.pe.run import plan_pe, run_pe
 from dpsynth.text.private_prediction import (
     DEFAULT_MAX_EXAMPLE_TOKENS,
     plan_private_prediction,
@@ -75,8 +75,8 @@ def generate(
     temperature: float = DEFAULT_TEMPERATURE,
     top_k: int | None = DEFAULT_TOP_K,
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS,
-    iterations: int = DEFAULT_PE_ITERATIONS,
-    variations: int = DEFAULT_PE_VARIATIONS,
+    iterations: int | None = None,
+    variations: int | None = None,
     variation_kinds: Sequence[str] | None = None,
     threshold: float | None = None,
     embedder: Any = None,
@@ -103,7 +103,7 @@ def generate(
             label gets ``num_texts`` outputs (or ``num_texts[label]``). Texts with a label outside
             the set are refused (after the charge: the labels are private data).
         num_texts: number of synthetic texts (per label), public; default ``DEFAULT_NUM_TEXTS``.
-        method: "auto" (default; :func:`dpsynth.text.auto.choose_method`), "pe" or
+        method: "auto" (default: "pe", :func:`dpsynth.text.auto.choose_method`), "pe" or
             "private_prediction".
         model: ``None`` (SmolLM2-135M-Instruct), a local model path / GGUF / cached hub id, a
             ``(model, tokenizer)`` pair or a ``LoadedModel`` (see :mod:`dpsynth.text.models`).
@@ -118,7 +118,9 @@ def generate(
             texts: docs/text-bench.md).
         max_example_tokens: private prediction truncates each private text to this many tokens.
         iterations, variations, threshold: PE's public number of iterations, variations per kept
-            candidate, and noisy-count threshold (default ``2 sigma``).
+            candidate, and noisy-count threshold (default ``2 sigma``). ``None`` (default) for the
+            first two: 3 and 3 on a CPU, 10 and 4 on a GPU (the decode device's schedule,
+            :func:`dpsynth.text.auto.pe_schedule`, measured in docs/text-bench.md).
         variation_kinds: PE's variation prompts, cycled per kept candidate: any of
             ``"paraphrase"``, ``"fill_in"``, ``"example"`` (default paraphrase and fill-in, as in
             Aug-PE; :mod:`dpsynth.text.pe.variation`). Public; recorded in the ledger.
@@ -160,12 +162,10 @@ def generate(
     )
     if method not in METHODS:
         raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    chosen = method if method != "auto" else choose_method(
-        method, device_type=_device_type(device, backend), epsilon=request.budget.epsilon,
-        delta=request.budget.delta, max_new_tokens=request.max_new_tokens,
-        temperature=request.temperature, num_texts_total=request.total_outputs,
-    )
+    chosen = choose_method(method)
     request = request.for_method(chosen)
+    if chosen == "pe":  # the device's schedule where the caller set none (public: dpsynth.text.auto)
+        iterations, variations = pe_schedule(_device_type(device, backend), iterations, variations)
     ray = None
     if backend != "memory":  # before the charge: public arguments, Ray reachable, enough CPUs/GPUs
         from dpsynth.text.ray_backend import WorkerSpec, check_ray_request
@@ -191,7 +191,7 @@ def generate(
 
 
 def _device_type(device: str | None, backend: str) -> str:
-    """The device type that decides ``method="auto"``: this machine's, or on ``backend="ray"`` the
+    """The device type that decides PE's default schedule: this machine's, or on ``backend="ray"`` the
     decode actors' (:func:`dpsynth.text.ray_backend.worker_device`; the driver needs no GPU)."""
     if backend == "ray":
         from dpsynth.text.ray_backend import worker_device
@@ -209,15 +209,16 @@ def plan_summary(
     group_size: int | str = DEFAULT_GROUP_SIZE,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     temperature: float = DEFAULT_TEMPERATURE,
-    iterations: int = DEFAULT_PE_ITERATIONS,
+    iterations: int | None = None,
+    variations: int | None = None,
     threshold: float | None = None,
     device: str | None = None,
     backend: str = "memory",
 ) -> dict[str, Any]:
     """The method and mechanism parameters a call with these PUBLIC inputs will use (no data).
 
-    For private prediction: ``B``, ``T``, ``C``; for PE: iterations, sigma, threshold. The CLI
-    prints this before generating.
+    For private prediction: ``B``, ``T``, ``C``; for PE: iterations, variations, sigma,
+    threshold. The CLI prints this before generating.
     """
     from dpsynth.text.auto import auto_group_size
     from dpsynth.text.pe.privacy import calibrate_pe
@@ -225,14 +226,13 @@ def plan_summary(
 
     if method not in METHODS:
         raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    chosen = method if method != "auto" else choose_method(
-        method, device_type=_device_type(device, backend), epsilon=epsilon, delta=delta,
-        max_new_tokens=max_new_tokens, temperature=temperature, num_texts_total=num_texts_total,
-    )
+    chosen = choose_method(method)
     if chosen == "pe":
+        iterations, variations = pe_schedule(_device_type(device, backend), iterations, variations)
         pe = calibrate_pe(epsilon, delta, iterations, threshold)
-        return {"method": "pe", "iterations": pe.iterations, "noise_multiplier": pe.noise_multiplier,
-                "threshold": pe.threshold, "max_new_tokens": max_new_tokens}
+        return {"method": "pe", "iterations": pe.iterations, "variations": variations,
+                "noise_multiplier": pe.noise_multiplier, "threshold": pe.threshold,
+                "max_new_tokens": max_new_tokens}
     size = (
         auto_group_size(epsilon, delta, max_new_tokens, temperature, num_texts_total)
         if group_size == "auto" else int(group_size)

@@ -42,8 +42,6 @@ from dpsynth.text.result import TextSynthesisResult
 from dpsynth.text.runtime import cpu_threads
 
 OPERATION = "text.generate"
-DEFAULT_PE_ITERATIONS = 3
-DEFAULT_PE_VARIATIONS = 3
 
 
 @dataclass(frozen=True)
