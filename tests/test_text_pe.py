@@ -336,6 +336,23 @@ def test_auto_on_a_cpu_runs_pe_with_the_cpu_schedule_and_records_it(tiny):
     assert (charge["parameters"]["iterations"], charge["parameters"]["variations_per_candidate"]) == (3, 3)
 
 
+def test_the_schedule_follows_where_the_model_decodes(tiny, monkeypatch):
+    """A model object passed without ``device`` stays where it is, so its device (not the
+    machine's default) picks PE's schedule; on Ray, the actors' device does."""
+    from dpsynth.text.models import LoadedModel, load_causal_lm
+    from dpsynth.text.synthesis import _device_type
+
+    model, tokenizer, _ = tiny
+    loaded = load_causal_lm((model, tokenizer))
+    assert isinstance(loaded, LoadedModel)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with a GPU
+    assert _device_type(None, "memory") == "cuda"
+    assert _device_type(None, "memory", (model, tokenizer)) == "cpu"
+    assert _device_type(None, "memory", loaded) == "cpu"
+    assert _device_type("cpu", "memory", None) == "cpu"
+    assert _device_type("cuda", "ray", loaded) == "cuda" and _device_type(None, "ray", loaded) == "cpu"
+
+
 def test_the_tiny_model_never_sees_a_private_text(tiny):
     model, tokenizer, _ = tiny
     seen: list[str] = []

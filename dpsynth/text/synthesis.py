@@ -165,7 +165,7 @@ def generate(
     chosen = choose_method(method)
     request = request.for_method(chosen)
     if chosen == "pe":  # the device's schedule where the caller set none (public: dpsynth.text.auto)
-        iterations, variations = pe_schedule(_device_type(device, backend), iterations, variations)
+        iterations, variations = pe_schedule(_device_type(device, backend, model), iterations, variations)
     ray = None
     if backend != "memory":  # before the charge: public arguments, Ray reachable, enough CPUs/GPUs
         from dpsynth.text.ray_backend import WorkerSpec, check_ray_request
@@ -190,13 +190,24 @@ def generate(
         )
 
 
-def _device_type(device: str | None, backend: str) -> str:
-    """The device type that decides PE's default schedule: this machine's, or on ``backend="ray"`` the
-    decode actors' (:func:`dpsynth.text.ray_backend.worker_device`; the driver needs no GPU)."""
+def _device_type(device: str | None, backend: str, model: Any = None) -> str:
+    """The device type that decides PE's default schedule: where the public model will decode.
+    On ``backend="ray"`` the actors' (:func:`dpsynth.text.ray_backend.worker_device`; the driver
+    needs no GPU); with no ``device``, a model object passed in keeps its placement
+    (:func:`dpsynth.text.models.load_causal_lm`), so its device; else this machine's default."""
     if backend == "ray":
         from dpsynth.text.ray_backend import worker_device
 
         return worker_device(device)
+    if device is None:
+        from dpsynth.text.models import LoadedModel
+
+        if isinstance(model, LoadedModel):
+            return resolve_device(model.device).type
+        if isinstance(model, tuple) and len(model) == 2 and hasattr(model[0], "parameters"):
+            first = next(iter(model[0].parameters()), None)
+            if first is not None:
+                return first.device.type
     return resolve_device(device).type
 
 
