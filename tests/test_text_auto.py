@@ -9,6 +9,7 @@ import pytest
 from dpsynth.accounting.calibration import exponential_epsilon_per_step
 from dpsynth.text.auto import (
     MAX_AUTO_GROUP_SIZE,
+    MAX_GPU_SCHEDULE_SIGMA,
     MIN_AUTO_GROUP_SIZE,
     PE_SCHEDULE_CPU,
     PE_SCHEDULE_GPU,
@@ -54,12 +55,18 @@ def test_auto_method_rule_is_pe_on_every_device():
         choose_method("magic")
 
 
-def test_pe_schedule_by_device_and_callers_values_win():
-    assert pe_schedule("cpu", None, None) == PE_SCHEDULE_CPU == (3, 3)
-    assert pe_schedule("cuda", None, None) == PE_SCHEDULE_GPU == (10, 4)
-    assert pe_schedule("cuda", 2, None) == (2, 4)
-    assert pe_schedule("cpu", None, 7) == (3, 7)
-    assert pe_schedule("cuda", 1, 1) == (1, 1)
+def test_pe_schedule_by_device_and_budget_and_callers_values_win():
+    from dpsynth.text.pe.privacy import calibrate_pe
+
+    assert pe_schedule("cpu", 3.0, 1e-6, None, None) == PE_SCHEDULE_CPU == (3, 3)
+    assert pe_schedule("cuda", 3.0, 1e-6, None, None) == PE_SCHEDULE_GPU == (10, 4)
+    # epsilon 1: 10 rounds would need sigma 13.4 > the bound: the 3-round schedule
+    assert calibrate_pe(1.0, 1e-6, 10).noise_multiplier > MAX_GPU_SCHEDULE_SIGMA
+    assert calibrate_pe(3.0, 1e-6, 10).noise_multiplier <= MAX_GPU_SCHEDULE_SIGMA
+    assert pe_schedule("cuda", 1.0, 1e-6, None, None) == PE_SCHEDULE_CPU
+    assert pe_schedule("cuda", 3.0, 1e-6, 2, None) == (2, 4)
+    assert pe_schedule("cpu", 3.0, 1e-6, None, 7) == (3, 7)
+    assert pe_schedule("cuda", 1.0, 1e-6, 1, 1) == (1, 1)
 
 
 def test_plan_summary_reports_the_schedule_it_will_use():

@@ -27,13 +27,16 @@ outputs the caller asked for, the device) -- never of the private texts or their
 PE's rounds and variations (``iterations`` / ``variations`` left unset)
     :data:`PE_SCHEDULE_CPU` (3 rounds, 3 variations per kept candidate) on a CPU, where 200
     texts from 5,000 private texts take 7-8 minutes on one thread; :data:`PE_SCHEDULE_GPU` (10
-    rounds, 4 variations) on a CUDA device, where that costs about 100 s. Measured at epsilon 3
-    (fifth round): ten rounds of four variations brought accuracy within 0.02 of real texts on
-    every pair measured, against 0.03-0.07 short of it on the convention corpus with 3 rounds, and
-    the highest MAUVE of any synthetic set (0.34-0.51 there). On a CPU the same schedule took 47
-    minutes on one thread, so it is not the CPU default. The device is that of the decode
-    (``backend="ray"``: the actors'), a public input; sigma is calibrated for the resolved
-    number of rounds before any private text is read, as always.
+    rounds, 4 variations) on a CUDA device, where that costs about 100 s -- when the budget keeps
+    the noise of 10 rounds at most :data:`MAX_GPU_SCHEDULE_SIGMA` (epsilon 3 at delta 1e-6 gives
+    4.88; epsilon 1 gives 13.4 and falls back to the CPU schedule). Measured (docs/text-bench.md,
+    fifth round): at epsilon 3, ten rounds of four variations brought accuracy within 0.02 of real
+    texts on every pair measured, where 3 rounds fell 0.03-0.07 short on the convention corpus,
+    and the highest MAUVE of any synthetic set (0.34-0.51 there); at epsilon 1 (sigma 13.4) they
+    lost 0.07 accuracy on RT and gained 0.015 on the convention corpus. On a CPU ten rounds took
+    47 minutes on one thread, so they are not the CPU default. The device is that of the decode
+    (``backend="ray"``: the actors'), a public input, as are epsilon and delta; sigma is
+    calibrated for the resolved number of rounds before any private text is read, as always.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ METHODS = ("auto", "pe", "private_prediction")
 PE_SCHEDULE_CPU = (3, 3)
 #: ... and on a CUDA device (module docstring: measured, and cheap there)
 PE_SCHEDULE_GPU = (10, 4)
+#: the GPU schedule only where its per-round noise multiplier stays at most this (module docstring)
+MAX_GPU_SCHEDULE_SIGMA = 5.0
 
 
 def auto_group_size_cap(num_texts_total: int) -> int:
@@ -81,10 +86,17 @@ def choose_method(method: str) -> str:
     return "pe" if method == "auto" else method
 
 
-def pe_schedule(device_type: str, iterations: int | None, variations: int | None) -> tuple[int, int]:
-    """PE's ``(iterations, variations)``: the caller's values, else the device's default schedule
-    (:data:`PE_SCHEDULE_GPU` on ``"cuda"``, :data:`PE_SCHEDULE_CPU` otherwise)."""
-    default_iterations, default_variations = PE_SCHEDULE_GPU if device_type == "cuda" else PE_SCHEDULE_CPU
-    return (default_iterations if iterations is None else iterations,
-            default_variations if variations is None else variations)
+def pe_schedule(
+    device_type: str, epsilon: float, delta: float, iterations: int | None, variations: int | None
+) -> tuple[int, int]:
+    """PE's ``(iterations, variations)``: the caller's values, else the default schedule
+    (:data:`PE_SCHEDULE_GPU` on ``"cuda"`` when the budget keeps its noise multiplier at most
+    :data:`MAX_GPU_SCHEDULE_SIGMA`, :data:`PE_SCHEDULE_CPU` otherwise)."""
+    schedule = PE_SCHEDULE_CPU
+    if device_type == "cuda" and (iterations is None or variations is None):
+        from dpsynth.text.pe.privacy import calibrate_pe
 
+        if calibrate_pe(epsilon, delta, PE_SCHEDULE_GPU[0]).noise_multiplier <= MAX_GPU_SCHEDULE_SIGMA:
+            schedule = PE_SCHEDULE_GPU
+    return (schedule[0] if iterations is None else iterations,
+            schedule[1] if variations is None else variations)

@@ -119,8 +119,9 @@ def generate(
         max_example_tokens: private prediction truncates each private text to this many tokens.
         iterations, variations, threshold: PE's public number of iterations, variations per kept
             candidate, and noisy-count threshold (default ``2 sigma``). ``None`` (default) for the
-            first two: 3 and 3 on a CPU, 10 and 4 on a GPU (the decode device's schedule,
-            :func:`dpsynth.text.auto.pe_schedule`, measured in docs/text-bench.md).
+            first two: 3 and 3 on a CPU; 10 and 4 on a GPU when the budget keeps 10 rounds' noise
+            low (epsilon 3 at delta 1e-6 does, epsilon 1 does not; :func:`dpsynth.text.auto.pe_schedule`,
+            measured in docs/text-bench.md).
         variation_kinds: PE's variation prompts, cycled per kept candidate: any of
             ``"paraphrase"``, ``"fill_in"``, ``"example"`` (default paraphrase and fill-in, as in
             Aug-PE; :mod:`dpsynth.text.pe.variation`). Public; recorded in the ledger.
@@ -165,7 +166,8 @@ def generate(
     chosen = choose_method(method)
     request = request.for_method(chosen)
     if chosen == "pe":  # the device's schedule where the caller set none (public: dpsynth.text.auto)
-        iterations, variations = pe_schedule(_device_type(device, backend, model), iterations, variations)
+        iterations, variations = pe_schedule(_device_type(device, backend, model), request.budget.epsilon,
+                                             request.budget.delta, iterations, variations)
     ray = None
     if backend != "memory":  # before the charge: public arguments, Ray reachable, enough CPUs/GPUs
         from dpsynth.text.ray_backend import WorkerSpec, check_ray_request
@@ -239,7 +241,7 @@ def plan_summary(
         raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     chosen = choose_method(method)
     if chosen == "pe":
-        iterations, variations = pe_schedule(_device_type(device, backend), iterations, variations)
+        iterations, variations = pe_schedule(_device_type(device, backend), epsilon, delta, iterations, variations)
         pe = calibrate_pe(epsilon, delta, iterations, threshold)
         return {"method": "pe", "iterations": pe.iterations, "variations": variations,
                 "noise_multiplier": pe.noise_multiplier, "threshold": pe.threshold,
