@@ -246,10 +246,10 @@ def synth(
     ),
     group_size: str = typer.Option("auto", "--group-size", help="private_prediction's B: 'auto' or an integer."),
     iterations: Optional[int] = typer.Option(
-        None, "--iterations", help="pe: number of noisy vote rounds (public; default 3 on CPU, 10 on a GPU)."
+        None, "--iterations", help="pe: number of noisy vote rounds (public; default 3, or 10 on a GPU when the budget allows: docs/text.md)."
     ),
     variations: Optional[int] = typer.Option(
-        None, "--variations", help="pe: variations written per kept candidate (default 3 on CPU, 4 on a GPU)."
+        None, "--variations", help="pe: variations written per kept candidate (default 3, or 4 with the GPU schedule)."
     ),
     variation_kinds: Optional[str] = typer.Option(
         None, "--variation-kinds",

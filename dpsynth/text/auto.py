@@ -33,8 +33,10 @@ PE's rounds and variations (``iterations`` / ``variations`` left unset)
     fifth round): at epsilon 3, ten rounds of four variations brought accuracy within 0.02 of real
     texts on every pair measured, where 3 rounds fell 0.03-0.07 short on the convention corpus,
     and the highest MAUVE of any synthetic set (0.34-0.51 there); at epsilon 1 (sigma 13.4) they
-    lost 0.07 accuracy on RT and gained 0.015 on the convention corpus. On a CPU ten rounds took
-    47 minutes on one thread, so they are not the CPU default. The device is that of the decode
+    lost 0.07 accuracy on RT and gained 0.015 on the convention corpus. The bound sits just above
+    the one noise level measured to help; budgets in between are unmeasured and keep 3 rounds.
+    On a CPU ten rounds took 47 minutes on one thread, so they are not the CPU default. The
+    device is that of the decode
     (``backend="ray"``: the actors'), a public input, as are epsilon and delta; sigma is
     calibrated for the resolved number of rounds before any private text is read, as always.
 """
