@@ -36,9 +36,9 @@ PE's rounds and variations (``iterations`` / ``variations`` left unset)
     lost 0.07 accuracy on RT and gained 0.015 on the convention corpus. The bound sits just above
     the one noise level measured to help; budgets in between are unmeasured and keep 3 rounds.
     On a CPU ten rounds took 47 minutes on one thread, so they are not the CPU default. The
-    device is that of the decode
-    (``backend="ray"``: the actors'), a public input, as are epsilon and delta; sigma is
-    calibrated for the resolved number of rounds before any private text is read, as always.
+    device is that of the decode (``backend="ray"``: the actors'), a public input, as are epsilon
+    and delta; sigma is calibrated for the resolved number of rounds before any private text is
+    read, as always.
 """
 
 from __future__ import annotations
