@@ -19,9 +19,21 @@ Rules scored at each iteration ``t`` (what the loop would return if ``T`` were `
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
+
+
+def save_pool(path: Path, population, groups, labels, args) -> None:
+    """One round's candidates (public texts) and their label ids, with the corpus split they came from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "corpus": args.corpus, "seed": args.seed, "private_per_label": args.private_per_label,
+        "test_per_label": args.test_per_label, "labels": list(labels),
+        "texts": list(population), "groups": [int(g) for g in groups],
+    }))
 
 
 def select_distinct_proportional(weights, groups, per_group, rng) -> np.ndarray:
@@ -55,7 +67,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
     print(f"pe-trace: epsilon={args.epsilon:g}, delta={delta:g}, T={args.iterations}, V={args.variations}, "
           f"sigma={plan.noise_multiplier:.3f}, threshold={plan.threshold:.2f}, initial per label="
           f"{args.initial_per_label or M * (1 + args.variations)}, outputs per label={M}, top-k={top_k}, "
-          f"temperature={args.temperature}, variation kinds={args.variation_kinds}", flush=True)
+          f"temperature={args.temperature}, variation kinds={args.variation_kinds}, vote space={args.vote_space}", flush=True)
     rows: list[tuple] = []
 
     def score(name: str, texts: list[str], text_labels: list[str], note: str = "") -> None:
@@ -87,11 +99,13 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
 
     def observe(iteration, population, groups, weights):
         elapsed = time.perf_counter() - clock["start"]
+        if getattr(args, "save_pools", None):  # the round's public candidates, for `select-probe`
+            save_pool(Path(args.save_pools) / f"round{iteration}.json", population, groups, labels, args)
         if iteration == 1:  # the initial population, no vote: a random N_l per label
             pick = np.concatenate([rng.choice(np.flatnonzero(groups == g), size=M, replace=False) for g in per_group])
             score("t=0 initial", [population[i] for i in pick], [labels[groups[i]] for i in pick], f"{elapsed:.0f}s")
             # non-private oracle on the same population: each private text's nearest candidate, top N_l
-            nearest = nearest_candidates(private_embeddings, private_groups, embed(population), groups)
+            nearest = nearest_candidates(private_embeddings, private_groups, embed(population), groups, args.vote_space)
             counts = np.bincount(nearest, minlength=len(population)).astype(float)
             top = select_top(counts, groups, per_group, rng)
             score("t=0 oracle top", [population[i] for i in top], [labels[groups[i]] for i in top], "no noise")
@@ -112,6 +126,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
         generate=generate, embed=embed, rng=secret_numpy_rng(), initial_per_label=initial, observe=observe,
         report=lambda msg: print(msg, flush=True),
         variation_kinds=tuple(k.strip() for k in args.variation_kinds.split(",") if k.strip()),
+        vote_space=args.vote_space,
     )
     print("\n| set | TF-IDF+LR | MiniLM+LR | MAUVE | coverage | words | distinct | notes |")
     print("|---|---|---|---|---|---|---|---|")

@@ -67,6 +67,7 @@ and PE's embedder) and ``DPSYNTH_BENCH_DATA=<folder>`` copies of the corpus file
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -398,10 +399,12 @@ def run_compare(args: argparse.Namespace) -> None:
                     threshold = args.threshold_sigmas * calibrate_pe(epsilon, DELTA, args.iterations).noise_multiplier
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="pe", iterations=args.iterations,
-                    variations=args.variations, threshold=threshold, embedder=str(minilm_path()), **common,
+                    variations=args.variations, threshold=threshold, embedder=str(minilm_path()),
+                    vote_space=args.vote_space, **common,
                 )
                 extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
                          f"T_iter={args.iterations}, V={args.variations}, top-k {result.decoding['top_k']}, "
+                         f"vote {result.decoding['vote_space']}, "
                          f"eps spent {result.ledger.epsilon_spent:.3f}]")
             else:
                 result = dp_generate(
@@ -574,6 +577,18 @@ def run_probe(args: argparse.Namespace) -> None:
     run_pool_probe(args, loaded, instruction, split, labels)
 
 
+def run_select(args: argparse.Namespace) -> None:
+    from _text_data import balanced_split
+    from _text_select_probe import run_select_probe
+
+    first = json.loads(Path(args.pools[0]).read_text())
+    torch.set_num_threads(args.threads)
+    split = balanced_split(per_label_train=first["private_per_label"], per_label_test=first["test_per_label"],
+                           seed=first["seed"], corpus=first["corpus"])
+    print(f"data: {first['corpus']}, seed {first['seed']}, {len(split.train_texts)} private texts", flush=True)
+    run_select_probe(args, split, sorted(set(split.train_labels)), DELTA)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -610,6 +625,7 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     cp.add_argument("--temperature", type=float, default=TEMPERATURE)
     cp.add_argument("--threshold-sigmas", type=float, default=None, help="pe threshold in units of sigma (default 2)")
+    cp.add_argument("--vote-space", choices=["centred", "raw"], default=None, help="pe vote space (default: the library's)")
     cp.add_argument("--quiet", action="store_true")
     cp.add_argument("--top-k", type=int, default=None,
                     help="top-k of both methods (default: each method's own, 50 private prediction, 200 pe)")
@@ -630,6 +646,8 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--vote-space", choices=["centred", "raw"], default="centred", help="where votes measure nearness")
+    tr.add_argument("--save-pools", default=None, help="folder to write each round's candidates to (for select-probe)")
     tr.add_argument("--variation-kinds", default="paraphrase,fill_in",
                     help="comma-separated variation prompts cycled per candidate (paraphrase, fill_in, example)")
     pp = sub.add_parser("pool-probe", help="PE's public pool per sampling setting: random vs oracle selection")
@@ -643,6 +661,15 @@ def main(argv: list[str] | None = None) -> None:
     pp.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     pp.add_argument("--threads", type=int, default=2)
     pp.add_argument("--seed", type=int, default=1)
+    sp = sub.add_parser("select-probe", help="vote and selection rules of the last round on saved pools")
+    sp.add_argument("pools", nargs="+", help="round files written by pe-trace --save-pools (one corpus split)")
+    sp.add_argument("--per-label", type=int, default=100)
+    sp.add_argument("--epsilon", type=float, default=3.0)
+    sp.add_argument("--iterations", type=int, default=3, help="rounds the noise is calibrated for")
+    sp.add_argument("--repeats", type=int, default=5)
+    sp.add_argument("--votes", nargs="*", default=[])
+    sp.add_argument("--selections", nargs="*", default=[])
+    sp.add_argument("--threads", type=int, default=1)
     hd = sub.add_parser("head", help="restricted vs full LM head for the private rows")
     hd.add_argument("--groups", type=int, default=4)
     hd.add_argument("--group-size", type=int, default=8)
@@ -681,6 +708,8 @@ def main(argv: list[str] | None = None) -> None:
         run_trace(args)
     elif args.command == "pool-probe":
         run_probe(args)
+    elif args.command == "select-probe":
+        run_select(args)
     else:
         run_utility(args)
 

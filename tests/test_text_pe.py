@@ -17,6 +17,7 @@ from dpsynth.accounting import BudgetExceededError, Ledger, PrivacyBudget
 from dpsynth.text import generate
 from dpsynth.text.pe.evolution import run_private_evolution
 from dpsynth.text.pe.histogram import (
+    VOTE_SPACES,
     nearest_candidates,
     noisy_histogram,
     select_proportional,
@@ -58,16 +59,21 @@ def tiny(tmp_path_factory):
 # The vote histogram and its sensitivity
 
 
+@pytest.mark.parametrize("space", VOTE_SPACES)
 @pytest.mark.parametrize("seed", range(20))
-def test_adding_one_text_changes_exactly_one_count_by_one(seed):
+def test_adding_one_text_changes_exactly_one_count_by_one(seed, space):
     rng = np.random.default_rng(seed)
     n, m, d, k = 30, 12, 8, 3
     private = rng.normal(size=(n + 1, d))
     private_groups = rng.integers(0, k, size=n + 1)
     candidates = rng.normal(size=(m, d))
     candidate_groups = np.arange(m) % k
-    without = vote_histogram(nearest_candidates(private[:n], private_groups[:n], candidates, candidate_groups), m)
-    with_one = vote_histogram(nearest_candidates(private, private_groups, candidates, candidate_groups), m)
+
+    def votes(rows):
+        return vote_histogram(nearest_candidates(private[rows], private_groups[rows], candidates, candidate_groups,
+                                                 space), m)
+
+    without, with_one = votes(np.arange(n)), votes(np.arange(n + 1))
     diff = with_one - without
     assert np.count_nonzero(diff) == 1 and diff.sum() == 1 and diff.max() == 1
     assert np.linalg.norm(diff) == 1.0  # L2 sensitivity 1
@@ -76,8 +82,49 @@ def test_adding_one_text_changes_exactly_one_count_by_one(seed):
     # removing any text changes exactly one count by one as well
     drop = int(rng.integers(0, n))
     keep = np.delete(np.arange(n), drop)
-    removed = vote_histogram(nearest_candidates(private[keep], private_groups[keep], candidates, candidate_groups), m)
+    removed = votes(keep)
     assert np.abs(without - removed).sum() == 1
+
+
+def _reference_centred_votes(private, private_groups, candidates, candidate_groups):
+    """Independent re-statement of the centred vote: per label, subtract the mean of the unit
+    candidate embeddings from the unit private and candidate embeddings, then the largest cosine."""
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    out = []
+    for x, g in zip(unit(private), private_groups):
+        cols = np.flatnonzero(candidate_groups == g)
+        c = unit(candidates[cols])
+        mean = c.mean(0)
+        cos = [float(np.dot(x - mean, v - mean) / (np.linalg.norm(x - mean) * np.linalg.norm(v - mean))) for v in c]
+        out.append(int(cols[int(np.argmax(cos))]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_centred_votes_match_an_independent_computation(seed):
+    rng = np.random.default_rng(seed)
+    private, private_groups = rng.normal(size=(40, 6)), rng.integers(0, 2, size=40)
+    candidates, candidate_groups = rng.normal(size=(10, 6)) * rng.uniform(0.5, 3, size=(10, 1)), np.arange(10) % 2
+    expected = _reference_centred_votes(private, private_groups, candidates, candidate_groups)
+    assert nearest_candidates(private, private_groups, candidates, candidate_groups).tolist() == expected
+    assert nearest_candidates(private, private_groups, candidates, candidate_groups, "centred").tolist() == expected
+
+
+def test_centring_stops_a_hub_candidate_taking_every_vote():
+    # every candidate shares the public model's "style" direction e0; the private texts lack it and
+    # differ along e1/e2. Raw cosine sends all of them to the plainest candidate (a hub); centred
+    # cosine sends each to the candidate that departs from the pool in its own direction.
+    style = np.array([3.0, 0.0, 0.0])
+    candidates = np.stack([style, style + [0, 2, 0], style + [0, 0, 2], style + [0, -2, -2]])  # 0: the hub
+    private = np.array([[1.0, 0.3, 0.0], [1.0, 0.0, 0.3], [1.0, -0.2, -0.2]])
+    groups_c, groups_p = np.zeros(4, dtype=int), np.zeros(3, dtype=int)
+    assert nearest_candidates(private, groups_p, candidates, groups_c, "raw").tolist() == [0, 0, 0]
+    assert nearest_candidates(private, groups_p, candidates, groups_c, "centred").tolist() == [1, 2, 3]
+
+
+def test_an_unknown_vote_space_is_refused():
+    with pytest.raises(ValueError, match="vote space"):
+        nearest_candidates(np.ones((1, 2)), np.zeros(1), np.ones((1, 2)), np.zeros(1), "whitened")
 
 
 def test_votes_stay_inside_their_label_and_ties_go_to_the_lowest_index():
@@ -406,6 +453,17 @@ def test_variation_kinds_are_recorded_and_a_bad_kind_is_refused_before_the_charg
     assert ledger.entries == []
 
 
+def test_the_vote_space_is_recorded_and_a_bad_one_is_refused_before_the_charge(tiny):
+    model, tokenizer, _ = tiny
+    assert generate(PRIVATE, model=(model, tokenizer), **_pe()).ledger.charges()[0]["parameters"]["vote_space"] == "centred"
+    raw = generate(PRIVATE, model=(model, tokenizer), **_pe(vote_space="raw"))
+    assert raw.ledger.charges()[0]["parameters"]["vote_space"] == "raw" and raw.decoding["vote_space"] == "raw"
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    with pytest.raises(ValueError, match="vote space"):
+        generate(ExplodingTexts(), model=(model, tokenizer), ledger=ledger, **_pe(vote_space="whitened"))
+    assert ledger.entries == []
+
+
 def test_labels_outside_the_declared_set_are_refused(tiny):
     model, tokenizer, _ = tiny
     with pytest.raises(ValueError, match="not in the declared label set"):
@@ -435,7 +493,7 @@ def test_cli_method_pe_end_to_end(tiny, tmp_path, monkeypatch):
     ])
     torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
-    assert "Method: pe (Private Evolution), iterations=2, variations=1" in result.output
+    assert "Method: pe (Private Evolution), iterations=2, variations=1, vote space=centred" in result.output
     assert "Instruction: Write one realistic note" in result.output
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -460,9 +518,10 @@ def test_cli_refuses_an_unknown_variation_kind_before_reading(tmp_path, monkeypa
     monkeypatch.setenv("DPSYNTH_HOME", str(tmp_path / "home"))
     src = tmp_path / "in.jsonl"
     src.write_text('{"note": "private"}\n', encoding="utf-8")
-    result = CliRunner().invoke(app, [
-        "text", "synth", str(src), "--text-field", "note", "-o", str(tmp_path / "out.jsonl"), "--epsilon", "3",
-        "--method", "pe", "--variation-kinds", "paraphrase,summary", "-q",
-    ])
-    assert result.exit_code == 2 and "--variation-kinds" in result.output, result.output
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["in.jsonl"]
+    for flag, value in (("--variation-kinds", "paraphrase,summary"), ("--vote-space", "whitened")):
+        result = CliRunner().invoke(app, [
+            "text", "synth", str(src), "--text-field", "note", "-o", str(tmp_path / "out.jsonl"), "--epsilon", "3",
+            "--method", "pe", flag, value, "-q",
+        ])
+        assert result.exit_code == 2 and flag in result.output, result.output
+        assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["in.jsonl"]

@@ -150,6 +150,18 @@ def _parse_label_set(labels: str | None) -> list[str] | None:
 BACKENDS = ("memory", "ray")
 
 
+def _parse_vote_space(value: str | None) -> str | None:
+    """``--vote-space`` checked from the flag alone (nothing read or spent)."""
+    if value is None:
+        return None
+    from dpsynth.text.pe.histogram import check_vote_space
+
+    try:
+        return check_vote_space(value)
+    except ValueError as exc:
+        fail(f"--vote-space: {exc}")
+
+
 def _parse_variation_kinds(value: str | None) -> list[str] | None:
     """``--variation-kinds`` as a list, refused from the flag alone (nothing read or spent)."""
     if value is None:
@@ -256,6 +268,11 @@ def synth(
         help="pe: comma-separated variation prompts cycled per kept candidate: paraphrase, fill_in, example "
         "(default paraphrase,fill_in).",
     ),
+    vote_space: Optional[str] = typer.Option(
+        None, "--vote-space",
+        help="pe: where a private text's nearest candidate is measured: centred (default; cosine after removing the "
+        "candidates' mean) or raw (plain cosine).",
+    ),
     embedder: Optional[str] = typer.Option(
         None, "--embedder", help="pe: sentence-transformers folder (default: offline all-MiniLM-L6-v2)."
     ),
@@ -296,6 +313,7 @@ def synth(
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.release import refuse_output_over_input, reserve_release
+    from dpsynth.text.pe.histogram import DEFAULT_VOTE_SPACE
     from dpsynth.text.privacy import PRIVACY_UNIT
     from dpsynth.text.result import output_format
     from dpsynth.text.synthesis import plan_summary
@@ -308,6 +326,7 @@ def synth(
     label_set = _parse_label_set(labels)
     size = _parse_group_size(group_size)
     kinds = _parse_variation_kinds(variation_kinds)
+    space = _parse_vote_space(vote_space)
     _check_backend_flags(backend, ray_workers, ray_address)
     try:  # the reservation is held until this command returns (typer closes ctx on every exit path)
         output_format(output)
@@ -337,7 +356,7 @@ def synth(
     if summary["method"] == "pe":
         console.print(
             f"Method: pe (Private Evolution), iterations={summary['iterations']}, "
-            f"variations={summary['variations']}, "
+            f"variations={summary['variations']}, vote space={space or DEFAULT_VOTE_SPACE}, "
             f"noise sigma={summary['noise_multiplier']:.4g}, threshold={summary['threshold']:.4g}, "
             f"T={summary['max_new_tokens']}",
             highlight=False,
@@ -360,7 +379,7 @@ def synth(
                 epsilon=budget.epsilon, delta=budget.delta, label_set=label_set, num_texts=num_texts, method=method,
                 model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
                 temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
-                variation_kinds=kinds,
+                variation_kinds=kinds, vote_space=space,
                 embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
                 **ray_options,
             ),

@@ -78,6 +78,7 @@ def generate(
     iterations: int | None = None,
     variations: int | None = None,
     variation_kinds: Sequence[str] | None = None,
+    vote_space: str | None = None,
     threshold: float | None = None,
     embedder: Any = None,
     seed: int | None = None,
@@ -125,6 +126,10 @@ def generate(
         variation_kinds: PE's variation prompts, cycled per kept candidate: any of
             ``"paraphrase"``, ``"fill_in"``, ``"example"`` (default paraphrase and fill-in, as in
             Aug-PE; :mod:`dpsynth.text.pe.variation`). Public; recorded in the ledger.
+        vote_space: where PE's private texts measure which candidate is nearest: ``"centred"``
+            (default: cosine after subtracting the mean of the label's candidate embeddings, a
+            public value; it stops votes piling onto generic "hub" candidates) or ``"raw"`` (plain
+            cosine). Public; recorded in the ledger (:mod:`dpsynth.text.pe.histogram`).
         embedder: PE's sentence embedder: ``None`` (offline all-MiniLM-L6-v2), a
             sentence-transformers folder, or a function ``texts -> array``.
         seed: non-private choices only (private prediction's decoding order). Privacy noise comes
@@ -178,7 +183,7 @@ def generate(
         device = "cpu"  # the actors decode (on `device`); this process only tokenises and ships the weights
     with quiet_transformers():
         if chosen == "pe":
-            pe_plan = plan_pe(request, iterations, variations, threshold, variation_kinds)
+            pe_plan = plan_pe(request, iterations, variations, threshold, variation_kinds, vote_space)
             loaded = load_causal_lm(model, device)
             return run_pe(
                 texts, labels, request, pe_plan, loaded, embedder=embedder, ledger=ledger,

@@ -12,7 +12,7 @@ One call::
 
     population = generate(initial prompts)                  # N_l * (1 + V) per label, public
     for t in 1..T:
-        h~ = votes(private, population) + N(0, sigma^2)     # the DP step
+        h~ = votes(private, population) + N(0, sigma^2)     # the DP step (centred cosine by default)
         w  = threshold(h~, H)
         if t == T: return the N_l highest-w candidates per label
         kept = N_l draws per label, proportional to w
@@ -28,6 +28,8 @@ import numpy as np
 
 from dpsynth.text.embeddings import Embedder, embed_checked
 from dpsynth.text.pe.histogram import (
+    DEFAULT_VOTE_SPACE,
+    check_vote_space,
     nearest_candidates,
     noisy_histogram,
     select_proportional,
@@ -79,6 +81,7 @@ def run_private_evolution(
     initial_per_label: Mapping[int, int] | None = None,
     observe: Observer | None = None,
     variation_kinds: tuple[str, ...] = DEFAULT_VARIATION_KINDS,
+    vote_space: str = DEFAULT_VOTE_SPACE,
 ) -> tuple[list[str], list[int], EvolutionTrace]:
     """Run Private Evolution; returns ``(texts, group id of each text, trace)``.
 
@@ -91,9 +94,12 @@ def run_private_evolution(
     thresholded noisy counts -- post-processing of the released histogram, nothing else (for
     benchmarks and progress displays). ``variation_kinds`` (public) are the variation prompts a
     kept candidate's ``V`` variations cycle through (:data:`~dpsynth.text.pe.variation.VARIATION_KINDS`).
+    ``vote_space`` (public) is where the votes measure nearness
+    (:data:`~dpsynth.text.pe.histogram.VOTE_SPACES`; default centred on the label's candidates).
     """
     if variations < 1:
         raise ValueError("variations must be >= 1")
+    check_vote_space(vote_space)
     say = report or (lambda _msg: None)
     trace = EvolutionTrace()
     variation_plan = VariationPlan(instruction=instruction, kinds=tuple(variation_kinds))
@@ -114,7 +120,8 @@ def run_private_evolution(
 
     for iteration in range(1, plan.iterations + 1):
         candidate_embeddings = embed_checked(embed, population)
-        nearest = nearest_candidates(private_embeddings, private_groups, candidate_embeddings, population_groups)
+        nearest = nearest_candidates(private_embeddings, private_groups, candidate_embeddings, population_groups,
+                                     vote_space)
         counts = vote_histogram(nearest, len(population))
         noisy = noisy_histogram(counts, plan.noise_std, rng)  # the only release of private data
         del counts, nearest

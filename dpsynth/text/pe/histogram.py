@@ -1,9 +1,19 @@
 """Pure functions of one Private Evolution iteration: votes, noisy histogram, threshold, selection.
 
-Privacy unit: one private text. :func:`vote_histogram` is the only function that reads private
-data (the private embeddings); every private text casts exactly one vote, for its nearest
-candidate of its own label, so adding or removing one text changes exactly one count by one
-(L2 sensitivity 1; proof in :mod:`dpsynth.text.pe.privacy`). :func:`noisy_histogram` adds the
+Privacy unit: one private text. :func:`nearest_candidates` and :func:`vote_histogram` are the
+only functions that read private data (the private embeddings); every private text casts exactly
+one vote, for its nearest candidate of its own label -- a function of that text and the public
+candidates only -- so adding or removing one text changes exactly one count by one (L2
+sensitivity 1; proof in :mod:`dpsynth.text.pe.privacy`).
+
+Vote spaces (public setting, :data:`VOTE_SPACES`):
+
+* ``"centred"`` (default): cosine after subtracting the mean of the label's (unit) candidate
+  embeddings from both sides. The mean is a function of the public candidates only. It removes
+  what all candidates share -- the public model's own style -- so a private text votes for the
+  candidate whose *departure from the pool* points its way, instead of for the "hub" candidates
+  nearest to every text (measured: docs/text-bench.md, issue 10 sixth round);
+* ``"raw"``: plain cosine (the rule before that measurement). :func:`noisy_histogram` adds the
 Gaussian noise from a generator the caller draws from :mod:`dpsynth.randomness`; everything after
 it (:func:`threshold_counts`, :func:`select_proportional`, :func:`select_top`) is
 post-processing of the noisy histogram and public candidates.
@@ -17,6 +27,16 @@ import numpy as np
 
 #: rows of private embeddings compared against the candidates at once (bounds memory)
 VOTE_CHUNK_ROWS = 4096
+#: where similarities are measured (module docstring)
+VOTE_SPACES = ("centred", "raw")
+DEFAULT_VOTE_SPACE = "centred"
+
+
+def check_vote_space(space: str) -> str:
+    """``space`` validated against :data:`VOTE_SPACES` (a public setting)."""
+    if space not in VOTE_SPACES:
+        raise ValueError(f"vote space must be one of {', '.join(VOTE_SPACES)}; got {space!r}")
+    return space
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -32,13 +52,17 @@ def nearest_candidates(
     private_groups: np.ndarray,
     candidate_embeddings: np.ndarray,
     candidate_groups: np.ndarray,
+    space: str = DEFAULT_VOTE_SPACE,
 ) -> np.ndarray:
-    """Index of each private row's nearest candidate (cosine) among candidates of its own group.
+    """Index of each private row's nearest candidate among candidates of its own group.
 
+    Nearest by cosine in ``space`` (module docstring): for ``"centred"`` both sides are
+    unit-normalised and the mean of the group's unit candidate embeddings is subtracted first.
     ``private_groups`` / ``candidate_groups`` are integer label ids. A row whose group has no
     candidate gets ``-1`` (it votes for nothing). Ties go to the lowest candidate index, so a
     row's vote depends only on that row and the candidates.
     """
+    check_vote_space(space)
     priv = _unit_rows(private_embeddings)
     cand = _unit_rows(candidate_embeddings)
     if priv.shape[1] != cand.shape[1]:
@@ -51,9 +75,13 @@ def nearest_candidates(
         cols = np.flatnonzero(candidate_groups == group)
         if cols.size == 0:
             continue
+        group_candidates = cand[cols]
+        centre = group_candidates.mean(axis=0) if space == "centred" else np.zeros(cand.shape[1])
+        # the private side's norm does not change its argmax, so only the candidates are re-normalised
+        group_candidates = _unit_rows(group_candidates - centre)
         for start in range(0, rows.size, VOTE_CHUNK_ROWS):
             part = rows[start:start + VOTE_CHUNK_ROWS]
-            similarity = priv[part] @ cand[cols].T
+            similarity = (priv[part] - centre) @ group_candidates.T
             out[part] = cols[np.argmax(similarity, axis=1)]  # argmax: first maximum on ties
     return out
 

@@ -33,6 +33,7 @@ from dpsynth.text.embeddings import embed_checked, load_embedder
 from dpsynth.text.engine import model_device
 from dpsynth.text.pe.evolution import run_private_evolution
 from dpsynth.text.pe.generator import EngineGenerator
+from dpsynth.text.pe.histogram import DEFAULT_VOTE_SPACE, check_vote_space
 from dpsynth.text.pe.privacy import MECHANISM_NAME, PEPrivacyPlan, calibrate_pe
 from dpsynth.text.pe.variation import DEFAULT_VARIATION_KINDS, check_variation_kinds
 from dpsynth.text.private_prediction import read_texts
@@ -52,22 +53,25 @@ class PEPlan:
     variations: int
     instruction: str
     variation_kinds: tuple[str, ...] = DEFAULT_VARIATION_KINDS
+    vote_space: str = DEFAULT_VOTE_SPACE
 
 
 def plan_pe(request: TextRequest, iterations: int, variations: int, threshold: float | None,
-            variation_kinds: Sequence[str] | None = None) -> PEPlan:
+            variation_kinds: Sequence[str] | None = None, vote_space: str | None = None) -> PEPlan:
     """Calibrate sigma for ``iterations`` Gaussian vote histograms within the request's budget.
 
     ``variation_kinds`` (public; default :data:`~dpsynth.text.pe.variation.DEFAULT_VARIATION_KINDS`)
-    are the variation prompts a kept candidate's variations cycle through."""
+    are the variation prompts a kept candidate's variations cycle through; ``vote_space`` (public;
+    default :data:`~dpsynth.text.pe.histogram.DEFAULT_VOTE_SPACE`) where the votes measure nearness."""
     variations = check_int("variations", variations)
     try:
         kinds = check_variation_kinds(tuple(DEFAULT_VARIATION_KINDS if variation_kinds is None else variation_kinds))
+        space = check_vote_space(DEFAULT_VOTE_SPACE if vote_space is None else vote_space)
     except ValueError as exc:
         raise TextInputError(str(exc)) from None
     privacy = calibrate_pe(request.budget.epsilon, request.budget.delta, iterations, threshold)
     return PEPlan(privacy=privacy, variations=variations, instruction=request.instruction or DEFAULT_INSTRUCTION,
-                  variation_kinds=kinds)
+                  variation_kinds=kinds, vote_space=space)
 
 
 def decoding_record(request: TextRequest, plan: PEPlan, embedder_name: str) -> dict[str, Any]:
@@ -85,6 +89,7 @@ def decoding_record(request: TextRequest, plan: PEPlan, embedder_name: str) -> d
         "instruction": plan.instruction,
         "embedder": embedder_name,
         "variation_prompts": f"{', '.join(plan.variation_kinds)} in turn, adaptive length (dpsynth.text.pe.variation)",
+        "vote_space": plan.vote_space,
         "noise_randomness": "numpy Generator seeded from OS entropy (dpsynth.randomness; seed never stored)",
     }
 
@@ -141,6 +146,7 @@ def _evolve(
             rng=secret_numpy_rng(),
             report=say,
             variation_kinds=plan.variation_kinds,
+            vote_space=plan.vote_space,
         )
     return out_texts, out_groups
 
