@@ -38,7 +38,7 @@ def run_pool_probe(args, loaded, instruction: str, split, labels: list[str]) -> 
         pool = [tidy(t) for t in generate([initial_message(instruction, labels[g]) for g in groups])]
         seconds = time.perf_counter() - start
         pool_embeddings = evaluator(pool)
-        nearest = nearest_candidates(private_embeddings, private_groups, pool_embeddings, groups)
+        nearest = nearest_candidates(private_embeddings, private_groups, pool_embeddings, groups, args.vote_space)
         counts = np.bincount(nearest, minlength=len(pool)).astype(float)
         random = np.concatenate([rng.choice(np.flatnonzero(groups == g), args.per_label, replace=False)
                                  for g in per_group])

@@ -664,6 +664,7 @@ def main(argv: list[str] | None = None) -> None:
     pp.add_argument("settings", nargs="*", default=["1.0:50", "1.5:50", "1.0:0", "2.0:0"],
                     help="temperature:top_k pairs (top_k 0 = whole vocabulary)")
     pp.add_argument("--per-label", type=int, default=100)
+    pp.add_argument("--vote-space", choices=["centred", "raw"], default="centred", help="the oracle's vote space")
     pp.add_argument("--pool-per-label", type=int, default=300)
     pp.add_argument("--private-per-label", type=int, default=2500)
     pp.add_argument("--test-per-label", type=int, default=200)

@@ -13,10 +13,12 @@ Vote spaces (public setting, :data:`VOTE_SPACES`):
   what all candidates share -- the public model's own style -- so a private text votes for the
   candidate whose *departure from the pool* points its way, instead of for the "hub" candidates
   nearest to every text (measured: docs/text-bench.md, issue 10 sixth round);
-* ``"raw"``: plain cosine (the rule before that measurement). :func:`noisy_histogram` adds the
-Gaussian noise from a generator the caller draws from :mod:`dpsynth.randomness`; everything after
-it (:func:`threshold_counts`, :func:`select_proportional`, :func:`select_top`) is
-post-processing of the noisy histogram and public candidates.
+* ``"raw"``: plain cosine (the rule before that measurement).
+
+:func:`noisy_histogram` adds the Gaussian noise from a generator the caller draws from
+:mod:`dpsynth.randomness`; everything after it (:func:`threshold_counts`,
+:func:`select_proportional`, :func:`select_top`) is post-processing of the noisy histogram and
+public candidates.
 """
 
 from __future__ import annotations
