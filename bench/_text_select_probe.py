@@ -86,6 +86,7 @@ def vote_counts(rule: str, private: np.ndarray, private_groups: np.ndarray, cand
 
 def select(rule: str, weights: np.ndarray, noisy: np.ndarray, groups: np.ndarray, per_label: int,
            cand: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from _text_pe_trace import select_distinct_proportional
     from sklearn.cluster import KMeans
 
     from dpsynth.text.pe.histogram import select_proportional, select_top
@@ -95,14 +96,13 @@ def select(rule: str, weights: np.ndarray, noisy: np.ndarray, groups: np.ndarray
         return select_top(weights, groups, per_group, rng)
     if rule == "prop":
         return select_proportional(weights, groups, per_group, rng)
+    if rule == "draw":
+        return select_distinct_proportional(weights, groups, per_group, rng)
     out = []
     for g in per_group:
         cols = np.flatnonzero(groups == g)
         if rule == "random":
             out.append(rng.choice(cols, size=per_label, replace=False))
-        elif rule == "draw":
-            w = weights[cols] + 1e-9
-            out.append(cols[rng.choice(cols.size, size=per_label, replace=False, p=w / w.sum())])
         else:  # strat
             m = max(2, per_label // 5)
             cluster = KMeans(n_clusters=m, n_init=2, random_state=0).fit_predict(cand[cols])
@@ -119,7 +119,8 @@ def select(rule: str, weights: np.ndarray, noisy: np.ndarray, groups: np.ndarray
                 take = quota[c] + spill
                 chosen += members[:take]
                 spill = max(0, take - len(members))
-            rest = [i for i in order if i not in set(chosen)]
+            taken = set(chosen)
+            rest = [i for i in order if i not in taken]
             chosen += rest[: per_label - len(chosen)]
             out.append(cols[np.asarray(chosen[:per_label])])
     return np.concatenate(out)
