@@ -99,7 +99,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
 
     def observe(iteration, population, groups, weights):
         elapsed = time.perf_counter() - clock["start"]
-        if getattr(args, "save_pools", None):  # the round's public candidates, for `select-probe`
+        if args.save_pools:  # the round's public candidates, for `select-probe`
             save_pool(Path(args.save_pools) / f"round{iteration}.json", population, groups, labels, args)
         if iteration == 1:  # the initial population, no vote: a random N_l per label
             pick = np.concatenate([rng.choice(np.flatnonzero(groups == g), size=M, replace=False) for g in per_group])

@@ -56,6 +56,8 @@ Usage::
     python bench/text.py prompts --texts-per-label 30
     python bench/text.py pe-trace --corpus rt --seed 1 --iterations 6 --top-k 0
     python bench/text.py pool-probe 1.0:50 1.0:0 --corpus convention
+    python bench/text.py pe-trace --corpus rt --seed 0 --iterations 3 --variations 3 --top-k 200 --save-pools pools/rt0
+    python bench/text.py select-probe pools/rt0/round1.json pools/rt0/round3.json --votes nn centred
     python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
 
 Another machine (a GPU box without the model wheels): ``DPSYNTH_BENCH_DEVICE=cuda`` puts the public
@@ -599,6 +601,8 @@ def run_select(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from dpsynth.text.pe.histogram import VOTE_SPACES
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tp = sub.add_parser("throughput", help="batched engine vs naive research loop, tokens/s")
@@ -635,7 +639,7 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--temperature", type=float, default=TEMPERATURE)
     cp.add_argument("--threshold-sigmas", type=float, default=None, help="pe threshold in units of sigma (default 2)")
     cp.add_argument("--save-texts", default=None, help="folder to write every cell's synthetic texts to (JSON)")
-    cp.add_argument("--vote-space", choices=["centred", "raw"], default=None, help="pe vote space (default: the library's)")
+    cp.add_argument("--vote-space", choices=VOTE_SPACES, default=None, help="pe vote space (default: the library's)")
     cp.add_argument("--quiet", action="store_true")
     cp.add_argument("--top-k", type=int, default=None,
                     help="top-k of both methods (default: each method's own, 50 private prediction, 200 pe)")
@@ -656,7 +660,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--seed", type=int, default=1)
-    tr.add_argument("--vote-space", choices=["centred", "raw"], default="centred", help="where votes measure nearness")
+    tr.add_argument("--vote-space", choices=VOTE_SPACES, default="centred", help="where votes measure nearness")
     tr.add_argument("--save-pools", default=None, help="folder to write each round's candidates to (for select-probe)")
     tr.add_argument("--variation-kinds", default="paraphrase,fill_in",
                     help="comma-separated variation prompts cycled per candidate (paraphrase, fill_in, example)")
@@ -664,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     pp.add_argument("settings", nargs="*", default=["1.0:50", "1.5:50", "1.0:0", "2.0:0"],
                     help="temperature:top_k pairs (top_k 0 = whole vocabulary)")
     pp.add_argument("--per-label", type=int, default=100)
-    pp.add_argument("--vote-space", choices=["centred", "raw"], default="centred", help="the oracle's vote space")
+    pp.add_argument("--vote-space", choices=VOTE_SPACES, default="centred", help="the oracle's vote space")
     pp.add_argument("--pool-per-label", type=int, default=300)
     pp.add_argument("--private-per-label", type=int, default=2500)
     pp.add_argument("--test-per-label", type=int, default=200)
