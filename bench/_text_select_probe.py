@@ -21,7 +21,13 @@ Vote rules (each private text votes among the candidates of its own label):
 * ``csls``: cosine minus the candidate's mean cosine to its 10 nearest other candidates of the
   label (public; penalises candidates in dense regions of the pool); sensitivity 1;
 * ``whiten``: centred, then scaled by the candidates' top-64 principal components' inverse
-  standard deviations (public); sensitivity 1.
+  standard deviations (public); sensitivity 1;
+* ``xlabel`` / ``xlabel_raw``: each private text looks for its nearest candidate among *all*
+  labels' candidates (``xlabel``: after subtracting the mean of all candidates; ``xlabel_raw``:
+  plain cosine) and votes for it only when that candidate carries the text's own label (a text
+  nearest to another label's candidate casts no vote). Still at most one vote per text:
+  sensitivity 1. It favours candidates that are nearer their own label's texts than any other
+  label's candidate is -- label-discriminative ones.
 
 Selection rules (post-processing of the thresholded noisy counts and public candidates):
 
@@ -42,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-VOTES = ("nn", "knn4", "knn16", "centred", "centred_all", "csls", "whiten")
+VOTES = ("nn", "knn4", "knn16", "centred", "centred_all", "csls", "whiten", "xlabel", "xlabel_raw")
 SELECTIONS = ("top", "draw", "prop", "strat", "random")
 
 
@@ -54,6 +60,13 @@ def vote_counts(rule: str, private: np.ndarray, private_groups: np.ndarray, cand
                 cand_groups: np.ndarray) -> tuple[np.ndarray, float]:
     """Exact vote histogram of ``rule`` and its L2 sensitivity."""
     counts = np.zeros(len(cand))
+    if rule.startswith("xlabel"):
+        c = _unit(cand)
+        mean_all = c.mean(0, keepdims=True) if rule == "xlabel" else np.zeros((1, c.shape[1]))
+        nearest = np.argmax(_unit(_unit(private) - mean_all) @ _unit(c - mean_all).T, axis=1)
+        own = cand_groups[nearest] == private_groups
+        np.add.at(counts, nearest[own], 1.0)
+        return counts, 1.0
     if rule == "centred_all":
         mean_all = _unit(cand).mean(0, keepdims=True)
     k = int(rule[3:]) if rule.startswith("knn") else 1
