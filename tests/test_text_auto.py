@@ -9,10 +9,11 @@ import pytest
 from dpsynth.accounting.calibration import exponential_epsilon_per_step
 from dpsynth.text.auto import (
     MAX_AUTO_GROUP_SIZE,
-    MAX_GPU_SCHEDULE_SIGMA,
+    MAX_SCHEDULE_SIGMA,
     MIN_AUTO_GROUP_SIZE,
     PE_SCHEDULE_CPU,
     PE_SCHEDULE_GPU,
+    PE_SCHEDULE_SHORT,
     TARGET_CLIP,
     auto_group_size,
     choose_method,
@@ -58,14 +59,24 @@ def test_auto_method_rule_is_pe_on_every_device():
 def test_pe_schedule_by_device_and_budget_and_callers_values_win():
     from dpsynth.text.pe.privacy import calibrate_pe
 
-    assert pe_schedule("cpu", 3.0, 1e-6, None, None) == PE_SCHEDULE_CPU == (3, 3)
+    assert pe_schedule("cpu", 3.0, 1e-6, None, None) == PE_SCHEDULE_CPU == (6, 3)
     assert pe_schedule("cuda", 3.0, 1e-6, None, None) == PE_SCHEDULE_GPU == (10, 4)
-    # epsilon 1: 10 rounds would need sigma 13.4 > the bound: the 3-round schedule
-    assert calibrate_pe(1.0, 1e-6, 10).noise_multiplier > MAX_GPU_SCHEDULE_SIGMA
-    assert calibrate_pe(3.0, 1e-6, 10).noise_multiplier <= MAX_GPU_SCHEDULE_SIGMA
-    assert pe_schedule("cuda", 1.0, 1e-6, None, None) == PE_SCHEDULE_CPU
+    # epsilon 3: 6 and 10 rounds stay within the noise bound; epsilon 1 and 2 do not
+    assert calibrate_pe(3.0, 1e-6, 10).noise_multiplier <= MAX_SCHEDULE_SIGMA
+    assert calibrate_pe(3.0, 1e-6, 6).noise_multiplier <= MAX_SCHEDULE_SIGMA
+    assert calibrate_pe(1.0, 1e-6, 6).noise_multiplier > MAX_SCHEDULE_SIGMA
+    assert calibrate_pe(2.0, 1e-6, 6).noise_multiplier > MAX_SCHEDULE_SIGMA
+    for device in ("cpu", "cuda"):
+        assert pe_schedule(device, 1.0, 1e-6, None, None) == PE_SCHEDULE_SHORT == (3, 3)
+        assert pe_schedule(device, 2.0, 1e-6, None, None) == PE_SCHEDULE_SHORT
+        assert pe_schedule(device, 10.0, 1e-6, None, None) == (PE_SCHEDULE_GPU if device == "cuda" else PE_SCHEDULE_CPU)
+    # a larger delta is a larger budget: 6 rounds at epsilon 2 fit when delta is 1e-3
+    assert calibrate_pe(2.0, 1e-3, 6).noise_multiplier <= MAX_SCHEDULE_SIGMA
+    assert pe_schedule("cpu", 2.0, 1e-3, None, None) == PE_SCHEDULE_CPU
+    # the caller's values win, one at a time
     assert pe_schedule("cuda", 3.0, 1e-6, 2, None) == (2, 4)
-    assert pe_schedule("cpu", 3.0, 1e-6, None, 7) == (3, 7)
+    assert pe_schedule("cpu", 3.0, 1e-6, None, 7) == (6, 7)
+    assert pe_schedule("cpu", 1.0, 1e-6, None, 7) == (3, 7)
     assert pe_schedule("cuda", 1.0, 1e-6, 1, 1) == (1, 1)
 
 
@@ -76,8 +87,11 @@ def test_plan_summary_reports_the_schedule_it_will_use():
     from dpsynth.text.synthesis import plan_summary
 
     summary = plan_summary(epsilon=3.0, delta=1e-6, method="auto", num_texts_total=10, device="cpu")
-    assert (summary["method"], summary["iterations"], summary["variations"]) == ("pe", 3, 3)
-    assert summary["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 3).noise_multiplier
+    assert (summary["method"], summary["iterations"], summary["variations"]) == ("pe", 6, 3)
+    assert summary["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 6).noise_multiplier
+    summary = plan_summary(epsilon=1.0, delta=1e-6, method="auto", num_texts_total=10, device="cpu")
+    assert (summary["iterations"], summary["variations"]) == (3, 3)
+    assert summary["noise_multiplier"] == calibrate_pe(1.0, 1e-6, 3).noise_multiplier
     summary = plan_summary(epsilon=3.0, delta=1e-6, method="pe", num_texts_total=10, device="cpu",
                            iterations=10, variations=4)
     assert (summary["iterations"], summary["variations"]) == (10, 4)

@@ -370,17 +370,18 @@ def test_tiny_model_end_to_end_with_labels_and_ledger(tiny):
 
 
 def test_auto_on_a_cpu_runs_pe_with_the_cpu_schedule_and_records_it(tiny):
-    """method="auto" with iterations/variations unset: PE, 3 rounds, 3 variations on a CPU
-    (dpsynth.text.auto.pe_schedule); sigma is calibrated for those 3 rounds and the ledger says so."""
+    """method="auto" with iterations/variations unset: PE, 6 rounds, 3 variations on a CPU at
+    epsilon 3 (dpsynth.text.auto.pe_schedule); sigma is calibrated for those 6 rounds and the
+    ledger says so."""
     model, tokenizer, _ = tiny
     kwargs = _pe(method="auto", num_texts=1)
     del kwargs["iterations"], kwargs["variations"]
     result = generate(PRIVATE, model=(model, tokenizer), device="cpu", **kwargs)
     assert result.method == "pe"
     charge = result.ledger.charges()[0]
-    assert charge["event"]["count"] == 3
-    assert charge["event"]["event"]["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 3).noise_multiplier
-    assert (charge["parameters"]["iterations"], charge["parameters"]["variations_per_candidate"]) == (3, 3)
+    assert charge["event"]["count"] == 6
+    assert charge["event"]["event"]["noise_multiplier"] == calibrate_pe(3.0, 1e-6, 6).noise_multiplier
+    assert (charge["parameters"]["iterations"], charge["parameters"]["variations_per_candidate"]) == (6, 3)
 
 
 def test_the_schedule_follows_where_the_model_decodes(tiny, monkeypatch):

@@ -258,7 +258,7 @@ def synth(
     ),
     group_size: str = typer.Option("auto", "--group-size", help="private_prediction's B: 'auto' or an integer."),
     iterations: Optional[int] = typer.Option(
-        None, "--iterations", help="pe: number of noisy vote rounds (public; default 3, or 10 on a GPU when the budget allows: docs/text.md)."
+        None, "--iterations", help="pe: number of noisy vote rounds (public; default 6 on a CPU, 10 on a GPU, 3 when the budget is too small for those: docs/text.md)."
     ),
     variations: Optional[int] = typer.Option(
         None, "--variations", help="pe: variations written per kept candidate (default 3, or 4 with the GPU schedule)."

@@ -25,20 +25,26 @@ outputs the caller asked for, the device) -- never of the private texts or their
     ``private_prediction`` stays available by name.
 
 PE's rounds and variations (``iterations`` / ``variations`` left unset)
-    :data:`PE_SCHEDULE_CPU` (3 rounds, 3 variations per kept candidate) on a CPU, where 200
-    texts from 5,000 private texts take 7-8 minutes on one thread; :data:`PE_SCHEDULE_GPU` (10
-    rounds, 4 variations) on a CUDA device, where that costs about 100 s -- when the budget keeps
-    the noise of 10 rounds at most :data:`MAX_GPU_SCHEDULE_SIGMA` (epsilon 3 at delta 1e-6 gives
-    4.88; epsilon 1 gives 13.4 and falls back to the CPU schedule). Measured (docs/text-bench.md,
-    fifth round): at epsilon 3, ten rounds of four variations brought accuracy within 0.02 of real
-    texts on every pair measured, where 3 rounds fell 0.03-0.07 short on the convention corpus,
-    and the highest MAUVE of any synthetic set (0.34-0.51 there); at epsilon 1 (sigma 13.4) they
-    lost 0.07 accuracy on RT and gained 0.015 on the convention corpus. The bound sits just above
-    the one noise level measured to help; budgets in between are unmeasured and keep 3 rounds.
-    On a CPU ten rounds took 47 minutes on one thread, so they are not the CPU default. The
-    device is that of the decode (``backend="ray"``: the actors'), a public input, as are epsilon
-    and delta; sigma is calibrated for the resolved number of rounds before any private text is
-    read, as always.
+    The device's schedule -- :data:`PE_SCHEDULE_CPU` (6 rounds, 3 variations per kept candidate)
+    on a CPU, :data:`PE_SCHEDULE_GPU` (10 rounds, 4 variations) on a CUDA device -- when the
+    budget keeps that many rounds' noise multiplier at most :data:`MAX_SCHEDULE_SIGMA` (at delta
+    1e-6: epsilon 3 gives 3.78 for 6 rounds and 4.88 for 10; epsilon 1 gives 10.3 and 13.4), else
+    :data:`PE_SCHEDULE_SHORT` (3 rounds, 3 variations) on either device. Measured
+    (docs/text-bench.md, fifth to seventh rounds), 200 texts from 5,000 private texts:
+
+    * at epsilon 3 more rounds help where the public model writes unlike the private texts: on
+      the convention corpus 3 rounds gave MAUVE 0.39-0.58, 6 rounds 0.55-0.56, and 10 rounds
+      0.68 (one run); on Rotten Tomatoes 6 rounds gave MAUVE 0.65-0.71 against 0.53-0.58;
+    * at epsilon 1 (sigma 13.4 for 10 rounds) the long schedule lost 0.07 accuracy on RT, hence
+      the noise bound, which sits just above the noise levels measured to help; budgets in
+      between are unmeasured and keep 3 rounds;
+    * cost: 6 rounds took 1,241-1,276 s on one CPU thread with two runs sharing the 2-core machine
+      (within the issue's 30 minutes on 2 cores), 10 rounds 47-51 minutes on a CPU and about
+      100 s on an H200 -- hence one schedule per device.
+
+    The device is that of the decode (``backend="ray"``: the actors'), a public input, as are
+    epsilon and delta; sigma is calibrated for the resolved number of rounds before any private
+    text is read, as always.
 """
 
 from __future__ import annotations
@@ -54,11 +60,13 @@ MAX_AUTO_GROUP_SIZE = 64
 ROWS_PER_STEP_BUDGET = 8192
 METHODS = ("auto", "pe", "private_prediction")
 #: PE's (iterations, variations per kept candidate) when the caller sets neither, on a CPU ...
-PE_SCHEDULE_CPU = (3, 3)
-#: ... and on a CUDA device (module docstring: measured, and cheap there)
+PE_SCHEDULE_CPU = (6, 3)
+#: ... and on a CUDA device (module docstring: measured, and cheap there) ...
 PE_SCHEDULE_GPU = (10, 4)
-#: the GPU schedule only where its per-round noise multiplier stays at most this (module docstring)
-MAX_GPU_SCHEDULE_SIGMA = 5.0
+#: ... and on either device when the device's schedule would need more noise than the bound below
+PE_SCHEDULE_SHORT = (3, 3)
+#: a device's schedule only where its per-round noise multiplier stays at most this (module docstring)
+MAX_SCHEDULE_SIGMA = 5.0
 
 
 def auto_group_size_cap(num_texts_total: int) -> int:
@@ -92,13 +100,14 @@ def pe_schedule(
     device_type: str, epsilon: float, delta: float, iterations: int | None, variations: int | None
 ) -> tuple[int, int]:
     """PE's ``(iterations, variations)``: the caller's values, else the default schedule
-    (:data:`PE_SCHEDULE_GPU` on ``"cuda"`` when the budget keeps its noise multiplier at most
-    :data:`MAX_GPU_SCHEDULE_SIGMA`, :data:`PE_SCHEDULE_CPU` otherwise)."""
-    schedule = PE_SCHEDULE_CPU
-    if device_type == "cuda" and (iterations is None or variations is None):
+    (:data:`PE_SCHEDULE_GPU` on ``"cuda"``, :data:`PE_SCHEDULE_CPU` elsewhere, when the budget
+    keeps its noise multiplier at most :data:`MAX_SCHEDULE_SIGMA`; :data:`PE_SCHEDULE_SHORT`
+    otherwise). Every input is public."""
+    schedule = PE_SCHEDULE_GPU if device_type == "cuda" else PE_SCHEDULE_CPU
+    if iterations is None or variations is None:
         from dpsynth.text.pe.privacy import calibrate_pe
 
-        if calibrate_pe(epsilon, delta, PE_SCHEDULE_GPU[0]).noise_multiplier <= MAX_GPU_SCHEDULE_SIGMA:
-            schedule = PE_SCHEDULE_GPU
+        if calibrate_pe(epsilon, delta, schedule[0]).noise_multiplier > MAX_SCHEDULE_SIGMA:
+            schedule = PE_SCHEDULE_SHORT
     return (schedule[0] if iterations is None else iterations,
             schedule[1] if variations is None else variations)

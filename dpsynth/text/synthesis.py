@@ -120,9 +120,9 @@ def generate(
         max_example_tokens: private prediction truncates each private text to this many tokens.
         iterations, variations, threshold: PE's public number of iterations, variations per kept
             candidate, and noisy-count threshold (default ``2 sigma``). ``None`` (default) for the
-            first two: 3 and 3 on a CPU; 10 and 4 on a GPU when the budget keeps 10 rounds' noise
-            low (epsilon 3 at delta 1e-6 does, epsilon 1 does not; :func:`dpsynth.text.auto.pe_schedule`,
-            measured in docs/text-bench.md).
+            first two: 6 and 3 on a CPU, 10 and 4 on a GPU, when the budget keeps that many
+            rounds' noise multiplier at most 5 (epsilon 3 at delta 1e-6 does, epsilon 1 and 2 do not),
+            else 3 and 3 (:func:`dpsynth.text.auto.pe_schedule`, measured in docs/text-bench.md).
         variation_kinds: PE's variation prompts, cycled per kept candidate: any of
             ``"paraphrase"``, ``"fill_in"``, ``"example"`` (default paraphrase and fill-in, as in
             Aug-PE; :mod:`dpsynth.text.pe.variation`). Public; recorded in the ledger.
