@@ -6,11 +6,17 @@ held-out texts: ``random`` (no selection), ``oracle top`` (the highest EXACT nea
 counts of the private texts -- no noise, not private: the best any vote-based selection of this
 pool can do) and ``oracle prop`` (draws proportional to those exact counts). No DP release is made;
 this measures the pool, not the mechanism.
+
+``--label-phrases FILE`` (JSON, label -> sentence) replaces the library's label line ("The text
+must be {label}.") in the initial prompt with the caller's sentence for that label: a screen of
+per-label wording (public metadata), not a library option.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,13 +35,21 @@ def run_pool_probe(args, loaded, instruction: str, split, labels: list[str]) -> 
     private_groups = np.asarray([labels.index(y) for y in split.train_labels])
     rng = np.random.default_rng(args.seed)
     per_group = {g: args.per_label for g in range(len(labels))}
+    phrases = json.loads(Path(args.label_phrases).read_text()) if args.label_phrases else None
+
+    def prompt(label: str) -> str:
+        if phrases is None:
+            return initial_message(instruction, label)
+        return f"{instruction.strip()}\n{phrases[label]}\nReply with the text only."
+
+    print(f"initial prompt ({labels[0]}): {prompt(labels[0])!r}", flush=True)
     for setting in args.settings:
         temperature, top_k = float(setting.split(":")[0]), int(setting.split(":")[1])
         generate = EngineGenerator(loaded, max_new_tokens=args.tokens, temperature=temperature, top_k=top_k,
                                    max_rows=64, progress=False)
         start = time.perf_counter()
         groups = np.asarray([g for g in range(len(labels)) for _ in range(args.pool_per_label)])
-        pool = [tidy(t) for t in generate([initial_message(instruction, labels[g]) for g in groups])]
+        pool = [tidy(t) for t in generate([prompt(labels[g]) for g in groups])]
         seconds = time.perf_counter() - start
         pool_embeddings = evaluator(pool)
         nearest = nearest_candidates(private_embeddings, private_groups, pool_embeddings, groups, args.vote_space)

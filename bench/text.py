@@ -676,6 +676,8 @@ def main(argv: list[str] | None = None) -> None:
     pp.add_argument("--corpus", choices=["rt", "convention"], default="rt")
     pp.add_argument("--threads", type=int, default=2)
     pp.add_argument("--seed", type=int, default=1)
+    pp.add_argument("--label-phrases", default=None,
+                    help="JSON file label -> sentence replacing the label line of the initial prompt (a wording screen)")
     sp = sub.add_parser("select-probe", help="vote and selection rules of the last round on saved pools")
     sp.add_argument("pools", nargs="+", help="round files written by pe-trace --save-pools (one corpus split)")
     sp.add_argument("--per-label", type=int, default=100)
