@@ -36,6 +36,8 @@ def run_pool_probe(args, loaded, instruction: str, split, labels: list[str]) -> 
     rng = np.random.default_rng(args.seed)
     per_group = {g: args.per_label for g in range(len(labels))}
     phrases = json.loads(Path(args.label_phrases).read_text()) if args.label_phrases else None
+    if phrases is not None and set(labels) - set(phrases):
+        raise SystemExit(f"{args.label_phrases} has no sentence for labels {sorted(set(labels) - set(phrases))}")
 
     def prompt(label: str) -> str:
         if phrases is None:
