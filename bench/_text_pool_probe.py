@@ -42,7 +42,7 @@ def run_pool_probe(args, loaded, instruction: str, split, labels: list[str]) -> 
     def prompt(label: str) -> str:
         if phrases is None:
             return initial_message(instruction, label)
-        return f"{instruction.strip()}\n{phrases[label]}\nReply with the text only."
+        return initial_message(f"{instruction.strip()}\n{phrases[label]}", None)  # the library's prompt, caller's label line
 
     print(f"initial prompt ({labels[0]}): {prompt(labels[0])!r}", flush=True)
     for setting in args.settings:
