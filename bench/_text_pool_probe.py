@@ -29,15 +29,16 @@ def run_pool_probe(args, loaded, instruction: str, split, labels: list[str]) -> 
     from dpsynth.text.pe.histogram import nearest_candidates, select_proportional, select_top
     from dpsynth.text.pe.variation import initial_message, tidy
 
+    phrases = json.loads(Path(args.label_phrases).read_text()) if args.label_phrases else None
+    missing = sorted(set(labels) - set(labels if phrases is None else phrases))
+    if missing:
+        raise SystemExit(f"{args.label_phrases} has no sentence for labels {missing}")
     evaluator = MiniLMEmbedder()
     test_embeddings = evaluator(split.test_texts)
     private_embeddings = evaluator(list(split.train_texts))
     private_groups = np.asarray([labels.index(y) for y in split.train_labels])
     rng = np.random.default_rng(args.seed)
     per_group = {g: args.per_label for g in range(len(labels))}
-    phrases = json.loads(Path(args.label_phrases).read_text()) if args.label_phrases else None
-    if phrases is not None and set(labels) - set(phrases):
-        raise SystemExit(f"{args.label_phrases} has no sentence for labels {sorted(set(labels) - set(phrases))}")
 
     def prompt(label: str) -> str:
         if phrases is None:
