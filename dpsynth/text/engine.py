@@ -3,7 +3,9 @@
 Layout of one chunk of ``G`` active groups: rows ``0..G-1`` are the groups' public prompts,
 rows ``G..R-1`` the member prompts, with ``row_group[r]`` the group of member row ``r``.  All
 prompts are left-padded into one ``(R, L)`` batch (attention mask + explicit position ids), one
-prefill fills a ``DynamicCache``, and every step is a single ``(R, 1)`` forward.  Aggregation,
+prefill fills a KV cache with room reserved for the ``T`` new tokens
+(:mod:`dpsynth.text.kv_cache`: no per-step copy of the cache), and every step is a single
+``(R, 1)`` forward.  Aggregation,
 the candidate set and sampling (:mod:`dpsynth.text.mechanism`) run on the model's device; only
 the ``G`` sampled token ids come back to the host each step (to detect end-of-sequence).  Groups
 that emit a stop token are dropped from the batch and their rows pruned from the KV cache.
@@ -28,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dpsynth.randomness import secret_torch_generator
+from dpsynth.text.kv_cache import new_cache
 from dpsynth.text.mechanism import aggregate, candidate_mask, masked_log_probs, private_step, sample_tokens
 
 
@@ -157,10 +160,12 @@ class RowBatchDecoder:
     pruned).  Logits are the model's last-position logits, on the model's device.
     """
 
-    def __init__(self, model: Any, pad_token_id: int, hidden_only: bool = False) -> None:
+    def __init__(self, model: Any, pad_token_id: int, hidden_only: bool = False, reserve: int = 0) -> None:
         self.model = model
         self.pad_token_id = int(pad_token_id)
         self.device = model_device(model)
+        #: positions reserved in the KV cache beyond the prompt (the tokens still to decode)
+        self.reserve = max(0, int(reserve))
         #: return the last hidden states (``model.base_model``) instead of logits
         self.hidden_only = bool(hidden_only)
         self.runner = model.base_model if hidden_only else model
@@ -196,19 +201,17 @@ class RowBatchDecoder:
         of each row is left-padded after it (padding in the middle is masked out, position ids
         continue from the prefix), which gives the same logits as running each row alone.
         """
-        from transformers import DynamicCache
-
         if not rows or any(len(r) == 0 for r in rows):
             raise ValueError("every row needs at least one prompt token")
         shared = common_prefix_length(rows) if share_prefix and len(rows) > 1 else 0
-        self.cache = DynamicCache()
+        rest = [list(r[shared:]) for r in rows]
+        length = max(len(r) for r in rest)
+        self.cache = new_cache(shared + length + self.reserve)
         if shared > 0:
             prefix = torch.as_tensor([list(rows[0][:shared])], dtype=torch.long, device=self.device)
             self.attention_mask = torch.ones_like(prefix)
             self._forward(prefix, torch.arange(shared, device=self.device).unsqueeze(0))
             self.cache.batch_repeat_interleave(len(rows))
-        rest = [list(r[shared:]) for r in rows]
-        length = max(len(r) for r in rest)
         ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
         for i, row in enumerate(rest):
@@ -248,11 +251,14 @@ class ShardedRowDecoder:
     than ``shard_rows``. Logits are concatenated in row order.
     """
 
-    def __init__(self, model: Any, pad_token_id: int, shard_rows: int, hidden_only: bool = False) -> None:
+    def __init__(
+        self, model: Any, pad_token_id: int, shard_rows: int, hidden_only: bool = False, reserve: int = 0
+    ) -> None:
         if shard_rows < 1:
             raise ValueError("shard_rows must be >= 1")
         self.model = model
         self.hidden_only = hidden_only
+        self.reserve = reserve
         self.pad_token_id = int(pad_token_id)
         self.shard_rows = int(shard_rows)
         self.shards: list[RowBatchDecoder] = []
@@ -263,7 +269,7 @@ class ShardedRowDecoder:
         self.shards, self.sizes, outputs = [], [], []
         for start in range(0, len(rows), self.shard_rows):
             part = rows[start:start + self.shard_rows]
-            decoder = RowBatchDecoder(self.model, self.pad_token_id, hidden_only=self.hidden_only)
+            decoder = RowBatchDecoder(self.model, self.pad_token_id, hidden_only=self.hidden_only, reserve=self.reserve)
             outputs.append(decoder.prefill(part))
             self.shards.append(decoder)
             self.sizes.append(len(part))
@@ -317,7 +323,9 @@ def _decode_chunk(
 ) -> list[list[int]]:
     device = model_device(model)
     head = SplitHead(model) if settings.restrict_private_logits and SplitHead.supports(model) else None
-    decoder = ShardedRowDecoder(model, settings.pad_token_id, settings.max_rows, hidden_only=head is not None)
+    decoder = ShardedRowDecoder(
+        model, settings.pad_token_id, settings.max_rows, hidden_only=head is not None, reserve=settings.max_new_tokens
+    )
     n_groups = len(groups)
     rows = [g.public_ids for g in groups] + [m for g in groups for m in g.member_ids]
     row_group = torch.tensor(

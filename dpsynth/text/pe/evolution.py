@@ -40,8 +40,9 @@ from dpsynth.text.pe.histogram import (
 from dpsynth.text.pe.privacy import PEPrivacyPlan
 from dpsynth.text.pe.variation import DEFAULT_VARIATION_KINDS, VariationPlan, has_blank, initial_message, tidy
 
-#: the public model: user messages -> one generated text per message
-PublicGenerate = Callable[[list[str], str], list[str]]
+#: the public model: ``generate(messages, description, batch_keys=None)`` -> one generated text per
+#: message, in order; ``batch_keys`` (public: label and variation kind) only group prompts into batches
+PublicGenerate = Callable[..., list[str]]
 #: observe(iteration, candidates, their group ids, thresholded noisy counts) -- released values only
 Observer = Callable[[int, list[str], np.ndarray, np.ndarray], None]
 
@@ -141,8 +142,12 @@ def run_private_evolution(
         kept = sorted(set(int(i) for i in drawn))
         parents = [population[i] for i in drawn]
         parent_labels = [labels[int(population_groups[i])] for i in drawn]
-        prompts, source = variation_plan.messages(parents, parent_labels, variations, rng)
-        varied = _clean(generate(prompts, f"PE variations {iteration}/{plan.iterations}"), [parents[s] for s in source])
+        prompts, source, kinds = variation_plan.messages(parents, parent_labels, variations, rng)
+        batch_keys = [(parent_labels[s], kind) for s, kind in zip(source, kinds)]  # public: speeds batching only
+        varied = _clean(
+            generate(prompts, f"PE variations {iteration}/{plan.iterations}", batch_keys=batch_keys),
+            [parents[s] for s in source],
+        )
         population = [population[i] for i in kept] + varied
         population_groups = np.concatenate(
             [population_groups[kept], np.asarray([int(population_groups[drawn[s]]) for s in source], dtype=np.int64)]

@@ -135,13 +135,14 @@ class VariationPlan:
 
     def messages(
         self, candidates: list[str], labels: list[str | None], per_candidate: int, rng: np.random.Generator
-    ) -> tuple[list[str], list[int]]:
+    ) -> tuple[list[str], list[int], list[str]]:
         """``per_candidate`` variation prompts of every candidate (the plan's kinds in turn).
 
-        Returns the prompts and, for each, the index of the candidate it varies.
+        Returns the prompts and, for each, the index of the candidate it varies and its kind.
         """
         out: list[str] = []
         source: list[int] = []
+        kinds: list[str] = []
         for index, (candidate, label) in enumerate(zip(candidates, labels)):
             for k in range(per_candidate):
                 words = target_words(candidate, rng)
@@ -154,4 +155,5 @@ class VariationPlan:
                 else:
                     out.append(example_message(self.instruction, label, candidate, words))
                 source.append(index)
-        return out, source
+                kinds.append(kind)
+        return out, source, kinds
