@@ -8,7 +8,7 @@ values in buffers with ``capacity`` positions, writes each step into the next fr
 the attention a view of the filled part -- the same values in the same order, so the logits are
 those of the dynamic cache (tested in ``tests/test_text_kv_cache.py``). When a sequence outgrows
 the buffer it grows by doubling (amortised copies); row selection (pruning stopped groups)
-copies the filled part once, as the dynamic cache does.
+copies the buffers once, as the dynamic cache copies its tensors.
 
 Nothing here sees anything but the model's activations of the rows it is given; it has no
 privacy role.
@@ -88,15 +88,10 @@ class ReservedLayer(DynamicLayer if DynamicLayer is not None else object):  # ty
         raise NotImplementedError("ReservedLayer does not crop")
 
     def _replace_rows(self, rows: torch.Tensor) -> None:
-        """Rebuild the buffers from ``rows`` (``(batch', ...)`` index into the batch, or a repeat)."""
+        """Keep batch rows ``rows`` (a selection, or a repeat) of the whole buffers: one copy each."""
         assert self.key_buffer is not None and self.value_buffer is not None
-        size = self.key_buffer.shape[-2]
-        filled_k = self.key_buffer[:, :, : self.length].index_select(0, rows)
-        filled_v = self.value_buffer[:, :, : self.length].index_select(0, rows)
-        self.key_buffer = self.value_buffer = None
-        self._buffers(filled_k, filled_v, size)
-        self.key_buffer[:, :, : self.length].copy_(filled_k)
-        self.value_buffer[:, :, : self.length].copy_(filled_v)
+        self.key_buffer = self.key_buffer.index_select(0, rows)
+        self.value_buffer = self.value_buffer.index_select(0, rows)
         self._expose()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
