@@ -93,7 +93,10 @@ def run_pe_round(args, loaded, split, instruction: str) -> None:
         finally:
             clock["prefill"] += time.perf_counter() - start
 
-    variants = [v for v in VARIANTS if v[0] in args.orders]
+    variants = list(VARIANTS) if not args.variants else [tuple(v.split("/")) for v in args.variants]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {['/'.join(v) for v in VARIANTS]}")
     times: dict[tuple[str, str], list[tuple[float, float]]] = {v: [] for v in variants}
     reserved_cache = engine.new_cache
     RowBatchDecoder.prefill = timed_prefill

@@ -727,7 +727,8 @@ def main(argv: list[str] | None = None) -> None:
     bo.add_argument("--repeats", type=int, default=2)
     bo.add_argument("--threads", type=int, default=1)
     bo.add_argument("--seed", type=int, default=0)
-    bo.add_argument("--orders", nargs="+", default=["input", "label+kind"], choices=["input", "label+kind"])
+    bo.add_argument("--variants", nargs="+", default=None,
+                    help="order/cache variants to time (default all four; the first listed is the baseline)")
     args = parser.parse_args(argv)
     if args.command == "pe-round":
         from _text_pe_round import run_pe_round

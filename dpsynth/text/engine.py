@@ -206,7 +206,7 @@ class RowBatchDecoder:
         shared = common_prefix_length(rows) if share_prefix and len(rows) > 1 else 0
         rest = [list(r[shared:]) for r in rows]
         length = max(len(r) for r in rest)
-        self.cache = new_cache(shared + length + self.reserve)
+        self.cache = new_cache(self.reserve)
         if shared > 0:
             prefix = torch.as_tensor([list(rows[0][:shared])], dtype=torch.long, device=self.device)
             self.attention_mask = torch.ones_like(prefix)

@@ -4,11 +4,13 @@ transformers' ``DynamicLayer`` appends each step's keys and values with ``torch.
 copies the whole cache of every layer at every decoding step. On a CPU that copy was most of a
 step's time: 62% of the self CPU time of a 64-row SmolLM2-135M decoding step was ``aten::cat``
 (torch profiler, ``docs/text-bench.md``, "tenth round"). :class:`ReservedLayer` keeps the keys and
-values in buffers with ``capacity`` positions, writes each step into the next free slot and hands
-the attention a view of the filled part -- the same values in the same order, so the logits are
-those of the dynamic cache (tested in ``tests/test_text_kv_cache.py``). When a sequence outgrows
-the buffer it grows by doubling (amortised copies); row selection (pruning stopped groups)
-copies the buffers once, as the dynamic cache copies its tensors.
+values in buffers with ``reserve`` free positions after the ones written, writes each step into
+the next free slot and hands the attention a view of the filled part -- the same values in the
+same order, so the logits are those of the dynamic cache (tested in
+``tests/test_text_kv_cache.py``). A write that does not fit reallocates to what is needed plus
+``reserve`` (or doubles, when ``reserve`` is 0), so the prompt's prefill copies what the dynamic
+cache copies and the ``reserve`` decoding steps that follow copy nothing; row selection (pruning
+stopped groups) copies the buffers once, as the dynamic cache copies its tensors.
 
 Nothing here sees anything but the model's activations of the rows it is given; it has no
 privacy role.
@@ -28,11 +30,11 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 
 
 class ReservedLayer(DynamicLayer if DynamicLayer is not None else object):  # type: ignore[misc]
-    """One layer's keys and values ``(batch, heads, length, dim)`` in buffers of ``capacity`` positions."""
+    """One layer's keys and values ``(batch, heads, length, dim)`` in buffers with ``reserve`` spare positions."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, reserve: int) -> None:
         super().__init__()
-        self.capacity = max(1, int(capacity))
+        self.reserve = max(0, int(reserve))
         self.length = 0
         self.key_buffer: torch.Tensor | None = None
         self.value_buffer: torch.Tensor | None = None
@@ -44,10 +46,10 @@ class ReservedLayer(DynamicLayer if DynamicLayer is not None else object):  # ty
         self.is_initialized = True
 
     def _buffers(self, template_k: torch.Tensor, template_v: torch.Tensor, needed: int) -> None:
-        """Make the buffers hold at least ``needed`` positions (allocate, or grow by doubling)."""
+        """Make the buffers hold at least ``needed`` positions (reallocated to ``needed + reserve``)."""
         if self.key_buffer is not None and needed <= self.key_buffer.shape[-2]:
             return
-        size = max(needed, self.capacity if self.key_buffer is None else 2 * self.key_buffer.shape[-2])
+        size = needed + (self.reserve if self.reserve > 0 else needed)
         batch, heads, _, dim = template_k.shape
         keys = template_k.new_empty((batch, heads, size, dim))
         values = template_v.new_empty((batch, heads, size, template_v.shape[-1]))
@@ -110,16 +112,16 @@ class ReservedLayer(DynamicLayer if DynamicLayer is not None else object):  # ty
 
 
 class ReservedCache(DynamicCache):
-    """A ``DynamicCache`` whose layers are :class:`ReservedLayer` buffers of ``capacity`` positions."""
+    """A ``DynamicCache`` whose layers are :class:`ReservedLayer` buffers with ``reserve`` spare positions."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, reserve: int) -> None:
         super().__init__()
-        self.layer_class_to_replicate = lambda: ReservedLayer(capacity)
+        self.layer_class_to_replicate = lambda: ReservedLayer(reserve)
 
 
-def new_cache(capacity: int) -> Any:
-    """A :class:`ReservedCache` of ``capacity`` positions per layer, or a plain ``DynamicCache``
-    where the installed transformers has no per-layer cache objects."""
+def new_cache(reserve: int) -> Any:
+    """A :class:`ReservedCache` keeping ``reserve`` spare positions per layer, or a plain
+    ``DynamicCache`` where the installed transformers has no per-layer cache objects."""
     if DynamicLayer is None or not hasattr(DynamicCache(), "layer_class_to_replicate"):
         return DynamicCache()  # pragma: no cover - depends on the installed transformers
-    return ReservedCache(capacity)
+    return ReservedCache(reserve)
