@@ -164,7 +164,7 @@ class RowBatchDecoder:
         self.model = model
         self.pad_token_id = int(pad_token_id)
         self.device = model_device(model)
-        #: positions reserved in the KV cache beyond the prompt (the tokens still to decode)
+        #: spare KV-cache positions kept after the prompt, for the tokens still to decode (speed only)
         self.reserve = max(0, int(reserve))
         #: return the last hidden states (``model.base_model``) instead of logits
         self.hidden_only = bool(hidden_only)
@@ -204,14 +204,14 @@ class RowBatchDecoder:
         if not rows or any(len(r) == 0 for r in rows):
             raise ValueError("every row needs at least one prompt token")
         shared = common_prefix_length(rows) if share_prefix and len(rows) > 1 else 0
-        rest = [list(r[shared:]) for r in rows]
-        length = max(len(r) for r in rest)
         self.cache = new_cache(self.reserve)
         if shared > 0:
             prefix = torch.as_tensor([list(rows[0][:shared])], dtype=torch.long, device=self.device)
             self.attention_mask = torch.ones_like(prefix)
             self._forward(prefix, torch.arange(shared, device=self.device).unsqueeze(0))
             self.cache.batch_repeat_interleave(len(rows))
+        rest = [list(r[shared:]) for r in rows]
+        length = max(len(r) for r in rest)
         ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
         for i, row in enumerate(rest):
