@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 class ReservedLayer(DynamicLayer if DynamicLayer is not None else object):  # type: ignore[misc]
     """One layer's keys and values ``(batch, heads, length, dim)`` in buffers with ``reserve`` spare positions."""
 
+    is_croppable = False  # crop() is not implemented
+
     def __init__(self, reserve: int) -> None:
         super().__init__()
         self.reserve = max(0, int(reserve))
