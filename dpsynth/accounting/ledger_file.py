@@ -5,6 +5,14 @@ file lock (``<ledger>.lock``) while it re-reads and verifies the file, checks th
 and atomically replaces the file. :class:`LedgerFile` offers the same spending protocol as
 :class:`~dpsynth.accounting.ledger.Ledger` (``charge``, ``complete``, ``spend``,
 ``record_postprocessing``, ``remaining``, ``budget`` ...), so either can back a library call.
+
+A budget is only as good as the file it is read from: a ledger edited to a larger budget, its
+hashes recomputed and its signatures dropped is intact (``verify`` calls it "unsigned"), so a
+handle with a signer (the default: the owner's key) refuses, on every read, a file that this key
+did not sign -- unsigned, or signed by another key (:class:`UntrustedBudgetLedgerError`).
+``signer=None`` opts out (an unsigned ledger the caller vouches for). Not covered: whoever holds
+the owner's key can write any ledger, and restoring an older copy signed by the owner's key (a
+rollback) is not detected.
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ from filelock import FileLock
 
 from dpsynth.accounting.budget import PrivacyBudget
 from dpsynth.accounting.ledger import OWNER, Ledger, SpendingMixin
+from dpsynth.accounting.serialization import LedgerFormatError
 from dpsynth.accounting.signing import Signer
+
+
+class UntrustedBudgetLedgerError(LedgerFormatError):
+    """A budget ledger file is intact but not signed by the key this handle spends with."""
 
 
 class LedgerFile(SpendingMixin):
@@ -48,11 +61,30 @@ class LedgerFile(SpendingMixin):
     def load(self) -> Ledger:
         """A verified in-memory snapshot of the file (read under the lock)."""
         with self._lock:
-            return Ledger.load(self.path, signer=self._signer)
+            return self._read()
+
+    def _read(self) -> Ledger:
+        """The file, verified, and (unless this handle has no signer) signed by this handle's key."""
+        ledger = Ledger.load(self.path, signer=self._signer)
+        if self._signer is None:
+            return ledger
+        expected = self._signer if isinstance(self._signer, Signer) else Signer.owner()
+        named = ledger.to_dict().get("signer")
+        if not isinstance(named, dict):
+            raise UntrustedBudgetLedgerError(
+                f"budget ledger {self.path} is unsigned: a budget ledger must be signed by the owner's key "
+                f"({expected.key_id}); an unsigned file could have been edited (budget raised, hashes recomputed)"
+            )
+        if named.get("public_key") != expected.public_key_hex:
+            raise UntrustedBudgetLedgerError(
+                f"budget ledger {self.path} is signed by {named.get('key_id')}, not by the owner's key "
+                f"({expected.key_id}): refusing to spend from it"
+            )
+        return ledger
 
     def _update(self, method: str, **kwargs: Any) -> dict[str, Any]:
         with self._lock:
-            ledger = Ledger.load(self.path, signer=self._signer)
+            ledger = self._read()
             entry = getattr(ledger, method)(**kwargs)
             ledger.save(self.path)
             return entry

@@ -175,6 +175,44 @@ def _verify_files(doc: dict[str, Any], report: VerificationReport, data_path: An
             report.fail(f"the {what} {path} is missing")
         elif file_sha256(path) != last[key]:
             report.fail(f"the {what} {path} is not the one this ledger was written with (SHA-256 differs from entry {last['seq']})")
+        elif key == "card_sha256":
+            flagged = card_sections_from_real_data(path)
+            if flagged:
+                report.notes.append(
+                    f"the card holds evaluation numbers computed from real records without DP ({', '.join(flagged)}; "
+                    "marked reads_private_data): the data file's guarantee does not cover them -- remove them before "
+                    "publishing the card, or evaluate with --no-card"
+                )
+
+
+def card_sections_from_real_data(card_path: Path) -> list[str]:
+    """Dotted paths of the card's blocks marked ``reads_private_data: true`` (outermost only).
+
+    ``dpsynth evaluate`` writes such blocks (utility against a real holdout, audits, the release
+    decision): numbers computed from real records with no DP noise. A card that cannot be parsed
+    yields ``[]`` here (its hash, checked above, is what binds it)."""
+    import yaml
+
+    try:
+        card = yaml.safe_load(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("reads_private_data") is True:
+                if (where or "(card)") not in found:
+                    found.append(where or "(card)")
+                return
+            for k, v in node.items():
+                walk(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, f"{where}[]")
+
+    walk(card, "")
+    return found
 
 
 def directory_problems(directory: Path, entry: dict[str, Any]) -> list[str]:

@@ -33,7 +33,9 @@ app = typer.Typer(help="One privacy budget per data source, drawn on by every re
 
 #: Setting this environment variable to ``off`` has the effect of ``--no-source-budget`` on every run.
 NO_SOURCE_BUDGET_ENV = "DPSYNTH_SOURCE_BUDGET"
-TEXT_SUFFIXES = (".jsonl", ".json", ".txt")
+TEXT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".txt")
+#: files whose records are rows (tables, and text corpora kept as one text per CSV row)
+ROW_SUFFIXES = (".csv",)
 
 
 def default_unit(source: Path) -> str:
@@ -42,6 +44,19 @@ def default_unit(source: Path) -> str:
     from dpsynth.text.privacy import PRIVACY_UNIT as TEXT
 
     return TEXT if source.suffix.lower() in TEXT_SUFFIXES else ROW
+
+
+def accepted_units(source: Path, privacy_unit: str) -> tuple[str, ...]:
+    """The budget ledger units a run protecting ``privacy_unit`` on ``source`` may charge.
+
+    One record of a CSV file is one row, whichever command reads it: a text run on a CSV (one text
+    and its label per row) protects exactly one row, so it draws on the same budget as a table run
+    on that file (the row unit) -- one budget for the file, not one per command."""
+    from dpsynth.tabular.synthesize import PRIVACY_UNIT as ROW
+
+    if source.suffix.lower() in ROW_SUFFIXES and privacy_unit != ROW:
+        return (privacy_unit, ROW)
+    return (privacy_unit,)
 
 
 @app.command()
@@ -96,6 +111,14 @@ def show(
         console.print(table)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Same path after resolving, or the same file on disk (hard links)."""
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 @contextmanager
 def source_budget_charge(
     source: Path,
@@ -115,7 +138,13 @@ def source_budget_charge(
     if no_source_budget or os.environ.get(NO_SOURCE_BUDGET_ENV, "").lower() == "off":
         yield None
         return
-    handle = LedgerFile(ledger) if ledger is not None else find_source_budget(source)
+    own = find_source_budget(source)
+    if ledger is not None and own is not None and not _same_file(Path(ledger), own.path):
+        fail(
+            f"{source} has its own source budget ({own.path}); --ledger may name only that ledger: a run on "
+            "a source is always charged to the source's budget"
+        )
+    handle = LedgerFile(ledger) if ledger is not None else own
     if handle is None:
         fail(
             f"{source} has no source budget. Create one that every release from it draws on:\n"
@@ -126,19 +155,23 @@ def source_budget_charge(
     if not handle.path.exists():
         fail(f"ledger {handle.path} does not exist (create it with dpsynth budget init)")
     try:
-        unit = handle.privacy_unit
+        snapshot = handle.load()
     except (LedgerFormatError, OSError) as exc:
         fail(f"the source budget ledger {handle.path} does not verify: {exc}", EXIT_VERIFY_FAILED)
-    if unit != privacy_unit:
+    unit = snapshot.privacy_unit
+    if unit not in accepted_units(source, privacy_unit):
         fail(f"the budget ledger {handle.path} counts privacy unit {unit!r}, this run protects {privacy_unit!r}")
+    owner = source if ledger is None else f"{snapshot.source_name} (ledger {handle.path})"
     plan = CallBudgetPlan(budget.epsilon, budget.delta, release=str(release))
     with ExitStack() as stack:
         try:
             step = stack.enter_context(handle.spend(plan, operation="release"))
         except BudgetExceededError as exc:
-            fail(f"source budget of {source}: {exc}")
+            fail(f"source budget of {owner}: {exc}")
+        except (LedgerFormatError, OSError) as exc:
+            fail(f"the source budget ledger {handle.path} does not verify: {exc}", EXIT_VERIFY_FAILED)
         console.print(
-            f"Charged epsilon={budget.epsilon:g}, delta={budget.delta:g} to the budget of {source} "
+            f"Charged epsilon={budget.epsilon:g}, delta={budget.delta:g} to the budget of {owner} "
             f"(remaining epsilon={handle.remaining[0]:.6g})",
             highlight=False,
         )

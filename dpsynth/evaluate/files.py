@@ -36,10 +36,10 @@ from dpsynth.evaluate.report import render_html
 from dpsynth.release import (
     OutputExistsError,
     OutputOverInputError,
-    check_release_writable,
     rebind_card,
     refuse_output_over_input,
     release_paths,
+    reserve_release,
     write_release,
 )
 
@@ -190,10 +190,12 @@ def evaluate_files(
 
         if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
             rebind_card(synthetic_path, updated)
-        elif card_path.exists():
-            write_card(card_path, updated(read_card(card_path)))
         else:
-            card_path = None
+            with reserve_release(synthetic_path, force=True):  # one writer of the card at a time
+                if card_path.exists():
+                    write_card(card_path, updated(read_card(card_path)))
+                else:
+                    card_path = None
     return result, EvaluationOutputs(json_out, html_out, card_path)
 
 
@@ -225,7 +227,14 @@ def mix_files(
     ratio = validate_ratio(ratio)
     real_path, synthetic_path, out_path = Path(real_path), Path(synthetic_path), Path(out_path)
     refuse_output_over_input(out_path, real_path, synthetic_path)
-    paths = check_release_writable(out_path, force)
+    with reserve_release(out_path, force):  # held until the files are written: one writer succeeds
+        return _mix_reserved(real_path, synthetic_path, ratio, out_path, force=force, seed=seed, replace=replace)
+
+
+def _mix_reserved(real_path: Path, synthetic_path: Path, ratio: float, out_path: Path, *, force: bool,
+                  seed: int | None, replace: bool) -> dict[str, Any]:
+    """:func:`mix_files` under the output's reservation."""
+    paths = release_paths(out_path)
     text_mode = looks_like_text(synthetic_path)
     if text_mode != looks_like_text(real_path):
         raise EvaluationInputError("real and synthetic inputs must both be tables or both be text corpora")
@@ -275,6 +284,8 @@ def mix_files(
                 "release_decision": None, "mix": mix_info,
                 "evals": {"real_holdout": None, "temporal_holdout": None, "contamination_scan": None,
                           "diversity_metrics": None}}
+        if paths.ledger.exists():  # (force) an earlier release's ledger must not sit beside the new files
+            paths.ledger.unlink()
         atomic_write(paths.data, write_data)
         atomic_write_text(paths.card, card_text(card))
     return {"data": paths.data, "card": paths.card, "ledger": paths.ledger if ledger is not None else None,
