@@ -151,3 +151,25 @@ def test_ray_sampling_shows_progress(fitted_on_ray, tmp_path, capsys):
         fitted_on_ray.progress = False
     err = capsys.readouterr().err
     assert "sampling parts on Ray" in err and "/2 " in err, err[-500:]  # a bar over the 2 parts
+
+
+def test_ray_malformed_row_fails_after_the_charge_and_is_never_quoted(tmp_path):
+    """A worker's reader error (which quotes the row) never reaches the driver's message or traceback."""
+    import traceback
+
+    from dpsynth.accounting import PrivacyBudget
+
+    secret = "ALICE-SECRET-SSN-123-45-6789"
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "part-0.csv").write_text("age,city\n31,Paris\n52,Nice\n", encoding="utf-8")
+    (folder / "part-1.csv").write_text(f"age,city\n45,Lyon,{secret}\n", encoding="utf-8")
+    meta = {"row_count": 3, "columns": {"age": {"type": "numerical", "lower": 0, "upper": 100},
+                                        "city": {"type": "categorical", "categories": ["Paris", "Lyon", "Nice"]}}}
+    ledger = Ledger.create(PrivacyBudget(1.0, 1e-6), privacy_unit="row", source_name="parts")
+    synth = Synthesizer(epsilon=1.0, method="independent", metadata=meta, backend="ray", ledger=ledger, progress=False)
+    with pytest.raises(Exception) as info:
+        synth.fit(folder)
+    shown = str(info.value) + "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__))
+    assert "does not match the header" in shown and secret not in shown and "ALICE" not in shown
+    assert len(ledger.charges()) == 1  # read inside the charged stage; the charge stays

@@ -109,6 +109,7 @@ def metadata_template(
 
 @app.command("infer-metadata")
 def infer_metadata(
+    ctx: typer.Context,
     input: Optional[Path] = typer.Argument(None, help="Private CSV for a charged DP pass (with --epsilon)."),
     output: Path = typer.Option(..., "-o", "--output", help="Metadata file to write (YAML)."),
     epsilon: Optional[float] = typer.Option(None, "--epsilon", "-e", help="Budget of the DP pass (> 0, finite)."),
@@ -123,8 +124,12 @@ def infer_metadata(
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages besides errors."),
 ) -> None:
-    """Write a metadata file from a charged DP pass over INPUT, or from a public sample."""
-    from dpsynth.cli.common import console, fail, parse_budget, require_input_file, warn_large_epsilon
+    """Write a metadata file from a charged DP pass over INPUT, or from a public sample.
+
+    Every check on public inputs (arguments, the header, the --metadata file and the domain plan)
+    and the reservation of the output come before the source-budget charge.
+    """
+    from dpsynth.cli.common import console, fail, parse_budget, require_input_file, reserve_output, warn_large_epsilon
     from dpsynth.release import atomic_write_text
     from dpsynth.tabular.infer import metadata_from_public_sample, schema_to_yaml
 
@@ -136,6 +141,7 @@ def infer_metadata(
             fail("--epsilon is for a DP pass over INPUT; --public-sample spends no budget")
         require_input_file(public_sample)
         _check_new_file(output, force)
+        reserve_output(ctx, output, public_sample, metadata, force=force)  # never over an input, one writer
         df = _read_csv(public_sample, sep)
         schema = metadata_from_public_sample(df)
         atomic_write_text(output, schema_to_yaml(
@@ -155,19 +161,38 @@ def infer_metadata(
     if metadata is not None and not metadata.exists():
         fail(f"metadata file {metadata} does not exist")
     from dpsynth.cli.budget import source_budget_charge
-    from dpsynth.release import OutputExistsError, check_release_writable
-    from dpsynth.tabular.parsing import CsvFormatError, read_header
+    from dpsynth.errors import DpsynthError
+    from dpsynth.tabular.infer import plan_infer_metadata
     from dpsynth.tabular.synthesize import PRIVACY_UNIT
 
-    try:
-        check_release_writable(output, force)
-        read_header(input, sep)
-    except (OutputExistsError, FileNotFoundError, CsvFormatError) as exc:
+    # held until the command returns: a second run on OUTPUT is refused here, before any charge;
+    # OUTPUT may not be INPUT or the --metadata file (nor their ledger / card), even with --force
+    reserve_output(ctx, output, input, metadata, force=force)
+    header = _header_frame(input, sep)
+    try:  # the --metadata file against the header, and the DP pass's plan: public, before the charge
+        plan_infer_metadata(header, budget.epsilon, budget.delta, str(metadata) if metadata is not None else None)
+    except (DpsynthError, ValueError) as exc:
         fail(str(exc))
     with source_budget_charge(input, budget=budget, release=output, ledger=ledger_file,
                               no_source_budget=no_source_budget, privacy_unit=PRIVACY_UNIT):
         df = _read_csv(input, sep)
         _run_infer(df, input, output, budget, metadata, force, quiet)
+
+
+def _header_frame(input: Path, sep: Optional[str]):
+    """An empty frame with the header's column names, every column text (what ``_read_csv`` reads);
+    the header line only (public), or a clean exit."""
+    import pandas as pd
+
+    from dpsynth.cli.common import fail
+    from dpsynth.errors import DpsynthError
+    from dpsynth.tabular.parsing import read_header
+
+    try:
+        names, _ = read_header(input, sep)
+    except (DpsynthError, OSError) as exc:
+        fail(str(exc))
+    return pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
 
 
 def _run_infer(df, input, output, budget, metadata, force, quiet) -> None:
@@ -275,22 +300,20 @@ def synth(
 
         fail("--partitioned and --part-rows are for --backend stream (and always so with --backend ray): the in-memory "
              "backend writes one file")
-    budget, method_options = _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time,
-                                          force, quiet)
-    method_options.update(_workload_options(target, workload, input, sep))
+    budget, synthesizer = _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time,
+                                       target, workload, seed, force, quiet)
     source_step = ctx.with_resource(source_budget_charge(  # before the input is read; refused = nothing read
         input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
         privacy_unit=PRIVACY_UNIT))
     df = _read_csv(input, sep)
-    _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force, quiet,
-               source_step)
+    _run_synth(df, synthesizer, input, output, budget, rows, allow_degenerate, force, quiet, source_step)
 
 
-def _workload_options(target: Optional[str], workload: Optional[Path], input: Path, sep: Optional[str]) -> dict:
-    """``--target`` / ``--workload`` as method options (public inputs, recorded in the ledger and card),
-    checked against the header's column names before any charge."""
+def _workload_options(target: Optional[str], workload: Optional[Path]) -> dict:
+    """``--target`` / ``--workload`` as method options (public inputs, recorded in the ledger and
+    card). Their column names are checked by the plan step (:meth:`Synthesizer.plan`) against the
+    header's modelled columns, before any charge."""
     from dpsynth.cli.common import fail
-    from dpsynth.tabular.parsing import read_header
 
     options: dict = {} if target is None else {"target": target}
     if workload is not None:
@@ -300,19 +323,14 @@ def _workload_options(target: Optional[str], workload: Optional[Path], input: Pa
             fail(f"cannot read the workload file {workload}: {exc}")
         if not isinstance(options["workload"], list) or not all(isinstance(w, list) for w in options["workload"]):
             fail(f"the workload file {workload} must hold a JSON list of marginals (lists of column names)")
-    if options:
-        names = set(read_header(input, sep)[0])
-        named = ([target] if target is not None else []) + [c for w in options.get("workload", []) for c in w]
-        unknown = sorted({str(c) for c in named if c not in names})
-        if unknown:
-            fail(f"--target/--workload name columns the input does not have: {', '.join(unknown)}")
     return options
 
 
-def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time, force, quiet):
-    """Every check that needs only public inputs (arguments, the header, the metadata), and the
-    output reservation: before any charge and before the input's rows are read. Returns
-    ``(budget, method_options)``."""
+def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep, max_time, target, workload, seed,
+                 force, quiet):
+    """Every check that needs only public inputs (arguments, the header, the metadata, the method
+    and its options: :meth:`Synthesizer.plan`), and the output reservation: before any charge and
+    before the input's rows are read. Returns ``(budget, synthesizer)``."""
     import pandas as pd
 
     from dpsynth.cli.common import (
@@ -323,6 +341,7 @@ def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep
     from dpsynth.tabular.methods import get_method, resolve_method_name
     from dpsynth.tabular.parsing import read_header
     from dpsynth.tabular.schema import resolve_schema
+    from dpsynth.tabular.synthesize import Synthesizer
 
     budget = parse_budget(epsilon, delta)
     if rows is not None and rows < 1:
@@ -345,47 +364,44 @@ def _check_synth(ctx, input, output, epsilon, delta, rows, method, metadata, sep
     header = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})  # names only: every column is text
     method_options: dict = {}
     try:
-        schema = resolve_schema(header, str(metadata) if metadata is not None else None)
-        n_modelled = sum(1 for c in schema.columns if c.type != "id")
-        concrete = resolve_method_name(method, max(n_modelled, 1))
-        if max_time is not None:
+        if max_time is not None:  # a clearer message than the method's own for this flag
+            schema = resolve_schema(header, str(metadata) if metadata is not None else None)
+            concrete = resolve_method_name(method, max(sum(1 for c in schema.columns if c.type != "id"), 1))
             method_options["max_time"] = float(max_time)
             try:
                 get_method(concrete, **method_options)
             except (DpsynthError, ValueError) as exc:
                 fail(f"--max-time is not supported by method {concrete!r} in this version ({exc})")
+        method_options.update(_workload_options(target, workload))
+        synthesizer = Synthesizer(
+            epsilon=budget.epsilon, delta=budget.delta, method=method,
+            metadata=str(metadata) if metadata is not None else None, seed=seed, progress=not quiet,
+            source_name=input.name, method_options=method_options,
+        )
+        # the library's own plan step: schema, method and options, domain plan (public, nothing read)
+        fit_plan = synthesizer.plan(header)
     except (DpsynthError, ValueError) as exc:
         fail(str(exc))
     if not quiet:
-        _print_estimate(n_modelled, concrete, method)
-        _print_domain_plan(schema, budget.epsilon, budget.delta)
+        n_modelled = sum(1 for c in fit_plan.schema.columns if c.type != "id")
+        _print_estimate(n_modelled, fit_plan.method_name, method)
+        _print_domain_plan(fit_plan)
         console.print(f"Fitting on {input.name} with epsilon={budget.epsilon:g}, delta={budget.delta:g}, "
-                      f"method {concrete} ...", highlight=False)
-    return budget, method_options
+                      f"method {fit_plan.method_name} ...", highlight=False)
+    return budget, synthesizer
 
 
-def _run_synth(df, input, output, budget, rows, method, metadata, seed, method_options, allow_degenerate, force,
-               quiet, source_step) -> None:
-    """Fit, check the DP outputs for degenerate columns, write the release, print the summary."""
+def _run_synth(df, synth, input, output, budget, rows, allow_degenerate, force, quiet, source_step) -> None:
+    """Fit ``synth`` (planned by ``_check_synth``), check the DP outputs for degenerate columns,
+    write the release, print the summary."""
     from dpsynth.cli.common import console, fail, print_warnings
     from dpsynth.errors import DpsynthError
     from dpsynth.release import OutputExistsError
     from dpsynth.tabular.diagnostics import DegenerateColumnWarning
-    from dpsynth.tabular.synthesize import Synthesizer
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            synth = Synthesizer(
-                epsilon=budget.epsilon,
-                delta=budget.delta,
-                method=method,
-                metadata=str(metadata) if metadata is not None else None,
-                seed=seed,
-                progress=not quiet,
-                source_name=input.name,
-                method_options=method_options,
-            )
             synth.fit(df)
             result = synth.sample(rows)
         except DpsynthError as exc:
@@ -429,14 +445,11 @@ def _run_synth(df, input, output, budget, rows, method, metadata, seed, method_o
     _print_quality(df, result, synth)
 
 
-def _print_domain_plan(schema, epsilon: float, delta: float) -> None:
-    """Before the fit, what the DP domain stage will cost and need (public: plan only)."""
+def _print_domain_plan(fit_plan) -> None:
+    """Before the fit, what the DP domain stage will cost and need (public: the fit's plan only)."""
     from dpsynth.cli.common import console
-    from dpsynth.tabular.dp_domain import calibrate_domain
-    from dpsynth.tabular.plan import split_budget
 
-    (eps_d, delta_d), _ = split_budget(epsilon, delta, schema)
-    plan = calibrate_domain(schema, eps_d, delta_d)
+    plan, eps_d, epsilon = fit_plan.domain_plan, fit_plan.domain_budget[0], fit_plan.budget.epsilon
     if not plan.needed:
         return
     p = plan.parameters

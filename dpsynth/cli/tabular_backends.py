@@ -92,14 +92,19 @@ def synth_with_backend(
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.tabular.synthesize import PRIVACY_UNIT
 
-    source_step = ctx.with_resource(source_budget_charge(  # the input path's source budget, before any read
-        input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
-        privacy_unit=PRIVACY_UNIT))
-
     synth = Synthesizer(
         epsilon=budget.epsilon, delta=budget.delta, method=method, metadata=str(metadata), seed=seed,
         progress=not quiet, source_name=input.name, backend=backend, ray_address=ray_address,
     )
+    try:  # the library's plan step (header line / Parquet schema, metadata completeness, method): nothing spent
+        synth.plan(input)
+    except (DpsynthError, ValueError) as exc:
+        fail(str(exc))
+
+    source_step = ctx.with_resource(source_budget_charge(  # the input path's source budget, before any read
+        input, budget=budget, release=output, ledger=ledger_file, no_source_budget=no_source_budget,
+        privacy_unit=PRIVACY_UNIT))
+
     console.print(f"Fitting on {input} ({backend} backend) with epsilon={budget.epsilon:g}, delta={budget.delta:g} ...")
     try:
         synth.fit(input)

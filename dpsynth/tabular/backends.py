@@ -6,7 +6,9 @@ budget split, the calibration, the mechanisms, their noise (drawn once, in this 
 from :mod:`dpsynth.randomness`) and the ledger entries are those of
 :meth:`dpsynth.tabular.synthesize.Synthesizer.fit`, entry for entry.
 
-What the counting backends need (checked from public inputs, before any data is read):
+What the counting backends need (checked from public inputs by :meth:`Synthesizer.plan
+<dpsynth.tabular.synthesize.Synthesizer.plan>`, before any charge and before any data row is read;
+the CLI runs that step before it charges the source budget):
 
 * a **marginal method** (``aim``, ``mst``, ``independent``; ``auto`` picks one of the first two).
   DP-SGD methods read rows, not counts, and stay in-process: they are refused here.
@@ -15,8 +17,14 @@ What the counting backends need (checked from public inputs, before any data is 
   (unbounded value sets); they are not offered on these backends and a missing part is refused
   with the list of columns. The row count may be left out: the DP row count is a count
   (``counts(())``) and is released exactly as in memory (Gaussian, same ledger stage).
-* column names come from the file header (public schema, as in memory). The CSV readers take
-  each column's storage type from the metadata, never from the data.
+* column names come from the file header (public schema, as in memory): the CSV header line,
+  read with the in-memory path's header reader, or the Parquet schema -- no data row. The CSV
+  readers take each column's storage type from the metadata, never from the data.
+
+The data rows are first read inside the first charged stage (the method's workload is counted in
+that one pass). A row the reader cannot parse then fails the call with a fixed message that names
+the file only; the charge stays, recorded as failed -- as when the in-memory CLI's reader fails
+after the source-budget charge.
 
 Sampling rows from the fitted model is post-processing; :func:`write_streamed` draws and writes
 them in chunks so the output never has to fit in memory.
@@ -96,6 +104,32 @@ def source_schema(source: TableSource, metadata: Any):
     return schema
 
 
+def plan_source(backend: str, data: Any, metadata: Any) -> tuple[TableSource, Any]:
+    """The file source and its public schema for ``backend`` (header line / Parquet schema only)."""
+    backend = check_backend(backend)
+    if backend == "memory":
+        raise BackendError("the memory backend is Synthesizer.fit(df) itself; give a DataFrame to it")
+    if isinstance(data, pd.DataFrame):
+        raise BackendError(f"backend {backend!r} reads CSV/Parquet files: pass a path (file or directory)")
+    source = TableSource.from_path(data)
+    return source, source_schema(source, metadata)
+
+
+def check_count_method(method_name: str, backend: str) -> None:
+    """Refuse a method that reads rows (DP-SGD) on a counting backend (public: the method name)."""
+    if method_name not in COUNT_METHODS:
+        raise BackendError(
+            f"method {method_name!r} trains on rows (DP-SGD) and runs in-process only; use backend "
+            f"'memory' for it, or one of {', '.join(COUNT_METHODS)} with backend {backend!r}"
+        )
+
+
+def check_domain_plan(domain_plan: Any) -> None:
+    """Only a DP row count can be left open on these backends (the rest is refused by source_schema)."""
+    if set(domain_plan.parameters) - {"row_count", "epsilon", "delta", "shares"}:
+        raise BackendError("internal: the stream and ray backends release only a DP row count in the domain stage")
+
+
 def workload(method_name: str, method: Any, columns: tuple[str, ...], sizes: tuple[int, ...]) -> list[tuple[str, ...]]:
     """Cliques to count in the first pass (public: method name, options and domain only).
 
@@ -126,42 +160,28 @@ def private_counts(backend: str, source: TableSource, encoder, *, chunk_rows: in
 
 
 def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> "Synthesizer":
-    """:meth:`Synthesizer.fit` on a file source through counts (see the module docstring)."""
+    """:meth:`Synthesizer.fit` on a file source through counts (see the module docstring).
+
+    ``data``: the input path, or the :class:`~dpsynth.tabular.plan.FitPlan` that
+    ``synth.plan(path)`` made of it.
+    """
     from dpsynth.randomness import secret_numpy_rng
     from dpsynth.tabular import _accounting as acc
     from dpsynth.tabular import dp_domain
     from dpsynth.tabular.encoding import TableEncoder
-    from dpsynth.tabular.methods import get_method, resolve_method_name
     from dpsynth.tabular.methods.base import EncodedDomain
-    from dpsynth.tabular.dp_domain import DomainRelease, calibrate_domain
-    from dpsynth.tabular.plan import split_budget
+    from dpsynth.tabular.dp_domain import DomainRelease
     from dpsynth.tabular.infer import PRIVACY_UNIT
-    from dpsynth.tabular.stages import domain_stage, fit_method_stage
+    from dpsynth.tabular.stages import SourceFingerprint, domain_stage, fit_method_stage
+    from dpsynth.tabular.plan import FitPlan
 
-    backend = check_backend(getattr(synth, "backend", "stream"))
-    if backend == "memory":
+    # ---- public inputs only (header line / Parquet schema, metadata, method, options) ---------
+    fit_plan = data if isinstance(data, FitPlan) else synth.plan(data)
+    if fit_plan.backend == "memory":
         raise BackendError("the memory backend is Synthesizer.fit(df) itself; give a DataFrame to it")
-    if isinstance(data, pd.DataFrame):
-        raise BackendError(f"backend {backend!r} reads CSV/Parquet files: pass a path (file or directory)")
-    budget = acc.PrivacyBudget(synth.epsilon, synth.delta)
-    if budget.delta <= 0:
-        raise acc.InvalidBudgetError("delta must be in (0, 1): the marginal methods use Gaussian noise, which needs delta > 0")
-    source = TableSource.from_path(data)
-    schema = source_schema(source, synth.metadata)
-    modelled = [c for c in schema.columns if c.type != "id"]
-    if not modelled:
-        raise BackendError("every column is an id column; there is nothing to synthesise")
-    method_name = resolve_method_name(synth.method, len(modelled))
-    if method_name not in COUNT_METHODS:
-        raise BackendError(
-            f"method {method_name!r} trains on rows (DP-SGD) and runs in-process only; use backend "
-            f"'memory' for it, or one of {', '.join(COUNT_METHODS)} with backend {backend!r}"
-        )
-    method = get_method(method_name, **synth.method_options)
-    (eps_d, delta_d), (eps_m, delta_m) = split_budget(budget.epsilon, budget.delta, schema)
-    domain_plan = calibrate_domain(schema, eps_d, delta_d)
-    if set(domain_plan.parameters) - {"row_count", "epsilon", "delta", "shares"}:  # only a DP row count is a count
-        raise BackendError("internal: the stream and ray backends release only a DP row count in the domain stage")
+    backend, source, schema = fit_plan.backend, fit_plan.source, fit_plan.schema
+    budget, method_name, method, domain_plan = fit_plan.budget, fit_plan.method_name, fit_plan.method, fit_plan.domain_plan
+    (eps_d, delta_d), (eps_m, delta_m) = fit_plan.domain_budget, fit_plan.method_budget
 
     ledger = synth.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=synth.source_name)
     ledger.require_available(budget)
@@ -169,13 +189,14 @@ def fit_with_backend(synth: "Synthesizer", data: Any, *, chunk_rows: int = DEFAU
     domain = EncodedDomain(encoder.columns, encoder.sizes)
     counts = private_counts(backend, source, encoder, chunk_rows=chunk_rows,
                             ray_address=getattr(synth, "ray_address", None), progress=synth.progress)
-    # First pass, before any charge: exact counts of the method's workload. Unreadable input and
-    # too-small tables raise here, with nothing spent.
-    counts.prefetch(workload(method_name, method, encoder.columns, encoder.sizes))
+    # Nothing is read before the charge: the workload (public) is only planned; the first charged
+    # stage's first count reads the data and counts the whole workload in that one pass. An
+    # unreadable row fails that stage (generic message, charge kept), never a pre-charge check.
+    counts.plan(workload(method_name, method, encoder.columns, encoder.sizes))
     # no refusal on the number of rows: whether a call is refused must not depend on the data
     noise_rng = secret_numpy_rng()  # privacy noise: OS entropy, drawn here in the driver only
     rng = np.random.default_rng(synth.seed)  # post-processing only
-    fingerprint = source.fingerprint()
+    fingerprint = SourceFingerprint(source.fingerprint)  # reads every byte: inside the first charged stage
 
     # ---- stage 1: the DP domain (only the row count can be open on these backends) ----------
     def release_row_count() -> DomainRelease:  # the only open part on these backends

@@ -53,6 +53,17 @@ def metadata_template(columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_infer_metadata(df: pd.DataFrame, epsilon: float, delta: float, metadata: Any = None):
+    """The DP pass's plan from public inputs only: ``(budget, schema, domain plan)``.
+
+    Reads the column names and dtypes of ``df`` (the CLI passes a header-only frame) and the
+    metadata, never a value: a bad metadata file or budget is refused here, before any charge.
+    """
+    budget = acc.PrivacyBudget(epsilon, delta)
+    schema = resolve_schema(df, metadata)
+    return budget, schema, calibrate_domain(schema, budget.epsilon, budget.delta)
+
+
 def infer_metadata_dp(
     df: pd.DataFrame,
     epsilon: float,
@@ -66,9 +77,7 @@ def infer_metadata_dp(
 
     Returns ``(schema, ledger, report)``. The budget check comes before anything is read.
     """
-    budget = acc.PrivacyBudget(epsilon, delta)
-    schema = resolve_schema(df, metadata)
-    plan = calibrate_domain(schema, budget.epsilon, budget.delta)
+    budget, schema, plan = plan_infer_metadata(df, epsilon, delta, metadata)
     ledger = ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=source_name)
     ledger.require_available(budget)
     if not plan.needed:

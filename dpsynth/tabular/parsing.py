@@ -27,6 +27,8 @@ from dpsynth.errors import DpsynthError
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 #: Delimiters tried on the header line when ``sep`` is not given.
 CANDIDATE_SEPARATORS = (",", ";", "\t", "|")
+#: The header line is read as bytes up to its line break, at most this many (public: names only).
+MAX_HEADER_BYTES = 1 << 20
 
 #: The parse classes of one value, in the order they are tried (first match wins).
 PARSE_CLASSES = ("missing", "boolean", "integer", "number", "date", "datetime", "text")
@@ -53,12 +55,15 @@ def read_header(path: str | Path, sep: str | None = None) -> tuple[list[str], st
     ``a, a.1``).
     """
     path = Path(path)
+    with path.open("rb") as fh:  # bytes up to the first line break only: no data row is read or decoded
+        raw = fh.readline(MAX_HEADER_BYTES)
+    cut = [i for i in (raw.find(b"\n"), raw.find(b"\r")) if i >= 0]
+    if not cut and len(raw) >= MAX_HEADER_BYTES:
+        raise CsvFormatError(f"the header line of {path} is longer than {MAX_HEADER_BYTES:,} bytes")
     try:
-        with path.open("r", encoding="utf-8-sig", newline="") as fh:
-            first = fh.readline()
+        line = raw[: min(cut)].decode("utf-8-sig") if cut else raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CsvFormatError(f"cannot read {path} as UTF-8 text: {exc.reason}") from exc
-    line = first.rstrip("\r\n")
+        raise CsvFormatError(f"cannot read the header line of {path} as UTF-8 text: {exc.reason}") from None
     if not line.strip():
         raise CsvFormatError(f"{path} has no header line")
     if sep is None:

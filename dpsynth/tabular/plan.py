@@ -19,6 +19,9 @@ Split rule (public, documented, tested):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from dpsynth.tabular.dp_domain import (  # noqa: F401 - re-exported: the domain stage's plan lives there
     CategoryDiscoveryUnavailable,
     DomainPlan,
@@ -57,3 +60,19 @@ def split_budget(epsilon: float, delta: float, schema: TableSchema) -> tuple[tup
         return (0.0, 0.0), (epsilon, delta)
     eps_d, delta_d = epsilon * fraction, delta * fraction
     return (eps_d, delta_d), (epsilon - eps_d, delta - delta_d)
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """What one fit fixes from public inputs alone (:meth:`dpsynth.tabular.synthesize.Synthesizer.plan`),
+    before any ledger is charged and before any row is read; ``Synthesizer.fit`` and the CLI both use it."""
+
+    budget: Any  # the call's PrivacyBudget
+    backend: str  # "memory" | "stream" | "ray"
+    schema: TableSchema  # the public schema (before the DP domain stage)
+    method_name: str
+    method: Any  # the built method (its options checked against the public column names)
+    domain_budget: tuple[float, float]
+    method_budget: tuple[float, float]
+    domain_plan: DomainPlan
+    source: Any = None  # stream / ray: the TableSource (paths and header only)

@@ -17,8 +17,16 @@ Three implementations of :class:`PrivateCounts`:
   block is read, encoded and counted by a Ray worker and the count tables are summed in the driver.
 
 Count queries are answered from a cache. :meth:`prefetch` computes many cliques in one pass over
-the data (the backends prefetch each method's workload before any charge, which also surfaces
-unreadable input before anything is spent); a clique not in the cache costs one more pass.
+the data; a clique not in the cache costs one more pass. Before any charge the backends only
+:meth:`~_CachedCounts.plan` the method's workload (public: names and sizes): nothing is read until
+the first charged stage asks for a count, and that first pass then counts the whole planned
+workload at once.
+
+**Nothing read from a data row reaches a message.** Before the charge only the header line (CSV)
+or the schema (Parquet) is read. A data row the reader cannot parse (wrong field count, bad
+quoting, bytes that are not UTF-8) fails the pass with a fixed message naming the file only --
+never the reader's own text, which quotes the row -- like the in-memory CLI's reader; it happens
+inside the charged stage, whose charge stays (recorded as failed).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +102,7 @@ class _CachedCounts:
         self._columns = tuple(columns)
         self._sizes = tuple(int(s) for s in sizes)
         self._cache: dict[Clique, np.ndarray] = {}
+        self._planned: list[Clique] = []  # counted with the first clique asked for (one pass)
         self.passes = 0  # full passes over the private data so far (for tests and benchmarks)
 
     @property
@@ -119,8 +129,19 @@ class _CachedCounts:
     def counts(self, attrs: Sequence[str]) -> np.ndarray:
         clique = self._check(attrs)
         if clique not in self._cache:
-            self.prefetch([clique])
+            self.prefetch([clique, *self._planned])
         return self._cache[clique].copy()
+
+    def plan(self, cliques: Iterable[Sequence[str]]) -> None:
+        """Count ``cliques`` in the pass that answers the next uncached query; reads nothing now.
+
+        The backends call this before any charge (public: the method's workload), so the data is
+        first read inside a charged stage, and the whole workload still costs one pass.
+        """
+        for c in cliques:
+            c = self._check(c)
+            if c not in self._planned:
+                self._planned.append(c)
 
     def prefetch(self, cliques: Iterable[Sequence[str]]) -> None:
         """Compute every clique not yet cached in one pass (the row count is always included)."""
@@ -228,19 +249,40 @@ class TableSource:
             raise TableSourceError("duplicate column names in the input header")
         return names
 
-    def fingerprint(self) -> str:
-        """Keyed fingerprint of the input files' bytes (names relative to the first file, sizes, content)."""
-        from dpsynth.accounting.fingerprint import FINGERPRINT_SCHEME, load_source_key
+    def fingerprint(self, source_key: bytes | None = None, *, salt: bytes | None = None) -> str:
+        """Salted keyed fingerprint of the input, in the format of
+        :mod:`dpsynth.accounting.fingerprint`: ``hmac-sha256-salted:<salt hex>:<mac hex>`` with a
+        fresh random salt per call (``salt`` only to re-check one), so two releases from the same
+        data carry unlinkable values.
 
-        mac = hmac.new(load_source_key(), digestmod=hashlib.sha256)
+        One file: the MAC of the salt and the file's bytes, exactly
+        :func:`~dpsynth.accounting.fingerprint.fingerprint_bytes` of the file (so ``dpsynth ledger
+        verify --source FILE`` matches it), computed block by block. Several parts: the salt, then
+        each part's folder below the root (hive inputs: the folder names hold values), name, size and
+        bytes. Read it only inside a charged stage (it reads every byte of the input).
+        """
+        from dpsynth.accounting.fingerprint import FINGERPRINT_SCHEME, SALT_BYTES, load_source_key
+
+        salt = secrets.token_bytes(SALT_BYTES) if salt is None else bytes(salt)
+        mac = hmac.new(load_source_key(source_key), digestmod=hashlib.sha256)
+        mac.update(salt)
+        single = len(self.paths) == 1 and not self.partition_keys
         for f in self.paths:
-            if self.partition_keys and self.root is not None:  # the folder names hold column values
-                mac.update(f.parent.relative_to(self.root).as_posix().encode() + b"\0")
-            mac.update(f.name.encode() + f.stat().st_size.to_bytes(8, "big"))
+            if not single:
+                if self.partition_keys and self.root is not None:  # the folder names hold column values
+                    mac.update(f.parent.relative_to(self.root).as_posix().encode() + b"\0")
+                mac.update(f.name.encode() + f.stat().st_size.to_bytes(8, "big"))
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 22), b""):
                     mac.update(block)
-        return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+        return f"{FINGERPRINT_SCHEME}:{salt.hex()}:{mac.hexdigest()}"
+
+    def matches(self, fingerprint: str, source_key: bytes | None = None) -> bool:
+        """True when ``fingerprint`` is this input's under the owner's key (its recorded salt)."""
+        from dpsynth.accounting.fingerprint import salt_of
+
+        salt = salt_of(str(fingerprint))
+        return salt is not None and hmac.compare_digest(str(fingerprint), self.fingerprint(source_key, salt=salt))
 
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -279,19 +321,38 @@ def hive_partitions(root: Path, files: Sequence[Path]) -> tuple[tuple[str, ...],
     return keys, tuple(values)
 
 
+#: The delimiter of CSV parts on the stream and ray backends (pyarrow's reader).
+CSV_DELIMITER = ","
+
+
 def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
-    import pyarrow.parquet as pq
+    """One part's column names: the CSV header line only (the in-memory path's header reader), or
+    the Parquet schema (file metadata). No data row is read; errors carry no reader text."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return tuple(str(n) for n in pq.read_schema(path).names if not str(n).startswith("__index_level_"))
+        except Exception:  # noqa: BLE001 - any reader failure is a clear input error, with no reader text
+            raise TableSourceError(f"cannot read the Parquet schema of {path}: not a readable Parquet file") from None
+    from dpsynth.tabular.parsing import CsvFormatError, read_header
 
     try:
-        if fmt == "parquet":
-            return tuple(str(n) for n in pq.read_schema(path).names if not str(n).startswith("__index_level_"))
-        import pyarrow.csv as pacsv
+        names, _ = read_header(path, CSV_DELIMITER)
+    except CsvFormatError as exc:  # header line only (public)
+        note = " (the stream and ray backends read comma-separated files)" if "--sep" in str(exc) else ""
+        raise TableSourceError(str(exc) + note) from None
+    except OSError as exc:
+        raise TableSourceError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    return tuple(names)
 
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
-                                convert_options=pacsv.ConvertOptions(include_columns=None))
-        return tuple(reader.schema.names)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a clear input error
-        raise TableSourceError(f"cannot read the header of {path}: {str(exc).splitlines()[0]}") from exc
+
+def unreadable_part(path: Path, fmt: str) -> TableSourceError:
+    """The error for a part whose data rows cannot be read: the file name and a fixed reason only
+    (the reader's text quotes the offending row), as the in-memory CLI's reader does."""
+    what = ("a row does not match the header (field count or quoting) or the text is not UTF-8"
+            if fmt == "csv" else "it is not a readable Parquet file or its columns do not match the metadata")
+    return TableSourceError(f"cannot read {path}: {what}. No detail is shown: it would describe private rows")
 
 
 def csv_convert_options(encoder: TableEncoder, names: Sequence[str], exclude: Iterable[str] = ()):
@@ -341,7 +402,10 @@ def iter_part_frames(path: Path, fmt: str, encoder: TableEncoder, names: Sequenc
             block = max(1 << 20, min(1 << 26, chunk_rows * 16 * max(len(names), 1)))
             batches = pacsv.open_csv(
                 path,
-                read_options=pacsv.ReadOptions(block_size=block),
+                # the names are the header line's (read_header): the reader skips that line
+                read_options=pacsv.ReadOptions(block_size=block, skip_rows=1,
+                                               column_names=[n for n in names if n not in partition]),
+                parse_options=pacsv.ParseOptions(delimiter=CSV_DELIMITER),
                 convert_options=csv_convert_options(encoder, names, exclude=partition),
             )
         for batch in batches:
@@ -351,8 +415,8 @@ def iter_part_frames(path: Path, fmt: str, encoder: TableEncoder, names: Sequenc
                     if key in encoder.columns:
                         frame[key] = pd.Series([value] * len(frame), index=frame.index, dtype=object)
                 yield frame
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise TableSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    except (pa.ArrowException, OSError, UnicodeError, ValueError):
+        raise unreadable_part(path, fmt) from None  # never the reader's text: it quotes the row
 
 
 def source_parts(source: TableSource, row_groups_per_part: int = 1) -> list[tuple[str, list[int] | None]]:

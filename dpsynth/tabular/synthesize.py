@@ -8,12 +8,16 @@ method options, the number of rows asked for) are not protected.
 
 Order of work in :meth:`Synthesizer.fit` (see ``docs/accounting-api.md``):
 
-1. validate the budget; resolve the public schema (metadata + column names + caller-vouched
-   dtypes, never values); choose the method by the public rule; calibrate the domain stage; refuse
-   if the ledger cannot afford the call -- **before any data-dependent check**, so an exhausted
-   ledger answers the same whatever the data holds;
-2. only then the data-dependent checks (at least two rows); errors raised before the charge name
-   only public things (column names, arguments), never counts or values;
+1. :meth:`Synthesizer.plan` -- from public inputs only: validate the budget; resolve the public
+   schema (metadata + column names + caller-vouched dtypes, never values); choose and build the
+   method by the public rule and check its options (``target``, ``workload``) against the public
+   column names; on the stream / ray backends check the method and the metadata's completeness;
+   calibrate the domain stage. The CLI runs the same step before it charges the source budget.
+   Then refuse if the ledger cannot afford the call -- **before any data-dependent check**, so an
+   exhausted ledger answers the same whatever the data holds;
+2. there is no data-dependent refusal (not even on the number of rows); errors raised before the
+   charge name only public things (column names, arguments), never counts or values; the source
+   fingerprint (which hashes every record) is taken inside the first charged stage;
 3. if the metadata leaves parts of the domain open (types, row count, bounds, categories): charge
    the **domain stage** (:mod:`dpsynth.tabular.plan`), then release them with DP
    (:func:`dpsynth.tabular.dp_domain.run_domain`);
@@ -46,8 +50,9 @@ from dpsynth.tabular.dp_domain import DomainPlan, DomainRelease, calibrate_domai
 from dpsynth.tabular.encoding import TableEncoder
 from dpsynth.tabular.methods import get_method, resolve_method_name
 from dpsynth.tabular.methods.base import EncodedDomain, FittedTabularModel, MethodPlan
-from dpsynth.tabular.plan import split_budget
-from dpsynth.tabular.stages import domain_stage, fit_method_stage
+from dpsynth.tabular.methods.workload import check_public_options
+from dpsynth.tabular.plan import FitPlan, split_budget
+from dpsynth.tabular.stages import SourceFingerprint, domain_stage, fit_method_stage
 from dpsynth.tabular.schema import MetadataError, TableSchema, resolve_schema
 
 PRIVACY_UNIT = "row"
@@ -157,23 +162,53 @@ class Synthesizer:
     encoder_: TableEncoder | None = field(default=None, init=False)
     _rng: np.random.Generator | None = field(default=None, init=False, repr=False)
 
-    def fit(self, df: pd.DataFrame) -> "Synthesizer":
-        """Spend the budget: release the open parts of the domain, then fit the method."""
-        if self.backend != "memory":  # scale-out: files read through counts only
-            from dpsynth.tabular.backends import fit_with_backend
+    def plan(self, data: Any) -> FitPlan:
+        """Every check and choice of a fit that needs public inputs only; reads no record.
 
-            return fit_with_backend(self, df)
-        # ---- public inputs only: budget, schema, method, plans, ledger check --------------------
+        ``data``: on the memory backend a DataFrame (only its column names and dtypes are used; the
+        CLI passes a header-only frame), on ``stream`` / ``ray`` a CSV/Parquet path (only its header
+        line or Parquet schema is read). :meth:`fit` runs it first; the CLI runs it before charging
+        the source budget, so bad public input (metadata, method, options, backend) costs nothing.
+        """
         budget = _validate_budget(self.epsilon, self.delta)
-        df = _validate_columns(df)
-        schema = resolve_schema(df, self.metadata)
+        backend = str(self.backend).lower()
+        source = None
+        if backend == "memory":
+            schema = resolve_schema(_validate_columns(data), self.metadata)
+        else:  # scale-out: files read through counts only
+            from dpsynth.tabular.backends import plan_source
+
+            source, schema = plan_source(backend, data, self.metadata)
         modelled = [c for c in schema.columns if c.type != "id"]
         if not modelled:
             raise EmptyTableError("every column is an id column; there is nothing to synthesise")
         method_name = resolve_method_name(self.method, len(modelled))
+        if backend != "memory":
+            from dpsynth.tabular.backends import check_count_method
+
+            check_count_method(method_name, backend)
         method = get_method(method_name, **self.method_options)
-        (eps_d, delta_d), (eps_m, delta_m) = split_budget(budget.epsilon, budget.delta, schema)
-        domain_plan = calibrate_domain(schema, eps_d, delta_d)  # public; may refuse before any work
+        check_public_options(method, [c.name for c in modelled])
+        domain_budget, method_budget = split_budget(budget.epsilon, budget.delta, schema)
+        domain_plan = calibrate_domain(schema, *domain_budget)  # public; may refuse before any work
+        if backend != "memory":
+            from dpsynth.tabular.backends import check_domain_plan
+
+            check_domain_plan(domain_plan)
+        return FitPlan(budget, backend, schema, method_name, method, domain_budget, method_budget, domain_plan,
+                       source)
+
+    def fit(self, df: pd.DataFrame) -> "Synthesizer":
+        """Spend the budget: release the open parts of the domain, then fit the method."""
+        # ---- public inputs only: budget, schema, method, plans, ledger check --------------------
+        fit_plan = self.plan(df)
+        if fit_plan.backend != "memory":  # scale-out: files read through counts only
+            from dpsynth.tabular.backends import fit_with_backend
+
+            return fit_with_backend(self, fit_plan)
+        budget, schema, method_name, method = fit_plan.budget, fit_plan.schema, fit_plan.method_name, fit_plan.method
+        (eps_d, delta_d), (eps_m, delta_m) = fit_plan.domain_budget, fit_plan.method_budget
+        domain_plan = fit_plan.domain_plan
 
         ledger = self.ledger or acc.Ledger.create(budget, privacy_unit=PRIVACY_UNIT, source_name=self.source_name)
         ledger.require_available(budget)
@@ -181,7 +216,8 @@ class Synthesizer:
         # data (a 1-row table and its 2-row neighbour must both release). Tiny tables give noise.
         noise_rng = acc.privacy_rng()  # privacy noise: OS entropy, never the user's seed
         rng = np.random.default_rng(self.seed)  # post-processing only (sampling rows from the model)
-        fingerprint = acc.fingerprint_dataframe(df)
+        # hashes every record: taken inside the first charged stage, never before the charge
+        fingerprint = SourceFingerprint(lambda: acc.fingerprint_dataframe(df))
 
         # ---- stage 1: the DP domain -------------------------------------------------------------
         release, n_public = domain_stage(

@@ -72,3 +72,14 @@ def normalise_workload(
     if not out:
         raise WorkloadError("workload is empty")
     return out
+
+
+def check_public_options(method: object, columns: Sequence[str]) -> None:
+    """Refuse, from the public modelled column names alone, a ``target`` / ``workload`` that the
+    method's ``calibrate`` would refuse (unknown or id column, empty workload, a marginal that
+    repeats a column): the plan step calls it before any charge, so such input spends nothing."""
+    cols = tuple(str(c) for c in columns)
+    if not cols:
+        return
+    domain = EncodedDomain(cols, (1,) * len(cols))  # the sizes play no part in these checks
+    normalise_workload(domain, getattr(method, "workload", None), getattr(method, "target", None))
