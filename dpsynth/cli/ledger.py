@@ -169,6 +169,17 @@ def _check_source(file: Path, source: Path) -> None:
 
     ledger = Ledger.load(file, signer=None)
     fingerprints = ledger.source_fingerprints()
+    if source.is_dir():  # a partitioned input (stream / ray backends): its parts' salted fingerprint
+        from dpsynth.tabular.private_table import TableSource, TableSourceError
+
+        try:
+            table = TableSource.from_path(source)
+        except TableSourceError as exc:
+            fail(str(exc), EXIT_VERIFY_FAILED)
+        if any(table.matches(f) for f in fingerprints):
+            console.print(f"source {source} matches the ledger's fingerprint")
+            return
+        fail(f"{source} is not the source recorded in {file} (or the source key differs)", EXIT_VERIFY_FAILED)
     data = source.read_bytes()
     if any(matches_bytes(f, data) for f in fingerprints):
         console.print(f"source {source} matches the ledger's fingerprint")
