@@ -243,3 +243,58 @@ def test_verify_says_when_the_card_holds_non_dp_numbers(tmp_path):
     report = verify_text(paths.ledger.read_text(), data_path=paths.data, card_path=paths.card)
     assert report.ok and not [n for n in report.notes if "without DP" in n]
     assert "reads_private_data" not in card_text(build_card(make_ledger()))
+
+
+def test_a_budget_file_put_in_place_of_another_sources_is_refused(home, tmp_path, capsys):
+    spent, roomy = _source(tmp_path, "a.csv"), _source(tmp_path, "b.csv")
+    a = init_source_budget(spent, PrivacyBudget(1.0, 1e-6), privacy_unit=ROW)
+    _spend(a, 1.0)
+    b = init_source_budget(roomy, PrivacyBudget(100.0, 1e-6), privacy_unit=ROW)
+    a.path.write_bytes(b.path.read_bytes())  # owner-signed, intact -- but b's
+    with pytest.raises(typer.Exit) as exited:
+        with source_budget_charge(spent, budget=PrivacyBudget(50.0, 1e-7), release=tmp_path / "out.csv",
+                                  ledger=None, no_source_budget=False, privacy_unit=ROW):
+            pytest.fail("the run must not start")
+    assert exited.value.exit_code == 1 and "not" in capsys.readouterr().err
+    assert LedgerFile(a.path).epsilon_spent == 0.0 and b.epsilon_spent == 0.0
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    shown = CliRunner().invoke(app, ["budget", "show"])
+    assert shown.exit_code == 1 and "not where" in " ".join(shown.output.split())
+
+
+def test_budget_show_lists_the_good_budgets_beside_a_bad_file(home, tmp_path):
+    from typer.testing import CliRunner
+
+    from dpsynth.cli import app
+
+    good = init_source_budget(_source(tmp_path, "good.csv"), PrivacyBudget(2.0, 1e-6), privacy_unit=ROW)
+    _spend(good, 0.5)
+    bad = init_source_budget(_source(tmp_path, "bad.csv"), PrivacyBudget(1.0, 1e-6), privacy_unit=ROW)
+    _forge_unsigned(bad.path, 1000.0)
+    shown = CliRunner().invoke(app, ["budget", "show"])
+    text = " ".join(shown.output.split())
+    assert shown.exit_code == 1
+    assert "spent epsilon=0.5 of 2" in text and "unsigned" in text and "of 1000" not in text
+    only_good = CliRunner().invoke(app, ["budget", "show", str(tmp_path / "good.csv")])
+    assert only_good.exit_code == 0, only_good.output
+
+
+def test_mix_force_crash_before_its_card_leaves_no_dp_card_beside_the_hybrid(tmp_path, monkeypatch):
+    import dpsynth.evaluate.files as files
+
+    real, synthetic = _mix_inputs(tmp_path)
+    out = tmp_path / "hybrid.csv"
+    ledger = make_ledger()
+    write_release(out, lambda tmp: pd.DataFrame({"x": [1]}).to_csv(tmp, index=False), ledger, build_card(ledger))
+
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt("killed before the card was written")
+
+    monkeypatch.setattr(files, "atomic_write_text", crash)
+    with pytest.raises(KeyboardInterrupt):
+        mix_files(real, synthetic, 0.5, out, force=True)
+    assert len(pd.read_csv(out)) > 1  # the hybrid data was written ...
+    assert not release_paths(out).card.exists() and not release_paths(out).ledger.exists()  # ... and no DP card

@@ -176,3 +176,19 @@ def test_in_memory_fingerprint_is_taken_inside_the_first_charged_stage(monkeypat
     assert seen == [1]  # once, after the first charge; both completions carry that value
     prints = ledger.source_fingerprints()
     assert len(prints) == 2 and len(set(prints)) == 1
+
+
+def test_an_unreachable_ray_address_is_refused_before_the_charge(tmp_path):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray connection exists: the address would not be consulted")
+    from dpsynth.ray_support import RayConnectError
+
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": ["x", "y"] * 5, "b": range(10), "u": range(10)}).to_csv(data, index=False)
+    ledger = Ledger.create(PrivacyBudget(1.0, 1e-6), privacy_unit="row", source_name="d.csv")
+    synth = Synthesizer(epsilon=1.0, method="independent", metadata=META, backend="ray", ledger=ledger,
+                        ray_address="127.0.0.1:1", progress=False)
+    with pytest.raises(RayConnectError, match="nothing was read or spent"):
+        synth.fit(data)
+    assert ledger.charges() == [] and not ray.is_initialized()

@@ -171,3 +171,21 @@ def test_ledger_verify_source_accepts_a_partitioned_input_directory(tmp_path, mo
     part.write_text(GOOD + "60,Nice\n", encoding="utf-8")  # one more record in one part
     mismatch = runner.invoke(app, ["ledger", "verify", str(out), "--source", str(tmp_path / "d")])
     assert mismatch.exit_code == 1 and "is not the source" in " ".join(mismatch.output.split())
+
+
+def test_messages_never_name_a_hive_folders_value(tmp_path):
+    from dpsynth.tabular.private_table import shown_path, unreadable_part
+
+    root = tmp_path / "hive"
+    write(root / "city=SECRETVALUE", "p.csv", "age,extra\n1,2\n")
+    write(root / "city=Paris", "p.csv", "age\n1\n")
+    source = TableSource.from_path(root)
+    with pytest.raises(TableSourceError) as caught:
+        source.column_names()
+    assert "SECRETVALUE" not in all_text(caught.value) and "city=..." in str(caught.value)
+    assert "SECRETVALUE" not in str(unreadable_part(root / "city=SECRETVALUE" / "p.csv", "csv"))
+    assert shown_path(root / "city=SECRETVALUE" / "p=1.csv").endswith("city=.../p=1.csv")  # the file name is kept
+    write(root / "city=OTHERSECRET", "bad.csv", "")  # an empty part
+    with pytest.raises(TableSourceError) as caught:
+        TableSource.from_path(root)
+    assert "OTHERSECRET" not in all_text(caught.value)

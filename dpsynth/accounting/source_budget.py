@@ -27,6 +27,7 @@ from dpsynth.accounting.budget import PrivacyBudget
 from dpsynth.accounting.events import ApproxDpEvent
 from dpsynth.accounting.keys import dpsynth_home, load_source_key
 from dpsynth.accounting.ledger_file import LedgerFile
+from dpsynth.accounting.serialization import LedgerFormatError
 from dpsynth.errors import DpsynthError
 
 
@@ -88,9 +89,13 @@ def find_source_budget(source: str | Path) -> LedgerFile | None:
 
 def list_source_budgets() -> list[dict[str, Any]]:
     """Every source budget here: name, unit, budget, spent, remaining, and each release drawn from it."""
-    out = []
+    out: list[dict[str, Any]] = []
     for path in sorted(budgets_dir().glob("*.ledger.json")):
-        ledger = LedgerFile(path).load()
+        try:
+            ledger = LedgerFile(path).load()
+        except (LedgerFormatError, OSError) as exc:  # one bad file is reported, the others still listed
+            out.append({"source": None, "ledger": str(path), "error": str(exc)})
+            continue
         completions = {e["completes"]: e for e in ledger.entries if e["kind"] == "completion"}
         releases = []
         for charge in ledger.charges():
@@ -107,6 +112,9 @@ def list_source_budgets() -> list[dict[str, Any]]:
         out.append({
             "source": ledger.source_name,
             "ledger": str(path),
+            "error": None if path == source_ledger_path(ledger.source_name) else (
+                f"this file is not where {ledger.source_name}'s budget belongs (moved or copied over another "
+                "source's budget): runs on that source refuse it"),
             "privacy_unit": ledger.privacy_unit,
             "epsilon_budget": ledger.budget.epsilon,
             "delta_budget": ledger.budget.delta,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dpsynth.accounting.budget import BudgetExceededError, PrivacyBudget
@@ -96,10 +97,18 @@ def show(
             fail(f"{source} has no budget; create one with: dpsynth budget init {source} --epsilon E --delta D")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
+        if any(row.get("error") for row in rows):
+            raise typer.Exit(EXIT_VERIFY_FAILED)
         return
     if not rows:
         console.print("No source budgets yet (dpsynth budget init SOURCE --epsilon E --delta D).")
+    bad = [row for row in rows if row.get("error")]
     for row in rows:
+        if row.get("error"):
+            console.print(f"[bold red]{escape(str(row['source'] or row['ledger']))}[/]: {escape(row['error'])}",
+                          highlight=False)
+            if row["source"] is None:
+                continue
         console.print(
             f"[bold]{row['source']}[/]: spent epsilon={row['epsilon_spent']:.6g} of {row['epsilon_budget']:g}, "
             f"delta={row['delta_spent']:.3g} of {row['delta_budget']:.3g}; remaining epsilon={row['epsilon_remaining']:.6g}",
@@ -109,6 +118,8 @@ def show(
         for rel in row["releases"]:
             table.add_row(str(rel["release"]), f"{rel['epsilon']:.6g}", f"{rel['delta']:.3g}", rel["status"], rel["time"])
         console.print(table)
+    if bad:
+        raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -158,6 +169,12 @@ def source_budget_charge(
         snapshot = handle.load()
     except (LedgerFormatError, OSError) as exc:
         fail(f"the source budget ledger {handle.path} does not verify: {exc}", EXIT_VERIFY_FAILED)
+    if ledger is None and snapshot.source_name != str(source.expanduser().resolve()):
+        fail(
+            f"the budget ledger {handle.path} is {snapshot.source_name}'s, not {source}'s (a budget file put in "
+            "place of another): refusing to spend from it",
+            EXIT_VERIFY_FAILED,
+        )
     unit = snapshot.privacy_unit
     if unit not in accepted_units(source, privacy_unit):
         fail(f"the budget ledger {handle.path} counts privacy unit {unit!r}, this run protects {privacy_unit!r}")

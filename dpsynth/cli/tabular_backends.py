@@ -67,6 +67,8 @@ def synth_with_backend(
         import ray
 
         started_ray = not ray.is_initialized()  # shut down only a connection this command made
+        if started_ray:  # plan() connects before the charge; a refusal after it must not leave Ray running
+            ctx.call_on_close(lambda: ray.shutdown() if ray.is_initialized() else None)
     if ray_address is not None and backend != "ray":
         fail("--ray-address is only used with --backend ray")
     if not input.exists():

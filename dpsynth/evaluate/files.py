@@ -284,8 +284,9 @@ def _mix_reserved(real_path: Path, synthetic_path: Path, ratio: float, out_path:
                 "release_decision": None, "mix": mix_info,
                 "evals": {"real_holdout": None, "temporal_holdout": None, "contamination_scan": None,
                           "diversity_metrics": None}}
-        if paths.ledger.exists():  # (force) an earlier release's ledger must not sit beside the new files
-            paths.ledger.unlink()
+        for stale in (paths.ledger, paths.card):  # (force) an earlier release's ledger and card go first: a
+            if stale.exists():                       # crash must not leave a "DP" card beside the hybrid data
+                stale.unlink()
         atomic_write(paths.data, write_data)
         atomic_write_text(paths.card, card_text(card))
     return {"data": paths.data, "card": paths.card, "ledger": paths.ledger if ledger is not None else None,

@@ -216,7 +216,7 @@ class TableSource:
             )
         for f in files:
             if not f.is_file() or f.stat().st_size == 0:
-                raise TableSourceError(f"input file {f} is missing or empty")
+                raise TableSourceError(f"input file {shown_path(f)} is missing or empty")
         fmt = formats.pop()
         if isinstance(path, (list, tuple)) or not Path(path).is_dir():
             return cls(tuple(files), fmt)
@@ -238,7 +238,7 @@ class TableSource:
             if names is None:
                 names = these
             elif these != names:
-                raise TableSourceError(f"{f} has columns {list(these)}, unlike the first part's {list(names)}")
+                raise TableSourceError(f"{shown_path(f)} has columns {list(these)}, unlike the first part's {list(names)}")
         assert names is not None
         clash = [k for k in self.partition_keys if k in names]
         if clash:
@@ -288,6 +288,14 @@ class TableSource:
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` for a message, with every ``key=value`` folder shown as ``key=...``: below a hive
+    input those folder names hold column values (private), so no message names one."""
+    parts = Path(path).parts
+    return str(Path(*[f"{seg.split('=', 1)[0]}=..." if "=" in seg and i < len(parts) - 1 else seg
+                      for i, seg in enumerate(parts)])) if parts else str(path)
+
+
 def hive_partitions(root: Path, files: Sequence[Path]) -> tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]:
     """Partition keys and each file's values from its ``key=value`` folder names below ``root``.
 
@@ -334,16 +342,16 @@ def _file_columns(path: Path, fmt: str) -> tuple[str, ...]:
         try:
             return tuple(str(n) for n in pq.read_schema(path).names if not str(n).startswith("__index_level_"))
         except Exception:  # noqa: BLE001 - any reader failure is a clear input error, with no reader text
-            raise TableSourceError(f"cannot read the Parquet schema of {path}: not a readable Parquet file") from None
+            raise TableSourceError(f"cannot read the Parquet schema of {shown_path(path)}: not a readable Parquet file") from None
     from dpsynth.tabular.parsing import CsvFormatError, read_header
 
     try:
         names, _ = read_header(path, CSV_DELIMITER)
     except CsvFormatError as exc:  # header line only (public)
         note = " (the stream and ray backends read comma-separated files)" if "--sep" in str(exc) else ""
-        raise TableSourceError(str(exc) + note) from None
+        raise TableSourceError(str(exc).replace(str(path), shown_path(path)) + note) from None
     except OSError as exc:
-        raise TableSourceError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        raise TableSourceError(f"cannot read {shown_path(path)}: {exc.strerror or type(exc).__name__}") from None
     return tuple(names)
 
 
@@ -352,7 +360,7 @@ def unreadable_part(path: Path, fmt: str) -> TableSourceError:
     (the reader's text quotes the offending row), as the in-memory CLI's reader does."""
     what = ("a row does not match the header (field count or quoting) or the text is not UTF-8"
             if fmt == "csv" else "it is not a readable Parquet file or its columns do not match the metadata")
-    return TableSourceError(f"cannot read {path}: {what}. No detail is shown: it would describe private rows")
+    return TableSourceError(f"cannot read {shown_path(path)}: {what}. No detail is shown: it would describe private rows")
 
 
 def csv_convert_options(encoder: TableEncoder, names: Sequence[str], exclude: Iterable[str] = ()):

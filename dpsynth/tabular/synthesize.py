@@ -195,6 +195,10 @@ class Synthesizer:
             from dpsynth.tabular.backends import check_domain_plan
 
             check_domain_plan(domain_plan)
+        if backend == "ray":  # reachable before any charge: a bad address is public input, refused for free
+            from dpsynth.ray_support import connect
+
+            connect(self.ray_address, what="the Ray backend")
         return FitPlan(budget, backend, schema, method_name, method, domain_budget, method_budget, domain_plan,
                        source)
 
