@@ -79,15 +79,12 @@ def test_csv_with_public_label_set(tiny_model_dir, tmp_path):
     "content,suffix,extra,message",
     [
         (None, ".jsonl", [], "does not exist"),
-        ("", ".jsonl", [], "is empty"),
-        ("\n\n", ".jsonl", [], "contains no records"),
-        ('{"body": "ok"}\n{"body": broken\n', ".jsonl", [], ":2: not valid JSON"),
-        ('["not", "an", "object"]\n', ".jsonl", [], "expected a JSON object"),
-        ('{"other": "x"}\n', ".jsonl", [], "missing field 'body'"),
+        ('{"body": "ok"}\n{"body": broken\n', ".jsonl", [], "in.jsonl: a line is not valid JSON"),
+        ('["not", "an", "object"]\n', ".jsonl", [], "a line is not a JSON object"),
+        ('{"other": "x"}\n', ".jsonl", [], "a record has no field 'body'"),
         ('{"body": null}\n', ".jsonl", [], "is null"),
-        ("other,col\nx,y\n", ".csv", [], "no column 'body'"),
-        ("body\nx,extra\n", ".csv", [], "more fields than the header"),
-        ("body\n", ".csv", [], "contains no records"),
+        ("other,col\nx,y\n", ".csv", [], "the header has no column 'body'"),
+        ("body\nx,extra\n", ".csv", [], "a row has more fields than the header"),
         ("body\tx\n", ".tsv", [], "unsupported input format"),
         ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y"], "needs --labels"),
         ('{"body": "x", "y": "a"}\n' * 12, ".jsonl", ["--label-field", "y", "--labels", "b"], "not in the declared label set"),
@@ -136,7 +133,7 @@ def test_csv_output_is_csv_and_plan_and_default_instruction_are_printed(tiny_mod
     out = tmp_path / "out.csv"
     result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "2")
     assert result.exit_code == 0, result.output
-    assert "Method: private_prediction, B=3 (3), T=6, C=" in result.output
+    assert "Method: private_prediction, B=3 (given), T=6, C=" in result.output
     assert "Instruction: Write one realistic body" in result.output
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -176,3 +173,128 @@ def test_text_synth_draws_on_the_source_budget_and_is_refused_when_it_is_spent(t
     third = _synth(tiny_model_dir, src, "-o", tmp_path / "c.jsonl", *args)
     assert third.exit_code == 2, third.output
     assert not (tmp_path / "c.jsonl").exists()
+
+
+# ---- the source budget is charged only after every public argument has been checked
+
+def _budget_bytes(src):
+    from dpsynth.accounting.source_budget import find_source_budget
+
+    return find_source_budget(src).path.read_bytes()
+
+
+@pytest.fixture
+def budgeted_source(tmp_path, monkeypatch):
+    """A 12-record input with a source budget of epsilon 10 (source budgets on for this test)."""
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET")
+    src = _write_jsonl(tmp_path / "in.jsonl", labelled=True)
+    init = runner.invoke(app, ["budget", "init", str(src), "--epsilon", "10", "--delta", "1e-5"])
+    assert init.exit_code == 0, init.output
+    return src
+
+
+def _flags(tiny_model_dir, **overrides):
+    base = {"--text-field": "body", "--epsilon": "1", "--num-texts": "2", "--model": str(tiny_model_dir),
+            "--method": "private_prediction", "--group-size": "3", "--max-new-tokens": "4"}
+    base.update(overrides)
+    return [item for flag, value in base.items() if value is not None for item in (flag, value)]
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"--model": "/nonexistent/model"}, "not found"),
+        ({"--num-texts": "0"}, "num_texts"),
+        ({"--temperature": "0"}, "temperature"),
+        ({"--top-k": "-1"}, "top_k"),
+        ({"--max-new-tokens": "0"}, "max_new_tokens"),
+        ({"--instruction": "   "}, "instruction"),
+        ({"--label-field": "stars", "--labels": "1,1"}, "duplicates"),
+        ({"--device": "nonsense"}, "device"),
+        ({"--method": "nope"}, "method"),
+        ({"--method": "pe", "--variations": "0"}, "variations"),
+        ({"--method": "pe", "--iterations": "0"}, "iterations"),
+        ({"--method": "pe", "--embedder": "/nonexistent/embedder"}, "/nonexistent/embedder"),
+    ],
+)
+def test_a_bad_public_flag_is_refused_with_the_source_budget_untouched(tiny_model_dir, tmp_path, budgeted_source,
+                                                                       overrides, message):
+    before = _budget_bytes(budgeted_source)
+    result = runner.invoke(app, ["text", "synth", str(budgeted_source), "-o", str(tmp_path / "out.jsonl"), "-q",
+                                 *_flags(tiny_model_dir, **overrides)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Charged epsilon" not in result.output
+    assert _budget_bytes(budgeted_source) == before  # no charge, no failed entry
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_same_flags_made_good_do_charge_the_source_budget(tiny_model_dir, tmp_path, budgeted_source):
+    """The check above can fail: a good run does write the source budget."""
+    before = _budget_bytes(budgeted_source)
+    result = runner.invoke(app, ["text", "synth", str(budgeted_source), "-o", str(tmp_path / "out.jsonl"), "-q",
+                                 *_flags(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert "Charged epsilon=1" in result.output and _budget_bytes(budgeted_source) != before
+
+
+def test_an_unsupported_input_suffix_is_refused_before_the_charge(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET")
+    src = tmp_path / "in.tsv"
+    src.write_text("body\nx\n", encoding="utf-8")
+    assert runner.invoke(app, ["budget", "init", str(src), "--epsilon", "10", "--delta", "1e-5"]).exit_code == 0
+    before = _budget_bytes(src)
+    result = runner.invoke(app, ["text", "synth", str(src), "-o", str(tmp_path / "out.jsonl"), "-q",
+                                 *_flags(tiny_model_dir)])
+    assert result.exit_code == 2 and "unsupported input format" in result.output
+    assert _budget_bytes(src) == before
+
+
+# ---- an empty input is an empty data set: it runs like a one-record input
+
+@pytest.mark.parametrize("content,suffix", [("", ".jsonl"), ("\n\n", ".jsonl"), ("body\n", ".csv"), ("", ".csv")])
+def test_an_empty_input_runs_like_any_other(tiny_model_dir, tmp_path, content, suffix):
+    runs = {}
+    for name, body in (("empty", content), ("one", '{"body": "one record"}\n' if suffix == ".jsonl" else "body\none\n")):
+        src = tmp_path / f"{name}{suffix}"
+        src.write_text(body, encoding="utf-8")
+        out = tmp_path / f"{name}.out.jsonl"
+        result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", out, "--epsilon", "2", "--num-texts", "2")
+        assert result.exit_code == 0, result.output
+        runs[name] = (len(out.read_text(encoding="utf-8").splitlines()),
+                      json.loads((tmp_path / f"{name}.out.jsonl.ledger.json").read_text())["entries"][0]["charge"])
+    assert runs["empty"] == runs["one"]  # same number of outputs, same charge
+
+
+# ---- errors raised after the charge name the path and the user's field, nothing private
+
+@pytest.mark.parametrize(
+    "content,suffix,message",
+    [
+        ('{"body": "a"}\n{"body": "b"}\n{"secretfield": "Alice 123-45-6789"}\n', ".jsonl",
+         "a record has no field 'body'"),
+        ('{"body": "a"}\n{"body": "b"}\n{"body": "Alice 123-45-6789\n', ".jsonl", "a line is not valid JSON"),
+        ('{"body": "a"}\n{"body": "b"}\n["Alice 123-45-6789"]\n', ".jsonl", "a line is not a JSON object"),
+        ("secretfield,other\nAlice 123-45-6789,x\n", ".csv", "the header has no column 'body'"),
+        ('body\na\nb\n"Alice 123-45-6789"x\n', ".csv", "malformed CSV"),
+        ("body\na\nb\nAlice 123-45-6789,x\n", ".csv", "a row has more fields than the header"),
+    ],
+)
+def test_read_errors_name_no_line_field_or_value_of_the_file(tiny_model_dir, tmp_path, content, suffix, message):
+    src = tmp_path / f"in{suffix}"
+    src.write_text(content, encoding="utf-8")
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "-o", tmp_path / "out.jsonl", "--epsilon", "3")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and f"in{suffix}" in result.output
+    for private in ("secretfield", "Alice", "123-45", ":3", "line 3", "other"):
+        assert private not in result.output, private
+
+
+def test_a_label_outside_the_set_names_no_value_after_the_charge(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"body": f"text {i}", "y": "a" if i != 4 else "privlabel"}) + "\n"
+                           for i in range(8)), encoding="utf-8")
+    result = _synth(tiny_model_dir, src, "--text-field", "body", "--label-field", "y", "--labels", "a,b",
+                    "-o", tmp_path / "out.jsonl", "--epsilon", "3")
+    assert result.exit_code == 2 and "not in the declared label set" in result.output
+    assert "privlabel" not in result.output and "#4" not in result.output

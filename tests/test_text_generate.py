@@ -9,7 +9,7 @@ import pytest
 from dpsynth.accounting import BudgetExceededError, InvalidBudgetError, Ledger, PrivacyBudget, compute_charge
 from dpsynth.accounting.verify import verify_text
 from dpsynth.release import OutputExistsError
-from dpsynth.text import LargeGroupsWarning, generate
+from dpsynth.text import generate
 from dpsynth.text.privacy import PRIVACY_UNIT, calibrate_text_mechanism
 from tests.test_text_privacy import cks_epsilon
 
@@ -93,10 +93,7 @@ def test_label_errors_are_clear(tiny_model):
 
 def test_no_input_size_is_refused_not_even_zero(tiny_model):
     """Issue 8 §4: an empty data set neighbours every one-text data set, so it is not refused."""
-    from dpsynth.text.request import NoTextsWarning
-
-    with pytest.warns(NoTextsWarning, match="public model alone"):
-        result = generate([], model=tiny_model, **_small())
+    result = generate([], model=tiny_model, **_small())
     assert len(result.texts) == 3
     assert [e["kind"] for e in result.ledger.entries] == ["charge", "completion"]
 
@@ -108,19 +105,6 @@ def test_fewer_texts_than_one_group_is_not_refused_and_charges_like_any_call(tin
     assert len(few.texts) == len(many.texts) == 3
     assert few.ledger.epsilon_spent == pytest.approx(many.ledger.epsilon_spent)
     assert [e["kind"] for e in few.ledger.entries] == ["charge", "completion"]
-
-
-def test_large_groups_warning_carries_no_private_count(tiny_model):
-    import re
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        generate(TEXTS, model=tiny_model, **_small(num_texts=1, max_new_tokens=2))
-    messages = [str(w.message) for w in caught if issubclass(w.category, LargeGroupsWarning)]
-    assert messages, "expected a LargeGroupsWarning"
-    for message in messages:
-        assert str(len(TEXTS)) not in message and not re.search(r"\d", message)
 
 
 class ExplodingTexts:
@@ -270,16 +254,6 @@ def test_first_token_privacy_loss_on_the_real_pipeline_is_within_the_ledger_even
     assert worst > 0.1 * eps_tok  # the private text does move the distribution
 
 
-def test_far_more_texts_than_groups_warns_about_compute(tiny_model):
-    with pytest.warns(LargeGroupsWarning, match="num_texts around"):
-        generate(TEXTS, model=tiny_model, **_small(num_texts=1, max_new_tokens=2))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", LargeGroupsWarning)
-        generate(TEXTS, model=tiny_model, **_small(num_texts=2, max_new_tokens=2))
-
-
 def test_a_shared_ledger_file_is_charged_and_completed_on_disk(tiny_model, tmp_path):
     from dpsynth.accounting import LedgerFile
 
@@ -292,3 +266,105 @@ def test_a_shared_ledger_file_is_charged_and_completed_on_disk(tiny_model, tmp_p
     with pytest.raises(BudgetExceededError):
         generate(ExplodingTexts(), model=tiny_model, ledger=shared, **_small(epsilon=3.0))
     assert len(shared.load().entries) == 2
+
+
+# ---- nothing the caller sees depends on the number of texts (warnings, refusals, messages)
+
+def _texts(n):
+    return [f"Note {i}: the patient rested at home and drank fluids." for i in range(n)]
+
+
+def _hashing_embed(texts):
+    import numpy as np
+
+    out = np.zeros((len(texts), 16))
+    for row, text in enumerate(texts):
+        for ch in text:
+            out[row, ord(ch) % 16] += 1.0
+    return out
+
+
+def _observe(call):
+    """``(warnings as (category, message), exception as (type, message) or None)`` of ``call()``."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            call()
+            raised = None
+        except Exception as exc:  # noqa: BLE001 - compared, not handled
+            raised = (type(exc), str(exc))
+    return [(w.category, str(w.message)) for w in caught], raised
+
+
+@pytest.mark.parametrize("method", ["private_prediction", "pe"])
+def test_a_refused_call_looks_the_same_for_0_1_33_and_1000_texts(tiny_model, method):
+    """The budget refusal comes before any text is read, and nothing before it -- no warning, no
+    message -- depends on how many texts there are (n = 0 used to warn, n > 4 num_texts B too)."""
+    extra = dict(method="pe", iterations=1, variations=1, embedder=_hashing_embed) if method == "pe" else {}
+    seen = []
+    for n in (0, 1, 33, 1000):
+        ledger = Ledger.create(PrivacyBudget(1.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+        seen.append(_observe(lambda: generate(_texts(n), model=tiny_model, ledger=ledger,
+                                              **_small(epsilon=2.0, num_texts=1, **extra))))
+        assert ledger.entries == []
+    warnings_seen, raised = seen[0]
+    assert warnings_seen == [] and raised is not None and raised[0] is BudgetExceededError
+    assert all(observed == seen[0] for observed in seen)
+
+
+def test_a_run_warns_the_same_whatever_the_number_of_texts(tiny_model):
+    """0 texts (the old NoTextsWarning) and 33 > 4 x num_texts x B texts (the old LargeGroupsWarning)
+    warn exactly as 1 text does."""
+    observed = [_observe(lambda: generate(_texts(n), model=tiny_model, **_small(num_texts=1, max_new_tokens=2)))
+                for n in (0, 1, 33)]
+    assert all(raised is None for _, raised in observed)
+    assert observed[0][0] == observed[1][0] == observed[2][0]
+
+
+def test_a_non_string_text_fails_after_the_charge_naming_no_position_type_or_value(tiny_model):
+    texts = _texts(5) + [{"ssn": "123-45-6789"}] + _texts(2)
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    with pytest.raises(TypeError, match="must be a string") as failed:
+        generate(texts, model=tiny_model, ledger=ledger, **_small())
+    message = str(failed.value)
+    assert "5" not in message and "dict" not in message and "123-45" not in message and "#" not in message
+    assert [e["kind"] for e in ledger.entries] == ["charge", "completion"]  # the charge stays
+
+
+def test_a_label_outside_the_set_names_the_public_set_only(tiny_model):
+    labels = ["a"] * 9 + ["privlabel"] + ["a"] * 14
+    with pytest.raises(ValueError, match="not in the declared label set") as refused:
+        generate(TEXTS, labels=labels, label_set=["a", "b"], model=tiny_model, **_small())
+    message = str(refused.value)
+    assert "['a', 'b']" in message
+    assert "privlabel" not in message and "9" not in message and "24" not in message
+
+
+def test_prepare_checks_every_public_argument_without_the_texts_and_run_does_the_rest(tiny_model):
+    from dpsynth.text import prepare_generation
+    from dpsynth.text.gguf import ModelNotFoundError
+    from dpsynth.text.synthesis import plan_summary
+
+    def public(**kw):
+        return {k: v for k, v in _small(**kw).items() if k != "progress"}
+
+    for bad in [dict(num_texts=0), dict(temperature=0.0), dict(top_k=-1), dict(max_new_tokens=0),
+                dict(instruction="  "), dict(label_set=["a", "a"]), dict(method="nope"), dict(group_size=0),
+                dict(max_batch_rows=1), dict(device="nonsense"),
+                dict(method="pe", variations=0), dict(method="pe", iterations=0),
+                dict(method="pe", embedder="/nonexistent/embedder"), dict(method="pe", vote_space="whitened")]:
+        with pytest.raises((ValueError, FileNotFoundError)):
+            prepare_generation(model=tiny_model, **public(**bad))
+    with pytest.raises(ModelNotFoundError):
+        prepare_generation(model="/nonexistent/model", **public())
+    prepared = prepare_generation(model=tiny_model, **public())
+    assert prepared.summary() == plan_summary(epsilon=3.0, delta=1e-6, method="private_prediction",
+                                              num_texts_total=3, group_size=4, max_new_tokens=8)
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-5), privacy_unit=PRIVACY_UNIT, source_name="x")
+    with pytest.raises(ValueError, match="PUBLIC label set"):  # the call's shape, before the charge
+        prepared.run(TEXTS, ["a"] * len(TEXTS), ledger=ledger, progress=False)
+    assert ledger.entries == []
+    result = prepared.run(TEXTS, ledger=ledger, progress=False)
+    assert len(result.texts) == 3 and [e["kind"] for e in ledger.entries] == ["charge", "completion"]

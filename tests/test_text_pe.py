@@ -513,10 +513,14 @@ def test_the_vote_space_is_recorded_and_a_bad_one_is_refused_before_the_charge(t
     assert ledger.entries == []
 
 
-def test_labels_outside_the_declared_set_are_refused(tiny):
+def test_labels_outside_the_declared_set_are_refused_naming_no_private_value_or_position(tiny):
     model, tokenizer, _ = tiny
-    with pytest.raises(ValueError, match="not in the declared label set"):
-        generate(PRIVATE, labels=["a"] * 11 + ["zzz"], label_set=["a"], model=(model, tokenizer), **_pe())
+    with pytest.raises(ValueError, match="not in the declared label set") as refused:
+        generate(PRIVATE, labels=["a"] * 7 + ["privlabel"] + ["a"] * 4, label_set=["a"], model=(model, tokenizer),
+                 **_pe())
+    message = str(refused.value)
+    assert "['a']" in message  # the public label set
+    assert "privlabel" not in message and "7" not in message and "12" not in message
 
 
 def test_cli_method_pe_end_to_end(tiny, tmp_path, monkeypatch):
@@ -550,13 +554,22 @@ def test_cli_method_pe_end_to_end(tiny, tmp_path, monkeypatch):
     assert verify_text((tmp_path / "out.csv.ledger.json").read_text(encoding="utf-8")).ok
 
 
-def test_pe_on_an_empty_input_runs_and_is_charged(tiny):
-    from dpsynth.text.request import NoTextsWarning
+def test_pe_on_an_empty_input_runs_and_is_charged_without_calling_the_embedder_on_it(tiny):
+    import warnings
 
     model, tokenizer, _ = tiny
-    with pytest.warns(NoTextsWarning):
-        result = generate([], model=(model, tokenizer), **_pe())
+    seen = []
+
+    def embed(texts):  # a caller's function that cannot embed an empty list
+        assert texts, "the embedder was called on an empty list"
+        seen.append(len(texts))
+        return hashing_embed(texts)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning either (none may depend on the number of texts)
+        result = generate([], model=(model, tokenizer), **_pe(embedder=embed))
     assert len(result.texts) == 2 and result.ledger.epsilon_spent > 0
+    assert seen  # the public candidates were embedded
 
 
 def test_cli_refuses_an_unknown_variation_kind_before_reading(tmp_path, monkeypatch):

@@ -5,7 +5,10 @@ Writes ``OUT`` -- JSON lines for ``.jsonl`` (one ``{"text": ...}`` object per li
 are refused -- plus ``OUT.ledger.json`` and ``OUT.card.yaml``.  Privacy unit: one input text
 (record); the release is (epsilon, delta)-DP under adding or removing one record (see
 ``docs/text.md``).  Before generating, the CLI prints the method and its public parameters
-(``B``, ``T``, ``C`` for private prediction; iterations and sigma for PE).
+(``B``, ``T``, ``C`` for private prediction; iterations and sigma for PE), having checked every
+public argument and loaded the model (and PE's embedder) -- all before INPUT's source budget is
+charged, so a bad flag costs nothing; only reading INPUT, generating and saving run after the
+charge. An empty INPUT is an empty data set and runs like any other.
 ``--backend ray [--ray-workers N] [--ray-address ADDR]`` decodes private prediction's groups on
 Ray actors, or PE's public candidates (:mod:`dpsynth.text.ray_backend`; connected before the charge).
 """
@@ -21,7 +24,7 @@ from typing import Any, Optional
 
 import typer
 
-from dpsynth.cli.common import console, fail, parse_budget, require_input_file
+from dpsynth.cli.common import console, fail, parse_budget
 from dpsynth.constants import DEFAULT_DELTA
 from dpsynth.errors import DpsynthError
 
@@ -35,82 +38,101 @@ class InputFormatError(DpsynthError, ValueError):
     """The input file cannot be read as the expected records."""
 
 
-def _field_value(value: object, field: str, where: str) -> str:
+# The readers run after the source budget is charged, on private data. Their messages keep the
+# path and the names of the fields the user passed (public) and nothing else: no line numbers,
+# no other field or column names, no values, no parser detail (docs/text.md, "What errors show").
+# An empty file -- or a CSV with its header only -- is an empty data set, read like any other.
+
+
+def _field_value(value: object, field: str, path: Path) -> str:
     if value is None:
-        raise InputFormatError(f"{where}: field {field!r} is null")
+        raise InputFormatError(f"{path}: a record's field {field!r} is null")
     if isinstance(value, (dict, list)):
-        raise InputFormatError(f"{where}: field {field!r} is not a string")
+        raise InputFormatError(f"{path}: a record's field {field!r} is not a string")
     return value if isinstance(value, str) else str(value)
 
 
 def read_jsonl_records(path: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str] | None]:
-    """Texts (and labels) from a JSON-lines file; clear errors naming the line."""
+    """Texts (and labels) from a JSON-lines file (blank lines skipped; none at all is zero records)."""
     texts: list[str] = []
     labels: list[str] | None = [] if label_field else None
     with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+        for line in fh:
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(f"{where}: not valid JSON ({exc.msg})") from None
+            except json.JSONDecodeError:
+                raise InputFormatError(f"{path}: a line is not valid JSON") from None
             if not isinstance(record, dict):
-                raise InputFormatError(f"{where}: expected a JSON object per line")
+                raise InputFormatError(f"{path}: a line is not a JSON object")
             for field in [text_field] + ([label_field] if label_field else []):
                 if field not in record:
-                    raise InputFormatError(
-                        f"{where}: missing field {field!r} (fields present: {', '.join(map(repr, record))})"
-                    )
-            texts.append(_field_value(record[text_field], text_field, where))
+                    raise InputFormatError(f"{path}: a record has no field {field!r}")
+            texts.append(_field_value(record[text_field], text_field, path))
             if labels is not None and label_field:
-                labels.append(_field_value(record[label_field], label_field, where))
-    if not texts:
-        raise InputFormatError(f"{path} contains no records")
+                labels.append(_field_value(record[label_field], label_field, path))
     return texts, labels
 
 
 def read_csv_records(path: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str] | None]:
-    """Texts (and labels) from a CSV file with a header row; clear errors naming the row."""
+    """Texts (and labels) from a CSV file with a header row (header only, or an empty file: zero records)."""
     texts: list[str] = []
     labels: list[str] | None = [] if label_field else None
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, strict=True)
-            header = reader.fieldnames or []
+            header = reader.fieldnames
+            if header is None:  # an empty file: no header, no record
+                return texts, labels
             for field in [text_field] + ([label_field] if label_field else []):
                 if field not in header:
-                    raise InputFormatError(
-                        f"{path}: no column {field!r} (columns: {', '.join(map(repr, header)) or 'none'})"
-                    )
+                    raise InputFormatError(f"{path}: the header has no column {field!r}")
             for row in reader:
-                where = f"{path}:{reader.line_num}"
                 if None in row:
-                    raise InputFormatError(f"{where}: more fields than the header has")
-                texts.append(_field_value(row[text_field], text_field, where))
+                    raise InputFormatError(f"{path}: a row has more fields than the header")
+                texts.append(_field_value(row[text_field], text_field, path))
                 if labels is not None and label_field:
-                    labels.append(_field_value(row[label_field], label_field, where))
-    except csv.Error as exc:
-        raise InputFormatError(f"{path}: malformed CSV ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise InputFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    if not texts:
-        raise InputFormatError(f"{path} contains no records")
+                    labels.append(_field_value(row[label_field], label_field, path))
+    except csv.Error:
+        raise InputFormatError(f"{path}: malformed CSV (strict quoting)") from None
+    except UnicodeDecodeError:
+        raise InputFormatError(f"{path}: not UTF-8 text") from None
     return texts, labels
+
+
+def check_input_format(path: Path) -> str:
+    """``"jsonl"`` or ``"csv"`` from INPUT's suffix, refused before the charge (the name is public)."""
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    raise InputFormatError(f"{path}: unsupported input format {suffix or '(no suffix)'!r}; use .jsonl or .csv")
 
 
 def read_text_records(path: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str] | None]:
     """Dispatch on the file suffix (.jsonl/.ndjson/.json or .csv)."""
-    suffix = path.suffix.lower()
+    kind = check_input_format(path)
     try:
-        if suffix in JSONL_SUFFIXES:
+        if kind == "jsonl":
             return read_jsonl_records(path, text_field, label_field)
-        if suffix in CSV_SUFFIXES:
-            return read_csv_records(path, text_field, label_field)
-    except UnicodeDecodeError as exc:
-        raise InputFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    raise InputFormatError(f"{path}: unsupported input format {suffix or '(no suffix)'!r}; use .jsonl or .csv")
+        return read_csv_records(path, text_field, label_field)
+    except UnicodeDecodeError:
+        raise InputFormatError(f"{path}: not UTF-8 text") from None
+
+
+def _require_input_path(path: Path) -> None:
+    """INPUT exists and is a file (public: the path). Its size is not checked: an empty file is an
+    empty data set, and refusing it before the charge would tell it apart from a one-record file."""
+    if not path.exists():
+        fail(f"input file {path} does not exist")
+    if path.is_dir():
+        fail(f"input {path} is a directory, not a file")
+    try:
+        check_input_format(path)
+    except InputFormatError as exc:
+        fail(str(exc))
 
 
 def default_instruction(text_field: str, label_set: list[str] | None) -> str:
@@ -217,18 +239,17 @@ def ray_session(address: str | None, workers: int, device: str | None = None) ->
             ray_module.shutdown()
 
 
-def _generate_and_save(input_path: Path, text_field: str, label_field: str | None, output: Path, force: bool,
-                       options: dict) -> tuple:
-    """Read the records, run :func:`dpsynth.text.generate`, save the release (inside the source charge)."""
+def _read_run_and_save(prepared: Any, input_path: Path, text_field: str, label_field: str | None, output: Path,
+                       force: bool, progress: bool) -> tuple:
+    """Read the records, run the prepared call, save the release (inside the source charge)."""
     from dpsynth.release import OutputExistsError
-    from dpsynth.text import generate
 
     try:
         texts, text_labels = read_text_records(input_path, text_field, label_field)
     except (InputFormatError, OSError) as exc:
         fail(str(exc))
     try:
-        result = generate(texts, labels=text_labels, **options)
+        result = prepared.run(texts, text_labels, source_name=input_path.name, progress=progress)
     except (DpsynthError, ValueError, TypeError) as exc:
         fail(str(exc))
     try:
@@ -236,6 +257,25 @@ def _generate_and_save(input_path: Path, text_field: str, label_field: str | Non
     except (DpsynthError, OutputExistsError, FileNotFoundError) as exc:  # ReleaseWriteError is a DpsynthError
         fail(str(exc))
     return result, paths
+
+
+def print_plan(summary: dict[str, Any]) -> None:
+    """The method and its public parameters (:meth:`dpsynth.text.synthesis.GenerationPlan.summary`)."""
+    if summary["method"] == "pe":
+        console.print(
+            f"Method: pe (Private Evolution), iterations={summary['iterations']}, "
+            f"variations={summary['variations']}, vote space={summary['vote_space']}, "
+            f"noise sigma={summary['noise_multiplier']:.4g}, threshold={summary['threshold']:.4g}, "
+            f"T={summary['max_new_tokens']}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"Method: private_prediction, B={summary['group_size']} ({summary['group_size_rule']}), "
+            f"T={summary['max_new_tokens']}, C={summary['clip']:.4g}; each synthetic text draws on one group: "
+            f"about len(texts)/B synthetic texts (per label) see a full group",
+            highlight=False,
+        )
 
 
 @app.command("synth")
@@ -313,10 +353,9 @@ def synth(
     """Generate DP synthetic texts; writes OUT, OUT.ledger.json and OUT.card.yaml."""
     from dpsynth.cli.budget import source_budget_charge
     from dpsynth.release import refuse_output_over_input, reserve_release
-    from dpsynth.text.pe.histogram import DEFAULT_VOTE_SPACE
     from dpsynth.text.privacy import PRIVACY_UNIT
     from dpsynth.text.result import output_format
-    from dpsynth.text.synthesis import plan_summary
+    from dpsynth.text.synthesis import prepare_generation
 
     budget = parse_budget(epsilon, delta)
     if label_field and labels is None:
@@ -334,18 +373,9 @@ def synth(
         ctx.with_resource(reserve_release(output, force))
     except DpsynthError as exc:
         fail(str(exc))
-    require_input_file(input_path)
+    _require_input_path(input_path)
     if instruction is None:
         instruction = default_instruction(text_field, label_set)
-    try:
-        summary = plan_summary(
-            epsilon=budget.epsilon, delta=budget.delta, method=method,
-            num_texts_total=num_texts * (len(label_set) if label_set else 1), group_size=size,
-            max_new_tokens=max_new_tokens, temperature=temperature, iterations=iterations,
-            variations=variations, device=device, backend=backend,
-        )
-    except (DpsynthError, ValueError) as exc:
-        fail(str(exc))
     ray_options: dict = {}
     if backend == "ray":
         workers = 2 if ray_workers is None else ray_workers
@@ -353,37 +383,24 @@ def synth(
         ray_options = dict(backend="ray", ray_workers=workers, ray_address=ray_address)
         console.print(f"Backend: ray, {workers} decode workers"
                       + (", one GPU each" if device and device.startswith("cuda") else ""), highlight=False)
-    if summary["method"] == "pe":
-        console.print(
-            f"Method: pe (Private Evolution), iterations={summary['iterations']}, "
-            f"variations={summary['variations']}, vote space={space or DEFAULT_VOTE_SPACE}, "
-            f"noise sigma={summary['noise_multiplier']:.4g}, threshold={summary['threshold']:.4g}, "
-            f"T={summary['max_new_tokens']}",
-            highlight=False,
+    # every public argument is checked, the method planned, the model and embedder loaded: before
+    # the source budget is charged, so a bad flag costs nothing
+    try:
+        prepared = prepare_generation(
+            epsilon=budget.epsilon, delta=budget.delta, label_set=label_set, num_texts=num_texts, method=method,
+            model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
+            variation_kinds=kinds, vote_space=space, embedder=embedder, seed=seed, device=device, **ray_options,
         )
-    else:
-        console.print(
-            f"Method: private_prediction, B={summary['group_size']} ({summary['group_size_rule']}), "
-            f"T={summary['max_new_tokens']}, C={summary['clip']:.4g}; each synthetic text draws on one group: "
-            f"about len(texts)/B synthetic texts (per label) see a full group",
-            highlight=False,
-        )
+    except (DpsynthError, ValueError, TypeError, OSError) as exc:
+        fail(str(exc))
+    print_plan(prepared.summary())
     console.print(f"Instruction: {instruction}", highlight=False)
     with source_budget_charge(
         input_path, budget=budget, release=output, ledger=ledger_path, no_source_budget=no_source_budget,
         privacy_unit=PRIVACY_UNIT,
     ) as source_step:  # before the input is read; refused = nothing read
-        result, paths = _generate_and_save(
-            input_path, text_field, label_field, output, force,
-            dict(
-                epsilon=budget.epsilon, delta=budget.delta, label_set=label_set, num_texts=num_texts, method=method,
-                model=model, instruction=instruction, group_size=size, max_new_tokens=max_new_tokens,
-                temperature=temperature, top_k=top_k, iterations=iterations, variations=variations,
-                variation_kinds=kinds, vote_space=space,
-                embedder=embedder, seed=seed, source_name=input_path.name, device=device, progress=not quiet,
-                **ray_options,
-            ),
-        )
+        result, paths = _read_run_and_save(prepared, input_path, text_field, label_field, output, force, not quiet)
         if source_step is not None:
             source_step.outputs = {"release": str(paths.data), "release_ledger_id": result.ledger.ledger_id}
     ledger = result.ledger

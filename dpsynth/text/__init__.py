@@ -5,6 +5,12 @@ add-or-remove-one relation; proofs in :mod:`dpsynth.text.pe.privacy` and
 :mod:`dpsynth.text.privacy`; guide in ``docs/text.md``.
 """
 
-from dpsynth.text.synthesis import LargeGroupsWarning, TextSynthesisResult, TooFewTextsError, generate
+from dpsynth.text.synthesis import (
+    PreparedGeneration,
+    TextSynthesisResult,
+    TooFewTextsError,
+    generate,
+    prepare_generation,
+)
 
-__all__ = ["LargeGroupsWarning", "TextSynthesisResult", "TooFewTextsError", "generate"]
+__all__ = ["PreparedGeneration", "TextSynthesisResult", "TooFewTextsError", "generate", "prepare_generation"]

@@ -12,7 +12,9 @@ that emit a stop token are dropped from the batch and their rows pruned from the
 Groups are processed in chunks of at most ``max_rows`` rows to bound memory; a group larger
 than ``max_rows`` runs alone, its rows split into forward shards of at most ``max_rows`` rows
 (each with its own cache).  KV-cache memory is proportional to the rows of a chunk, i.e. to
-the number of private texts in it: choose ``num_texts`` around ``n / B``.
+the number of private texts in it: choose ``num_texts`` around ``n / B``.  The progress bar
+advances per step by the groups still decoding in the chunk, so its updates show how groups pack
+into chunks -- i.e. group sizes: a side channel outside the guarantee (:mod:`dpsynth.text.privacy`).
 
 Randomness: :func:`dpsynth.randomness.secret_torch_generator` seeds a ``torch.Generator`` from
 OS entropy; its seed is never stored or returned.  This sampling is the privacy noise of the

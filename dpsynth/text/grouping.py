@@ -72,10 +72,11 @@ def partition_texts(
     (the aggregate is a sum, so order does not matter beyond float rounding).
 
     Raises ``ValueError`` if ``labels`` is given with a different length, or contains a label
-    not in ``groups_per_label`` (labels are public metadata declared by the caller).
+    not in ``groups_per_label`` (labels are public metadata declared by the caller). The messages
+    name the public label set only: no count, position or private label value.
     """
     if labels is not None and len(labels) != len(texts):
-        raise ValueError(f"{len(labels)} labels for {len(texts)} texts")
+        raise ValueError("labels and texts have different lengths")
     buckets: dict[Hashable, list[list[str]]] = {
         label: [[] for _ in range(count)] for label, count in groups_per_label.items()
     }
@@ -83,8 +84,7 @@ def partition_texts(
         label = None if labels is None else labels[index]
         if label not in buckets:
             raise ValueError(
-                f"text #{index} has label {label!r}, which is not in the declared label set "
-                f"{sorted(map(str, buckets))}"
+                f"a text has a label that is not in the declared label set {sorted(map(str, buckets))}"
             )
         group = keyed_group_index(text, len(buckets[label]), key, label=label)
         buckets[label][group].append(text)

@@ -65,6 +65,13 @@ mathematically independent, but float rounding of a row's logits may depend (~1e
 it ran in (padding length, chunk composition), which other groups' data influence; like the
 floating-point caveat of every sampled DP mechanism, this is not covered by the bound.
 
+Side channels, also not covered (like wall time, which grows with the number and length of the
+texts): the progress bar (``progress=True``, the CLI without ``--quiet``) advances at each step by
+the number of groups still decoding in the current chunk, and chunks hold at most
+``max_batch_rows`` forward rows, one per member -- so how groups pack into chunks, visible in the
+bar's updates and timing, depends on the group sizes.  The bar's total (``G * T``) is public.
+docs/text.md, "Side channels and floating point".
+
 What is NOT released: the number of texts, group sizes, text lengths, which texts share a group.
 The generation stops at a public ``T``; outputs count ``sum_l G_l`` is public.  A call with
 fewer texts than one group (``n < B``) is not refused: empty or small groups decode from (mostly)

@@ -5,18 +5,20 @@ Privacy unit: one private text (with its label). Guarantee: the returned texts (
 
 1. :func:`plan_private_prediction` -- ``B`` (public rule when "auto"), clip ``C`` from
    (epsilon, delta, B, T, temperature); no data read;
-2. :func:`dpsynth.text.models.load_causal_lm` -- the public model;
+2. :func:`dpsynth.text.models.load_causal_lm` -- the public model (steps 1-2 in
+   :func:`dpsynth.text.synthesis.prepare_generation`, before any charge);
 3. :func:`dpsynth.text.charging.spend_before_reading` -- BudgetExceededError here means no
    private text has been read or tokenized;
 4. :func:`decode_private_groups` -- read the texts, partition them with a fresh secret key,
-   decode all groups in batches (sampling noise from :mod:`dpsynth.randomness`);
+   decode all groups in batches (sampling noise from :mod:`dpsynth.randomness`); the progress
+   bar's updates follow how groups pack into chunks, which depends on group sizes: a side
+   channel outside the guarantee (:mod:`dpsynth.text.privacy`);
 5. the spend block records the completion -- keyed fingerprint of the source, number of outputs.
 """
 
 from __future__ import annotations
 
 import random
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,14 +31,12 @@ from dpsynth.text.engine import DecodeSettings, GroupPrompts, decode_groups, mod
 from dpsynth.text.grouping import fresh_key, partition_texts
 from dpsynth.text.privacy import MECHANISM_NAME, TextPrivacyPlan, calibrate_text_mechanism
 from dpsynth.text.prompts import PromptEncoder, PromptTemplate
-from dpsynth.text.request import LargeGroupsWarning, TextRequest, check_int
+from dpsynth.text.request import TextRequest, check_int
 from dpsynth.text.result import TextSynthesisResult
 from dpsynth.text.runtime import cpu_threads
 
 OPERATION = "text.generate"
 DEFAULT_MAX_EXAMPLE_TOKENS = 256
-#: warn when the texts exceed this many times the nominal capacity ``num_texts * group_size``
-LARGE_GROUP_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -73,18 +73,6 @@ def plan_private_prediction(
     )
     template = PromptTemplate(instruction=request.instruction) if request.instruction is not None else PromptTemplate()
     return PrivatePredictionPlan(privacy, rule, template, max_example_tokens, request.top_k)
-
-
-def warn_if_groups_large(n_texts: int, request: TextRequest, group_size: int) -> None:
-    """Warn the caller (who holds the data) that groups will be large; the message has no counts."""
-    if n_texts > LARGE_GROUP_FACTOR * request.total_outputs * group_size:
-        warnings.warn(
-            "many more texts than num_texts x group_size: every text is one forward row per generated "
-            "token, so groups this large are slow and memory-hungry; num_texts around "
-            "len(texts) / group_size uses the data in smaller, parallel groups",
-            LargeGroupsWarning,
-            stacklevel=3,
-        )
 
 
 def decoding_record(request: TextRequest, plan: PrivatePredictionPlan) -> dict[str, Any]:
@@ -152,11 +140,13 @@ def decode_private_groups(
 
 
 def read_texts(texts: Sequence[Any], labels: Sequence[Any] | None) -> tuple[list[str], list[str] | None]:
-    """The private texts as strings (after the charge; a non-string fails, the charge stays)."""
+    """The private texts as strings (after the charge; a non-string fails, the charge stays).
+
+    The error names no position, type or value of the offending text: it is shown after the
+    charge, but is not a DP release."""
     text_list = list(texts)
-    for index, text in enumerate(text_list):
-        if not isinstance(text, str):
-            raise TypeError(f"text #{index} is {type(text).__name__}, not a string")
+    if not all(isinstance(text, str) for text in text_list):
+        raise TypeError("every text must be a string (str); the call stopped after its charge")
     return text_list, None if labels is None else [str(v) for v in labels]
 
 
@@ -169,14 +159,12 @@ def run_private_prediction(
     *,
     ledger: Any,
     source_name: str,
-    max_batch_rows: int | None,
+    rows_per_batch: int,
     progress: bool,
     ray: Any = None,
 ) -> TextSynthesisResult:
-    """Charge, decode and complete one private-prediction call for a validated request and plan."""
-    warn_if_groups_large(len(texts), request, plan.group_size)
-    device_name = str(model_device(loaded.model))
-    rows_per_batch = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
+    """Charge, decode and complete one private-prediction call for a validated request and plan
+    (model loaded and ``rows_per_batch`` checked before: :func:`dpsynth.text.synthesis.prepare_generation`)."""
     generator_model = {"name": loaded.name, "license": loaded.license, "source": loaded.source}
     decoding = decoding_record(request, plan)
     charge = TextChargePlan(

@@ -1,21 +1,23 @@
 """Step 1 of every text call: validate the public inputs (nothing private is read here).
 
 Everything in a :class:`TextRequest` is public: the budget, the declared label set, the number
-of outputs per label, the prompt template, decoding parameters. The private texts are only
-*sized* (``len``) -- to check that labels match them -- never read. Errors raised here carry no
-count or value of private data (issue 8 §4): they name arguments only.
+of outputs per label, the prompt template, decoding parameters. :func:`validate_request` sees
+public arguments only; :func:`check_inputs` then checks the shape of the call's private arguments
+(a sequence of texts, labels exactly when a label set was declared, as many labels as texts, a
+ledger under the text privacy unit) -- the texts are only *sized* (``len``), never read. Errors
+raised here carry no count or value of private data (issue 8 §4): they name arguments only. No
+warning depends on the private texts or their number either.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dpsynth.accounting import Ledger, LedgerFile, PrivacyBudget
-from dpsynth.errors import DpsynthError, DpsynthWarning
+from dpsynth.errors import DpsynthError
 from dpsynth.text.privacy import PRIVACY_UNIT
 
 DEFAULT_NUM_TEXTS = 10
@@ -23,14 +25,6 @@ DEFAULT_NUM_TEXTS = 10
 
 class TooFewTextsError(DpsynthError, ValueError):
     """Kept for compatibility; no longer raised: no input size is refused (issue 8 §4)."""
-
-
-class NoTextsWarning(DpsynthWarning):
-    """The input is empty: the release is drawn from the public model alone (still charged)."""
-
-
-class LargeGroupsWarning(DpsynthWarning):
-    """Many more texts than ``num_texts * group_size``: groups will be large and slow."""
 
 
 class TextInputError(DpsynthError, ValueError):
@@ -70,17 +64,10 @@ def outputs_per_label(
     return {lab: per_label for lab in label_set}
 
 
-def public_label_set(labels: Any, label_set: Sequence[Any] | None) -> list[str] | None:
-    """The caller's declared label set as strings (never read from the data)."""
-    if labels is None:
-        if label_set is not None:
-            raise TextInputError("label_set was given but labels were not")
-        return None
+def public_label_set(label_set: Sequence[Any] | None) -> list[str] | None:
+    """The caller's declared label set as strings (never read from the data); None when unlabelled."""
     if label_set is None:
-        raise TextInputError(
-            "labelled data needs the PUBLIC label set (label_set=[...], CLI --labels a,b,c): the set of "
-            "labels must not be read from the private data"
-        )
+        return None
     if isinstance(label_set, str) or not isinstance(label_set, Sequence):
         raise TextInputError("label_set must be a list of labels")
     public = [str(v) for v in label_set]
@@ -148,11 +135,9 @@ class TextRequest:
 
 
 def validate_request(
-    texts: Any,
     *,
     epsilon: float,
     delta: float,
-    labels: Any,
     label_set: Sequence[Any] | None,
     num_texts: int | Mapping[str, int] | None,
     instruction: str | None,
@@ -160,14 +145,8 @@ def validate_request(
     temperature: float,
     top_k: int | None,
     seed: int | None,
-    ledger: Ledger | LedgerFile | None,
 ) -> TextRequest:
-    """Check every public argument; size (never read) the texts. Raises before anything is loaded.
-
-    No input size is refused -- not ``n < B``, not even ``n = 0`` (empty groups decode from the
-    public prompt; PE then selects among public candidates by noise alone) -- so whether a release
-    exists never depends on how many texts there are. The caller is warned (no counts).
-    """
+    """Check every public argument (no texts, no labels, no ledger). Raises before anything is loaded."""
     budget = PrivacyBudget(epsilon, delta)
     if not 0 < budget.delta < 1:
         raise TextInputError(f"DP text generation needs 0 < delta < 1, got {delta!r}")
@@ -178,18 +157,8 @@ def validate_request(
         raise TextInputError(f"seed must be an integer or None, got {seed!r}")
     if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
         raise TextInputError("instruction must be a non-empty string")
-    public_labels = public_label_set(labels, label_set)
+    public_labels = public_label_set(label_set)
     outputs = outputs_per_label(num_texts, public_labels)
-    check_ledger_unit(ledger)
-    n_texts = sized("texts", texts)
-    if labels is not None and sized("labels", labels) != n_texts:
-        raise TextInputError("labels and texts have different lengths")
-    if n_texts == 0:
-        # not refused: an empty data set neighbours every one-text data set, so a refusal here
-        # would tell the two apart; the call runs (and is charged) like any other
-        warnings.warn(
-            "no texts were given: the synthetic texts come from the public model alone", NoTextsWarning, stacklevel=3
-        )
     return TextRequest(
         budget=budget,
         label_set=public_labels,
@@ -200,3 +169,28 @@ def validate_request(
         top_k=top_k,
         seed=seed,
     )
+
+
+def check_inputs(texts: Any, labels: Any, label_set: Sequence[Any] | None,
+                 ledger: Ledger | LedgerFile | None) -> None:
+    """The shape of a call's private arguments, before the charge: ``texts`` (and ``labels``) are
+    sized, never read; ``labels`` must come exactly with a declared ``label_set``; ``ledger`` must
+    count the text privacy unit.
+
+    No input size is refused -- not ``n < B``, not even ``n = 0`` (empty groups decode from the
+    public prompt; PE then selects among public candidates by noise alone) -- and no warning
+    depends on it, so what the caller sees before the charge never depends on how many texts
+    there are. (Whether the labels and texts have the same length is a property of the call,
+    checked here with a count-free message.)
+    """
+    if labels is None and label_set is not None:
+        raise TextInputError("label_set was given but labels were not")
+    if labels is not None and label_set is None:
+        raise TextInputError(
+            "labelled data needs the PUBLIC label set (label_set=[...], CLI --labels a,b,c): the set of "
+            "labels must not be read from the private data"
+        )
+    check_ledger_unit(ledger)
+    n_texts = sized("texts", texts)
+    if labels is not None and sized("labels", labels) != n_texts:
+        raise TextInputError("labels and texts have different lengths")

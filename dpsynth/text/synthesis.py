@@ -10,33 +10,46 @@ labels) are (epsilon, delta)-DP under adding or removing one text. Two methods:
   texts; proof in :mod:`dpsynth.text.privacy`;
 * ``"auto"`` (default) -- the public rule of :func:`dpsynth.text.auto.choose_method`.
 
-Every call has the same shape: validate (:mod:`dpsynth.text.request`) -> plan (calibrate from
-public inputs) -> load the public model -> charge the ledger -> read the texts and run ->
-complete the ledger entry. Public by construction: the number of outputs (``num_texts`` per label,
-never derived from the number of inputs), ``T``, the label set (declared by the caller), the
-prompts, the model and every mechanism parameter.
+Every call has the same shape, in two halves:
+
+1. :func:`prepare_generation` -- public inputs only, no texts: validate every argument
+   (:mod:`dpsynth.text.request`), choose the method, plan and calibrate (:func:`plan_generation`,
+   which is also what :func:`plan_summary` and the CLI print), check Ray, load the public model
+   and, for PE, the embedder. Every error of a public argument is raised here, before anything is
+   charged -- the CLI calls it before charging the source budget;
+2. :meth:`PreparedGeneration.run` -- check the shape of the private arguments (sized, never read),
+   charge the ledger, read the texts and run, complete the ledger entry.
+
+:func:`generate` is the two in a row. Public by construction: the number of outputs
+(``num_texts`` per label, never derived from the number of inputs), ``T``, the label set (declared
+by the caller), the prompts, the model and every mechanism parameter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dpsynth.accounting import Ledger, LedgerFile
 from dpsynth.constants import DEFAULT_DELTA
 from dpsynth.devices import resolve_device
 from dpsynth.text.auto import METHODS, choose_method, pe_schedule
-from dpsynth.text.pe.run import plan_pe, run_pe
+from dpsynth.text.engine import model_device
+from dpsynth.text.pe.run import PEPlan, plan_pe, run_pe
 from dpsynth.text.private_prediction import (
     DEFAULT_MAX_EXAMPLE_TOKENS,
+    PrivatePredictionPlan,
     plan_private_prediction,
     run_private_prediction,
 )
 from dpsynth.text.request import (
     DEFAULT_NUM_TEXTS,
-    LargeGroupsWarning,
     TextInputError,
+    TextRequest,
     TooFewTextsError,
+    check_inputs,
+    check_int,
     validate_request,
 )
 from dpsynth.text.result import TextSynthesisResult
@@ -51,11 +64,14 @@ DEFAULT_METHOD = "auto"
 __all__ = [
     "DEFAULT_DELTA",
     "DEFAULT_NUM_TEXTS",
-    "LargeGroupsWarning",
+    "GenerationPlan",
+    "PreparedGeneration",
     "TextInputError",
     "TextSynthesisResult",
     "TooFewTextsError",
     "generate",
+    "plan_generation",
+    "prepare_generation",
 ]
 
 
@@ -152,19 +168,79 @@ def generate(
 
     Raises:
         InvalidBudgetError / TextInputError (ValueError): bad budget or parameter (nothing read).
+        ModelNotFoundError / ModelLoadError / EmbedderNotFoundError: the public model, the device
+        or the embedder cannot be loaded (nothing read or spent).
         RayUnavailableError / RayConnectError / RayResourcesError: ``backend="ray"`` without Ray,
         with an unreachable address, or on a cluster too small for the workers (nothing spent).
-        No input size is refused (not ``n < B``, not an empty input: a ``NoTextsWarning`` then):
+        No input size is refused (not ``n < B``, not an empty input) and no warning depends on it:
         whether a release exists never depends on the number of texts.
         BudgetExceededError: the ledger cannot afford the call (no text read, tokenized or embedded).
-        TypeError: a text is not a string (found after the charge; the charge stays).
+        TypeError: a text is not a string (found after the charge; the charge stays; the message
+        names no text, position or count, nor does that of a label outside ``label_set``).
     """
-    from dpsynth.text.models import load_causal_lm
+    check_inputs(texts, labels, label_set, ledger)  # cheap, before the model is loaded
+    prepared = prepare_generation(
+        epsilon=epsilon, delta=delta, label_set=label_set, num_texts=num_texts, method=method, model=model,
+        instruction=instruction, group_size=group_size, max_new_tokens=max_new_tokens, temperature=temperature,
+        top_k=top_k, max_example_tokens=max_example_tokens, iterations=iterations, variations=variations,
+        variation_kinds=variation_kinds, vote_space=vote_space, threshold=threshold, embedder=embedder,
+        seed=seed, device=device, max_batch_rows=max_batch_rows, backend=backend, ray_address=ray_address,
+        ray_workers=ray_workers,
+    )
+    return prepared.run(texts, labels, ledger=ledger, source_name=source_name, progress=progress)
 
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """The public plan of one call: the chosen method, the validated request and the mechanism's
+    plan (:class:`~dpsynth.text.pe.run.PEPlan` or
+    :class:`~dpsynth.text.private_prediction.PrivatePredictionPlan`). No data, no model."""
+
+    method: str
+    request: TextRequest
+    mechanism: PEPlan | PrivatePredictionPlan
+
+    def summary(self) -> dict[str, Any]:
+        """What the CLI prints before generating: for private prediction ``B``, ``T``, ``C``; for PE
+        iterations, variations, sigma, threshold, vote space."""
+        plan = self.mechanism
+        if isinstance(plan, PEPlan):
+            return {"method": "pe", "iterations": plan.privacy.iterations, "variations": plan.variations,
+                    "noise_multiplier": plan.privacy.noise_multiplier, "threshold": plan.privacy.threshold,
+                    "vote_space": plan.vote_space, "max_new_tokens": self.request.max_new_tokens}
+        return {"method": "private_prediction", "group_size": plan.group_size,
+                "group_size_rule": "auto" if plan.group_size_rule.startswith("auto") else "given",
+                "max_new_tokens": self.request.max_new_tokens, "clip": plan.privacy.clip}
+
+
+def plan_generation(
+    *,
+    epsilon: float,
+    delta: float = DEFAULT_DELTA,
+    label_set: Sequence[Any] | None = None,
+    num_texts: int | Mapping[str, int] | None = None,
+    method: str = DEFAULT_METHOD,
+    model: Any = None,
+    instruction: str | None = None,
+    group_size: int | str = DEFAULT_GROUP_SIZE,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_k: int | None = DEFAULT_TOP_K,
+    max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS,
+    iterations: int | None = None,
+    variations: int | None = None,
+    variation_kinds: Sequence[str] | None = None,
+    vote_space: str | None = None,
+    threshold: float | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    backend: str = "memory",
+) -> GenerationPlan:
+    """Validate the public arguments, choose the method and calibrate it (no texts, no model loaded;
+    ``model`` is only inspected for its device when PE's schedule depends on it)."""
     request = validate_request(
-        texts, epsilon=epsilon, delta=delta, labels=labels, label_set=label_set, num_texts=num_texts,
-        instruction=instruction, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-        seed=seed, ledger=ledger,
+        epsilon=epsilon, delta=delta, label_set=label_set, num_texts=num_texts, instruction=instruction,
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed,
     )
     if method not in METHODS:
         raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -173,28 +249,119 @@ def generate(
     if chosen == "pe":  # the device's schedule where the caller set none (public: dpsynth.text.auto)
         iterations, variations = pe_schedule(_device_type(device, backend, model), request.budget.epsilon,
                                              request.budget.delta, iterations, variations)
+        check_int("iterations", iterations)
+        mechanism: PEPlan | PrivatePredictionPlan = plan_pe(
+            request, iterations, variations, threshold, variation_kinds, vote_space)
+    else:
+        mechanism = plan_private_prediction(request, group_size, max_example_tokens)
+    return GenerationPlan(chosen, request, mechanism)
+
+
+@dataclass(frozen=True)
+class PreparedGeneration:
+    """A call prepared from public inputs (:func:`prepare_generation`): plan, loaded public model,
+    PE's embedder, rows per forward batch, Ray workers. :meth:`run` charges and runs it on texts."""
+
+    plan: GenerationPlan
+    loaded: Any
+    rows: int
+    embed: Any = None
+    embedder_name: str | None = None
+    ray: Any = None
+
+    @property
+    def method(self) -> str:
+        return self.plan.method
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`GenerationPlan.summary` (what this call will run)."""
+        return self.plan.summary()
+
+    def run(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Any] | None = None,
+        *,
+        ledger: Ledger | LedgerFile | None = None,
+        source_name: str = "texts",
+        progress: bool = True,
+    ) -> TextSynthesisResult:
+        """Check the private arguments' shape (sized, not read), charge ``ledger`` (default: a new
+        in-memory ledger with the plan's budget), read the texts, run, complete the entry."""
+        request = self.plan.request
+        check_inputs(texts, labels, request.label_set, ledger)
+        with quiet_transformers():
+            if isinstance(self.plan.mechanism, PEPlan):
+                return run_pe(
+                    texts, labels, request, self.plan.mechanism, self.loaded, embed=self.embed,
+                    embedder_name=str(self.embedder_name), ledger=ledger, source_name=source_name, rows=self.rows,
+                    progress=progress, ray=self.ray,
+                )
+            return run_private_prediction(
+                texts, labels, request, self.plan.mechanism, self.loaded, ledger=ledger, source_name=source_name,
+                rows_per_batch=self.rows, progress=progress, ray=self.ray,
+            )
+
+
+def prepare_generation(
+    *,
+    epsilon: float,
+    delta: float = DEFAULT_DELTA,
+    label_set: Sequence[Any] | None = None,
+    num_texts: int | Mapping[str, int] | None = None,
+    method: str = DEFAULT_METHOD,
+    model: Any = None,
+    instruction: str | None = None,
+    group_size: int | str = DEFAULT_GROUP_SIZE,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_k: int | None = DEFAULT_TOP_K,
+    max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS,
+    iterations: int | None = None,
+    variations: int | None = None,
+    variation_kinds: Sequence[str] | None = None,
+    vote_space: str | None = None,
+    threshold: float | None = None,
+    embedder: Any = None,
+    seed: int | None = None,
+    device: str | None = None,
+    max_batch_rows: int | None = None,
+    backend: str = "memory",
+    ray_address: str | None = None,
+    ray_workers: Any = 2,
+) -> PreparedGeneration:
+    """The public half of :func:`generate` (same arguments, less the texts, labels, ledger, source
+    name and progress): every public argument is checked, the method planned and calibrated
+    (:func:`plan_generation`), Ray checked, the public model and (PE) the embedder loaded. Nothing
+    private is touched and nothing is charged; every error of a public argument is raised here."""
+    from dpsynth.text.models import load_causal_lm
+
+    plan = plan_generation(
+        epsilon=epsilon, delta=delta, label_set=label_set, num_texts=num_texts, method=method, model=model,
+        instruction=instruction, group_size=group_size, max_new_tokens=max_new_tokens, temperature=temperature,
+        top_k=top_k, max_example_tokens=max_example_tokens, iterations=iterations, variations=variations,
+        variation_kinds=variation_kinds, vote_space=vote_space, threshold=threshold, seed=seed, device=device,
+        backend=backend,
+    )
+    if max_batch_rows:  # None or 0: the device's default, below
+        check_int("max_batch_rows", max_batch_rows, minimum=2)
     ray = None
-    if backend != "memory":  # before the charge: public arguments, Ray reachable, enough CPUs/GPUs
+    if backend != "memory":  # public arguments, Ray reachable, enough CPUs/GPUs
         from dpsynth.text.ray_backend import WorkerSpec, check_ray_request
 
-        ray = check_ray_request(backend, chosen, ray_workers, ray_address, device)
+        ray = check_ray_request(backend, plan.method, ray_workers, ray_address, device)
         if isinstance(ray[0], WorkerSpec) and ray[0].device == "cuda" and max_batch_rows is None:
             max_batch_rows = 1024  # the in-process default on a GPU
         device = "cpu"  # the actors decode (on `device`); this process only tokenises and ships the weights
+    embed, embedder_name = None, None
     with quiet_transformers():
-        if chosen == "pe":
-            pe_plan = plan_pe(request, iterations, variations, threshold, variation_kinds, vote_space)
-            loaded = load_causal_lm(model, device)
-            return run_pe(
-                texts, labels, request, pe_plan, loaded, embedder=embedder, ledger=ledger,
-                source_name=source_name, max_batch_rows=max_batch_rows, progress=progress, ray=ray,
-            )
-        pp_plan = plan_private_prediction(request, group_size, max_example_tokens)
         loaded = load_causal_lm(model, device)
-        return run_private_prediction(
-            texts, labels, request, pp_plan, loaded, ledger=ledger, source_name=source_name,
-            max_batch_rows=max_batch_rows, progress=progress, ray=ray,
-        )
+        if plan.method == "pe":
+            from dpsynth.text.embeddings import load_embedder
+
+            embed, embedder_name = load_embedder(embedder)
+    rows = max_batch_rows or (64 if str(model_device(loaded.model)) == "cpu" else 1024)
+    return PreparedGeneration(plan, loaded, rows, embed, embedder_name, ray)
 
 
 def _device_type(device: str | None, backend: str, model: Any = None) -> str:
@@ -233,28 +400,15 @@ def plan_summary(
     device: str | None = None,
     backend: str = "memory",
 ) -> dict[str, Any]:
-    """The method and mechanism parameters a call with these PUBLIC inputs will use (no data).
+    """The method and mechanism parameters a call with these PUBLIC inputs will use (no data, no
+    model): :meth:`GenerationPlan.summary` of :func:`plan_generation` for ``num_texts_total``
+    unlabelled outputs -- the same code path as :func:`prepare_generation`.
 
     For private prediction: ``B``, ``T``, ``C``; for PE: iterations, variations, sigma,
-    threshold. The CLI prints this before generating.
+    threshold.
     """
-    from dpsynth.text.auto import auto_group_size
-    from dpsynth.text.pe.privacy import calibrate_pe
-    from dpsynth.text.privacy import calibrate_text_mechanism
-
-    if method not in METHODS:
-        raise TextInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    chosen = choose_method(method)
-    if chosen == "pe":
-        iterations, variations = pe_schedule(_device_type(device, backend), epsilon, delta, iterations, variations)
-        pe = calibrate_pe(epsilon, delta, iterations, threshold)
-        return {"method": "pe", "iterations": pe.iterations, "variations": variations,
-                "noise_multiplier": pe.noise_multiplier, "threshold": pe.threshold,
-                "max_new_tokens": max_new_tokens}
-    size = (
-        auto_group_size(epsilon, delta, max_new_tokens, temperature, num_texts_total)
-        if group_size == "auto" else int(group_size)
-    )
-    plan = calibrate_text_mechanism(epsilon, delta, size, max_new_tokens, temperature)
-    return {"method": "private_prediction", "group_size": size, "group_size_rule": str(group_size),
-            "max_new_tokens": max_new_tokens, "clip": plan.clip}
+    return plan_generation(
+        epsilon=epsilon, delta=delta, method=method, num_texts=num_texts_total, group_size=group_size,
+        max_new_tokens=max_new_tokens, temperature=temperature, iterations=iterations, variations=variations,
+        threshold=threshold, device=device, backend=backend,
+    ).summary()

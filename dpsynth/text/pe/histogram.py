@@ -65,6 +65,8 @@ def nearest_candidates(
     row's vote depends only on that row and the candidates.
     """
     check_vote_space(space)
+    if np.asarray(private_embeddings).size == 0 and len(private_groups) == 0:
+        return np.zeros(0, dtype=np.int64)  # no private text: no vote (any width)
     priv = _unit_rows(private_embeddings)
     cand = _unit_rows(candidate_embeddings)
     if priv.shape[1] != cand.shape[1]:

@@ -57,7 +57,17 @@ model: a private text can reach the output only through the noisy histogram.
 
 Floating point: the proof is for exact arithmetic of the votes (integers, exact) and of the
 Gaussian noise (floating-point sampling, like every sampled DP mechanism; not hardened against
-Mironov-style attacks).
+Mironov-style attacks).  A vote is exact given the embeddings, but an embedding is float
+arithmetic: had a text's embedding depended on the other texts of its batch (padding, the batch's
+row count -- measured ~1e-7 to ~2e-6 on MiniLM), adding one text could move another's embedding
+in its last bits and, in principle, flip its vote between two near-tied candidates, which the
+sensitivity-1 argument does not cover.  The built-in embedders run each text in a batch of its own
+token length and a fixed row count (:func:`dpsynth.text.embeddings.same_length_batches`), which
+was measured to make a text's embedding bit-identical whatever the other texts (CPU, 1 and 2
+threads: ``tests/test_text_embeddings.py``); other kernels (GPU, other BLAS) and a caller's own
+embedder function are outside that test and, like wall time and progress output (the PE messages
+report noisy, post-processed counts only), outside the guarantee (docs/text.md, "Side channels
+and floating point").
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Private Evolution as steps: plan -> load (model, embedder) -> charge -> embed + evolve -> complete.
 
+Steps 1-2 run in :func:`dpsynth.text.synthesis.prepare_generation` (public inputs only, before any
+charge); :func:`run_pe` is steps 3-5.
+
 Privacy unit: one private text (with its label). Guarantee: the returned texts (and labels) are
 (epsilon, delta)-DP under adding or removing one text; proof in :mod:`dpsynth.text.pe.privacy`.
 
@@ -29,7 +32,7 @@ import numpy as np
 from dpsynth.accounting import Ledger, fingerprint_texts
 from dpsynth.randomness import secret_numpy_rng
 from dpsynth.text.charging import TextChargePlan, spend_before_reading
-from dpsynth.text.embeddings import embed_checked, load_embedder
+from dpsynth.text.embeddings import embed_checked
 from dpsynth.text.engine import model_device
 from dpsynth.text.pe.evolution import run_private_evolution
 from dpsynth.text.pe.generator import EngineGenerator
@@ -95,17 +98,14 @@ def decoding_record(request: TextRequest, plan: PEPlan, embedder_name: str) -> d
 
 
 def _label_ids(labels: list[str] | None, label_set: list[str] | None, n: int) -> np.ndarray:
+    """Label id per private text. A label outside the declared set stops the call (after the charge)
+    with a message that names the public label set only -- no position, value or count."""
     if labels is None:
         return np.zeros(n, dtype=np.int64)
     index = {lab: i for i, lab in enumerate(label_set or [])}
-    ids = np.empty(n, dtype=np.int64)
-    for row, lab in enumerate(labels):
-        if lab not in index:
-            raise ValueError(
-                f"text #{row} has label {lab!r}, which is not in the declared label set {sorted(index)}"
-            )
-        ids[row] = index[lab]
-    return ids
+    if not all(lab in index for lab in labels):
+        raise ValueError(f"a text has a label that is not in the declared label set {sorted(index)}")
+    return np.asarray([index[lab] for lab in labels], dtype=np.int64).reshape(n)
 
 
 def _evolve(
@@ -132,7 +132,8 @@ def _evolve(
     )
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else None
     with cpu_threads(model_device(loaded.model)):
-        private_embeddings = embed_checked(embed, text_list)
+        # no text, no embedder call: a caller's function need not handle an empty list
+        private_embeddings = embed_checked(embed, text_list) if text_list else np.zeros((0, 0))
         out_texts, out_groups, _trace = run_private_evolution(
             private_embeddings=private_embeddings,
             private_groups=private_groups,
@@ -158,21 +159,22 @@ def run_pe(
     plan: PEPlan,
     loaded: Any,
     *,
-    embedder: Any,
+    embed: Any,
+    embedder_name: str,
     ledger: Any,
     source_name: str,
-    max_batch_rows: int | None,
+    rows: int,
     progress: bool,
     ray: Any = None,
 ) -> TextSynthesisResult:
-    """Load the embedder, charge, embed the private texts once, evolve, complete.
+    """Charge, embed the private texts once, evolve, complete.
 
-    ``ray``: ``(workers, address)`` from :func:`dpsynth.text.ray_backend.check_ray_request` (checked
-    before the charge): the public model's generations run on Ray actors, which see public prompts
-    only; the ledger entry is the in-process one."""
-    embed, embedder_name = load_embedder(embedder)
-    device_name = str(model_device(loaded.model))
-    rows = check_int("max_batch_rows", max_batch_rows or (64 if device_name == "cpu" else 1024), minimum=2)
+    ``loaded`` (the public model), ``embed`` / ``embedder_name``
+    (:func:`dpsynth.text.embeddings.load_embedder`) and ``rows`` (forward rows per batch) come from
+    :func:`dpsynth.text.synthesis.prepare_generation`, before any charge. ``ray``: ``(workers,
+    address)`` from :func:`dpsynth.text.ray_backend.check_ray_request` (checked before the charge):
+    the public model's generations run on Ray actors, which see public prompts only; the ledger
+    entry is the in-process one."""
     generator_model = {"name": loaded.name, "license": loaded.license, "source": loaded.source}
     decoding = decoding_record(request, plan, embedder_name)
     charge = TextChargePlan(

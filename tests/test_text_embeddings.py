@@ -1,0 +1,66 @@
+"""PE's embedders: a text's embedding is a function of that text alone, also in floating point."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from dpsynth.text.embeddings import EMBED_ROWS, mean_pooling_embedder, minilm_model_dir, same_length_batches
+
+
+def test_same_length_batches_have_a_fixed_shape_and_cover_every_text():
+    lengths = [5, 3, 5, 9, 3, 5, 5, 5, 5, 5, 5, 5, 5, 7]
+    batches = same_length_batches(lengths, rows=4)
+    assert all(len(batch) == 4 for batch in batches)
+    assert all(len({lengths[i] for i in batch}) == 1 for batch in batches)
+    assert sorted({i for batch in batches for i in batch}) == list(range(len(lengths)))
+    assert [lengths[batch[0]] for batch in batches] == sorted(lengths[batch[0]] for batch in batches)
+    assert same_length_batches([], rows=4) == []
+    with pytest.raises(ValueError):
+        same_length_batches([1], rows=0)
+
+
+def _mixed_texts(count: int) -> list[str]:
+    rng = random.Random(0)
+    words = "the a coffee staff friendly quiet place work patient rested home fluids".split()
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(1, 60))) for _ in range(count)]
+
+
+def _folders(tiny_model_dir):
+    folders = [tiny_model_dir]
+    if minilm_model_dir() is not None:
+        folders.append(minilm_model_dir())
+    return folders
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_texts_embedding_does_not_depend_on_the_other_texts(tiny_model_dir, threads):
+    """Bit-identical alone, among longer and shorter texts, at any position, with a row count that
+    varies (before: padded batches moved MiniLM embeddings by ~1e-7, and with 2 threads the batch's
+    row count by ~2e-6). docs/text.md, "Side channels"."""
+    torch = pytest.importorskip("torch")
+    others = _mixed_texts(3 * EMBED_ROWS + 5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for folder in _folders(tiny_model_dir):
+            embed = mean_pooling_embedder(folder)
+            for text in ("great coffee, quiet place", "the", others[7] + " and more"):
+                alone = embed([text])[0]
+                for position in (0, 3, len(others)):
+                    beside = embed(others[:position] + [text] + others[position:])
+                    assert np.array_equal(beside[position], alone), (folder, text, position)
+                assert np.array_equal(embed([text] * (EMBED_ROWS + 1))[EMBED_ROWS], alone)
+            assert embed([]).shape[0] == 0 and embed(others).shape[0] == len(others)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_embed_checked_names_no_shape_or_count():
+    from dpsynth.text.embeddings import embed_checked
+
+    with pytest.raises(ValueError, match="one row per text") as bad:
+        embed_checked(lambda texts: np.zeros((len(texts) + 1, 4)), ["a"] * 17)
+    assert "17" not in str(bad.value) and "18" not in str(bad.value) and "(" not in str(bad.value)
