@@ -729,8 +729,23 @@ def main(argv: list[str] | None = None) -> None:
     bo.add_argument("--seed", type=int, default=0)
     bo.add_argument("--variants", nargs="+", default=None,
                     help="order/cache variants to time (default all four; the first listed is the baseline)")
+    em = sub.add_parser("embed", help="private texts' embedding pass: same-length fixed-shape batches vs padded 64")
+    em.add_argument("--corpus", choices=["rt", "convention"], default="rt")
+    em.add_argument("--private-per-label", type=int, default=2500)
+    em.add_argument("--repeats", type=int, default=2)
+    em.add_argument("--threads", type=int, default=1)
+    em.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "pe-round":
+    if args.command == "embed":
+        from _text_embed import run_embed
+        from _text_data import balanced_split
+
+        torch.set_num_threads(args.threads)
+        split = balanced_split(per_label_train=args.private_per_label, per_label_test=1, seed=args.seed,
+                               corpus=args.corpus)
+        print(f"data: {args.corpus}, {len(split.train_texts)} texts, {args.threads} thread(s)", flush=True)
+        run_embed(list(split.train_texts), args.repeats, args.seed)
+    elif args.command == "pe-round":
         from _text_pe_round import run_pe_round
         from _text_data import CORPORA, balanced_split
 
