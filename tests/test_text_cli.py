@@ -298,3 +298,19 @@ def test_a_label_outside_the_set_names_no_value_after_the_charge(tiny_model_dir,
                     "-o", tmp_path / "out.jsonl", "--epsilon", "3")
     assert result.exit_code == 2 and "not in the declared label set" in result.output
     assert "privlabel" not in result.output and "#4" not in result.output
+
+
+def test_an_input_that_is_not_a_regular_file_is_refused_before_the_charge(tiny_model_dir, tmp_path, monkeypatch):
+    """A FIFO would block (or a socket fail) only after the charge: refused from its metadata."""
+    import os
+
+    monkeypatch.delenv("DPSYNTH_SOURCE_BUDGET")
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    init = runner.invoke(app, ["budget", "init", str(fifo), "--epsilon", "10", "--delta", "1e-5"])
+    assert init.exit_code == 0, init.output
+    before = _budget_bytes(fifo)
+    result = runner.invoke(app, ["text", "synth", str(fifo), "-o", str(tmp_path / "out.jsonl"), "-q",
+                                 *_flags(tiny_model_dir)])
+    assert result.exit_code == 2 and "not a readable regular file" in " ".join(result.output.split()), result.output
+    assert _budget_bytes(fifo) == before

@@ -52,10 +52,49 @@ def test_a_texts_embedding_does_not_depend_on_the_other_texts(tiny_model_dir, th
                 for position in (0, 3, len(others)):
                     beside = embed(others[:position] + [text] + others[position:])
                     assert np.array_equal(beside[position], alone), (folder, text, position)
-                assert np.array_equal(embed([text] * (EMBED_ROWS + 1))[EMBED_ROWS], alone)
             assert embed([]).shape[0] == 0 and embed(others).shape[0] == len(others)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_text_in_a_full_batch_of_same_length_texts_is_unmoved_by_its_batch_mates(tiny_model_dir, threads):
+    """The case the fixed shape is for: a text shares a full batch with texts of its own token
+    length; which texts, how many and at which position must not change a bit of its vector."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoTokenizer
+
+    from dpsynth.text.embeddings import MAX_EMBED_TOKENS
+
+    rng = random.Random(1)
+    words = "the a coffee staff friendly quiet place work patient rested home fluids".split()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for folder in _folders(tiny_model_dir):
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            pool = [" ".join(rng.choice(words) for _ in range(rng.randint(10, 12))) for _ in range(400)]
+            lengths = [len(ids) for ids in tokenizer(pool, truncation=True, max_length=MAX_EMBED_TOKENS)["input_ids"]]
+            common = max(set(lengths), key=lengths.count)
+            same = [t for t, n in zip(pool, lengths) if n == common]
+            assert len(same) >= 2 * EMBED_ROWS + 1, "the pool must hold full batches of one length"
+            embed = mean_pooling_embedder(folder)
+            target, mates = same[0], same[1:]
+            alone = embed([target])[0]
+            for _ in range(6):
+                chosen = rng.sample(mates, rng.randint(1, 2 * EMBED_ROWS))
+                position = rng.randint(0, len(chosen))
+                batch = chosen[:position] + [target] + chosen[position:]
+                assert np.array_equal(embed(batch)[position], alone), (folder, len(batch), position)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_text_without_tokens_gets_a_zero_vector_and_no_crash(tiny_model_dir):
+    embed = mean_pooling_embedder(tiny_model_dir)
+    out = embed(["", "abc", ""])
+    assert out.shape[0] == 3 and np.all(out[0] == 0) and np.all(out[2] == 0)
+    assert np.array_equal(out[1], embed(["abc"])[0])
 
 
 def test_embed_checked_names_no_shape_or_count():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,6 +130,8 @@ def _require_input_path(path: Path) -> None:
         fail(f"input file {path} does not exist")
     if path.is_dir():
         fail(f"input {path} is a directory, not a file")
+    if not path.is_file() or not os.access(path, os.R_OK):  # file metadata only: nothing read
+        fail(f"input {path} is not a readable regular file")
     try:
         check_input_format(path)
     except InputFormatError as exc:

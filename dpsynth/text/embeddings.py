@@ -102,6 +102,8 @@ def mean_pooling_embedder(folder: str | os.PathLike[str], rows: int = EMBED_ROWS
         keys = [key for key in encoded if key in ("input_ids", "attention_mask", "token_type_ids")]
         with torch.inference_mode():
             for batch in same_length_batches([len(ids) for ids in encoded["input_ids"]], rows):
+                if not encoded["input_ids"][batch[0]]:  # no token at all: a zero vector, as before
+                    continue
                 inputs = {key: torch.tensor([encoded[key][i] for i in batch], dtype=torch.long) for key in keys}
                 pooled = model(**inputs).last_hidden_state.mean(dim=1)  # every position is a token
                 out[batch] = torch.nn.functional.normalize(pooled, dim=1).float().numpy()  # fillers: same values
@@ -125,7 +127,11 @@ def _sentence_transformers_embedder(folder: Path) -> Embedder | None:
             return np.zeros((0, int(model.get_sentence_embedding_dimension() or 0)))
         lengths = [int(n) for n in model.tokenize(texts)["attention_mask"].sum(dim=1)]
         parts: dict[int, np.ndarray] = {}
+        width = int(model.get_sentence_embedding_dimension() or 0)
         for batch in same_length_batches(lengths, EMBED_ROWS):
+            if lengths[batch[0]] == 0:  # no token at all: a zero vector, without the model
+                parts.update((i, np.zeros(width)) for i in batch)
+                continue
             vectors = model.encode([texts[i] for i in batch], batch_size=EMBED_ROWS, show_progress_bar=False)
             parts.update(zip(batch, np.asarray(vectors, dtype=np.float64)))
         return np.stack([parts[i] for i in range(len(texts))])
