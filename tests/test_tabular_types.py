@@ -220,6 +220,18 @@ def test_infer_metadata_from_a_public_sample_spends_nothing(tmp_path):
     assert not (tmp_path / "m.yaml.ledger.json").exists()
 
 
+def test_a_public_sample_forced_over_a_dp_metadata_release_leaves_no_stale_ledger_or_card(tmp_path):
+    (tmp_path / "in.csv").write_text("age,sex\n" + "".join(f"{20 + i % 50},{'FM'[i % 2]}\n" for i in range(300)))
+    meta = tmp_path / "m.yaml"
+    assert run("tabular", "infer-metadata", tmp_path / "in.csv", "-o", meta, "-e", 1, "-q").exit_code == 0
+    assert (tmp_path / "m.yaml.ledger.json").exists() and (tmp_path / "m.yaml.card.yaml").exists()
+    sample = tmp_path / "public.csv"
+    sample.write_text("age,sex\n20,F\n35,M\n")
+    res = run("tabular", "infer-metadata", "--public-sample", sample, "-o", meta, "--force")
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "m.yaml.ledger.json").exists() and not (tmp_path / "m.yaml.card.yaml").exists()
+
+
 def test_library_with_metadata_gives_the_same_schema_whatever_pandas_inferred():
     """The three tables as plain ``pd.read_csv`` would type them (int64 / float64 / object)."""
     from dpsynth.tabular import synthesize
