@@ -64,7 +64,7 @@ def test_evaluate_table_round_trip_updates_card_and_refuses_overwrite(table_file
     folder, _ = table_files
     synth = release_table(folder / "synth.csv", population(300, 7))
     args = ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
-            "--private", str(folder / "private.csv"), "--target", "label"]
+            "--private", str(folder / "private.csv"), "--target", "label", "--card-private-evals"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "release_decision" in result.output
@@ -95,7 +95,8 @@ def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
     folder, private = table_files
     synth = release_table(folder / "copy.csv", private)
     result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
-                                 "--private", str(folder / "private.csv"), "--target", "label"])
+                                 "--private", str(folder / "private.csv"), "--target", "label",
+                                 "--card-private-evals"])
     assert result.exit_code == 0, result.output
     card = read_card(folder / "copy.csv.card.yaml")
     assert card["release_decision"] == "reject"
@@ -109,6 +110,59 @@ def test_evaluate_rejects_a_copying_generator_in_the_card(table_files):
         assert reason["reads_private_data"] == bool({"private", "real_holdout", "canaries"} & set(reason["sources"]))
     evidence = card["evals"]["release_decision_evidence"]
     assert evidence["decision"] == "reject" and evidence["reads_private_data"] is True
+
+
+def test_by_default_the_card_gets_only_numbers_from_the_synthetic_data(table_files):
+    """The card travels with the data: no number computed from real records, and no release
+    decision (it reads them), unless --card-private-evals; the report keeps everything."""
+    from dpsynth.accounting.verify import card_sections_from_real_data
+    from dpsynth.evaluate.card_summary import WITHHELD
+
+    folder, private = table_files
+    synth = release_table(folder / "copy.csv", private)  # a copying generator: the report rejects it
+    result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                 "--private", str(folder / "private.csv"), "--target", "label"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((folder / "copy.csv.eval.json").read_text())
+    assert report["release_decision"]["decision"] == "reject"  # in the report ...
+    card_path = folder / "copy.csv.card.yaml"
+    card = read_card(card_path)
+    assert card["release_decision"] is None  # ... not in the card
+    evals = card["evals"]
+    assert evals["real_holdout"] == WITHHELD and evals["privacy_audit"] == WITHHELD
+    assert evals["release_decision_evidence"] == WITHHELD and evals["release_decision_reasons"] == []
+    latest = evals["diversity_metrics"]["latest"]
+    assert "private" not in latest and latest["reads_private_data"] is False
+    assert [set(r) for r in evals["diversity_metrics"]["history"]] == [set(latest)]  # rounds kept, stripped
+    assert card_sections_from_real_data(card_path) == []  # verify has nothing to warn about
+    assert "tstr" not in card_path.read_text()
+
+
+def test_a_second_evaluate_on_the_same_report_is_refused_while_the_first_runs(table_files):
+    import threading
+
+    from dpsynth.release import reserve_release
+
+    folder, _ = table_files
+    synth = release_table(folder / "busy.csv", population(200, 23))
+    held, done = threading.Event(), threading.Event()
+
+    def first_run() -> None:
+        with reserve_release(folder / "busy.csv.eval.json"):
+            held.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    try:
+        assert held.wait(30)
+        result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
+                                     "--target", "label", "--no-card"])
+        assert result.exit_code == 2, result.output
+    finally:
+        done.set()
+        thread.join(30)
+    assert not (folder / "busy.csv.eval.json").exists()
 
 
 @pytest.mark.usefixtures("source_key_home")
@@ -238,7 +292,7 @@ def test_evaluate_texts_tracks_diversity_across_rounds(tmp_path):
     holdout.write_text("".join(json.dumps(r) + "\n" for r in corpus(120, 0, True)))
     synth = release_texts(tmp_path / "synth.jsonl", corpus(120, 1, True))
     args = ["evaluate", str(synth), "--real-holdout", str(holdout), "--label-field", "label",
-            "--embedder", "hashing"]
+            "--embedder", "hashing", "--card-private-evals"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     report = json.loads((tmp_path / "synth.jsonl.eval.json").read_text())
@@ -385,7 +439,8 @@ def test_evaluate_texts_with_canary_file_rejects_a_copying_generator(tmp_path):
     copy = release_texts(tmp_path / "copy.jsonl", [{"text": t} for t in planted])
     result = runner.invoke(app, ["evaluate", str(copy), "--real-holdout", str(tmp_path / "holdout.txt"),
                                  "--private", str(tmp_path / "private.txt"), "--canaries",
-                                 str(tmp_path / "canaries.json"), "--embedder", "hashing", "--json"])
+                                 str(tmp_path / "canaries.json"), "--embedder", "hashing", "--json",
+                                 "--card-private-evals"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["contamination"]["canaries"]["leaked_members"] == sum(c.member for c in canaries)

@@ -105,6 +105,11 @@ def evaluate_command(
     embedder: str = typer.Option("auto", "--embedder", help="Text embeddings: auto, minilm or hashing."),
     ratio: Optional[float] = typer.Option(None, "--ablation-ratio", help="Synthetic share for the ablation."),
     no_card: bool = typer.Option(False, "--no-card", help="Do not update the dataset card."),
+    card_private_evals: bool = typer.Option(
+        False, "--card-private-evals",
+        help="Also write the numbers computed from real records (not DP) and the release decision into the card "
+             "(default: the card gets synthetic-only numbers; the rest stays in the report).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing report files."),
     seed: int = typer.Option(0, "--seed", help="Seed for the evaluation's own sampling."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
@@ -128,7 +133,7 @@ def evaluate_command(
         result, outputs = evaluate_files(
             synthetic, real_holdout, private, target=target, label_field=label_field, text_field=text_field,
             canaries_path=canaries, benchmark_path=benchmark, json_path=json_out, html_path=html_out,
-            update_card=not no_card, force=force, embedder=embedder, ablation_ratio=ratio, seed=seed,
+            update_card=not no_card, card_private_evals=card_private_evals, force=force, embedder=embedder, ablation_ratio=ratio, seed=seed,
             progress=not as_json)
     except (DpsynthError, OutputExistsError) as exc:
         fail(str(exc))

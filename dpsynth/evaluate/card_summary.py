@@ -14,7 +14,7 @@ import numpy as np
 from dpsynth.evaluate.decision import REAL_SOURCES, DecisionThresholds, decide
 from dpsynth.evaluate.sections import NOTICE
 
-__all__ = ["card_evals", "round_summary"]
+__all__ = ["WITHHELD", "card_evals", "public_card_evals", "round_summary"]
 
 
 def round_summary(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,3 +109,31 @@ def _marked_findings(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], l
         thresholds = DecisionThresholds(**(decision.get("thresholds") or {}))
         decision = decide(report, decision.get("ledger_epsilon"), thresholds)
     return ([dict(f) for f in decision.get("findings", [])], [dict(f) for f in decision.get("note_findings", [])])
+
+
+#: What stands in the card for a block computed from real records, unless the owner asks for it.
+WITHHELD = {"withheld": True,
+            "why": "computed from real records (private or holdout data) without DP; it is in the evaluation "
+                   "report (SYNTH.eval.json) only. `dpsynth evaluate --card-private-evals` writes it here."}
+
+
+def public_card_evals(evals: Mapping[str, Any]) -> dict[str, Any]:
+    """``evals`` (from :func:`card_evals`) with every block marked ``reads_private_data: true``
+    replaced by :data:`WITHHELD`, a list of such blocks by ``[]``, and a round summary's
+    ``private`` numbers dropped (its synthetic-only ``publishable`` numbers stay).
+
+    This is the card's default: the card travels with the data, and only numbers computed from
+    the synthetic data alone -- post-processing of the DP release -- are covered by its guarantee.
+    """
+    def strip(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            if "publishable" in node and "private" in node:  # a round summary (round_summary)
+                return {**{k: v for k, v in node.items() if k != "private"}, "reads_private_data": False}
+            if node.get("reads_private_data") is True:
+                return dict(WITHHELD)
+            return {k: strip(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [item for item in (strip(v) for v in node) if item != WITHHELD]
+        return node
+
+    return {k: strip(v) for k, v in evals.items()}

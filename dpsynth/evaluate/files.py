@@ -3,7 +3,11 @@
 * :func:`evaluate_files` loads a released dataset (``X.csv`` or ``X.jsonl``), its ledger
   (``X.ledger.json``) and card (``X.card.yaml``), runs :func:`dpsynth.evaluate.evaluate`, writes
   the report as JSON (``X.eval.json``) and self-contained HTML (``X.eval.html``) and updates the
-  card's ``evals`` and ``release_decision``. When the ledger binds its files (a ``release`` entry
+  card's ``evals``. The card travels with the data, so by default it gets only numbers computed
+  from the synthetic data alone; every block computed from real records (and the release
+  decision, which reads them) is withheld (:func:`~dpsynth.evaluate.card_summary.public_card_evals`)
+  unless ``card_private_evals`` (``--card-private-evals``). Both report files are reserved for
+  the whole run: a second run on them is refused. When the ledger binds its files (a ``release`` entry
   with their SHA-256), a new ``release`` entry binds the rewritten card (refused up front when the
   signing key here is not the ledger's). Outputs are never overwritten without ``force`` and the
   check happens before any work; every write is atomic (temp file + rename).
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ from dpsynth.card import build_card, card_text, merge_card, read_card, write_car
 from dpsynth.evaluate import contamination as contam
 from dpsynth.evaluate import text_metrics as txt
 from dpsynth.evaluate.api import EvaluationResult, card_evals, evaluate
+from dpsynth.evaluate.card_summary import public_card_evals
 from dpsynth.evaluate.decision import DecisionThresholds
 from dpsynth.evaluate.io import EvaluationInputError, load_table, load_texts, looks_like_text, records_from_json
 from dpsynth.evaluate.mix import mix_frames, mix_records, validate_ratio
@@ -127,6 +133,7 @@ def evaluate_files(
     json_path: str | Path | None = None,
     html_path: str | Path | None = None,
     update_card: bool = True,
+    card_private_evals: bool = False,
     force: bool = False,
     embedder: str = "auto",
     ablation_ratio: float | None = None,
@@ -142,61 +149,69 @@ def evaluate_files(
     _refuse_reports_over_inputs([json_out, html_out],
                                 [synthetic_path, holdout_path, private_path, canaries_path, benchmark_path])
     _check_writable([json_out, html_out], force)
-    is_text = text_field is not None or label_field is not None or looks_like_text(synthetic_path)
-    if is_text and target:
-        raise EvaluationInputError("--target is for tables; use --label-field for texts")
-    if not is_text and label_field:
-        raise EvaluationInputError("--label-field is for text corpora; use --target for tables")
-    ledger = _load_ledger(synthetic_path)
-    rebind = update_card and ledger is not None and ledger.last_release() is not None
-    if rebind:
-        _check_can_rebind(ledger, synthetic_path)  # before any work: refuse rather than break the binding
+    with ExitStack() as held:  # one writer per report: a second run is refused, not silently overwritten
+        for report_path in (json_out, html_out):
+            held.enter_context(reserve_release(report_path, force))
+        is_text = text_field is not None or label_field is not None or looks_like_text(synthetic_path)
+        if is_text and target:
+            raise EvaluationInputError("--target is for tables; use --label-field for texts")
+        if not is_text and label_field:
+            raise EvaluationInputError("--label-field is for text corpora; use --target for tables")
+        ledger = _load_ledger(synthetic_path)
+        rebind = update_card and ledger is not None and ledger.last_release() is not None
+        if rebind:
+            _check_can_rebind(ledger, synthetic_path)  # before any work: refuse rather than break the binding
 
-    if is_text:
-        field = text_field or "text"
-        synthetic, syn_labels = load_texts(synthetic_path, field, label_field)
-        holdout, hold_labels = load_texts(holdout_path, field, label_field)
-        private, priv_labels = (load_texts(private_path, field, label_field) if private_path else (None, None))
-        benchmark = load_texts(benchmark_path, field)[0] if benchmark_path else None
-        canaries = contam.load_canaries(canaries_path) if canaries_path else None
-        embed_fn, embed_name = _embedder(embedder)
-        result = evaluate(synthetic, holdout, private, synthetic_labels=syn_labels, holdout_labels=hold_labels,
-                          private_labels=priv_labels, ledger=ledger, canaries=canaries, benchmark=benchmark,
-                          thresholds=thresholds, embedder=embed_fn, embedder_name=embed_name, seed=seed,
-                          progress=progress)
-    else:
-        synthetic_df, holdout_df = load_table(synthetic_path), load_table(holdout_path)
-        private_df = load_table(private_path) if private_path else None
-        benchmark_df = load_table(benchmark_path) if benchmark_path else None
-        if canaries_path:
-            raise EvaluationInputError("--canaries applies to text corpora only")
-        result = evaluate(synthetic_df, holdout_df, private_df, target=target, ledger=ledger,
-                          benchmark=benchmark_df, ablation_ratio=ablation_ratio, thresholds=thresholds,
-                          run_sdmetrics=run_sdmetrics, seed=seed, progress=progress)
-
-    atomic_write_text(json_out, result.to_json() + "\n")
-    atomic_write_text(html_out, render_html(result.report, result.plots,
-                                            title=f"dpsynth evaluation: {synthetic_path.name}"))
-    card_path: Path | None = None
-    if update_card:
-        card_path = release_paths(synthetic_path).card
-
-        def updated(previous: dict[str, Any] | None) -> dict[str, Any]:
-            if previous is None:
-                return build_card(ledger, evals=card_evals(result.report), release_decision=result.decision)
-            history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
-                       if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
-            return merge_card(previous, evals=card_evals(result.report, history), release_decision=result.decision)
-
-        if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
-            rebind_card(synthetic_path, updated)
+        if is_text:
+            field = text_field or "text"
+            synthetic, syn_labels = load_texts(synthetic_path, field, label_field)
+            holdout, hold_labels = load_texts(holdout_path, field, label_field)
+            private, priv_labels = (load_texts(private_path, field, label_field) if private_path else (None, None))
+            benchmark = load_texts(benchmark_path, field)[0] if benchmark_path else None
+            canaries = contam.load_canaries(canaries_path) if canaries_path else None
+            embed_fn, embed_name = _embedder(embedder)
+            result = evaluate(synthetic, holdout, private, synthetic_labels=syn_labels, holdout_labels=hold_labels,
+                              private_labels=priv_labels, ledger=ledger, canaries=canaries, benchmark=benchmark,
+                              thresholds=thresholds, embedder=embed_fn, embedder_name=embed_name, seed=seed,
+                              progress=progress)
         else:
-            with reserve_release(synthetic_path, force=True):  # one writer of the card at a time
-                if card_path.exists():
-                    write_card(card_path, updated(read_card(card_path)))
-                else:
-                    card_path = None
-    return result, EvaluationOutputs(json_out, html_out, card_path)
+            synthetic_df, holdout_df = load_table(synthetic_path), load_table(holdout_path)
+            private_df = load_table(private_path) if private_path else None
+            benchmark_df = load_table(benchmark_path) if benchmark_path else None
+            if canaries_path:
+                raise EvaluationInputError("--canaries applies to text corpora only")
+            result = evaluate(synthetic_df, holdout_df, private_df, target=target, ledger=ledger,
+                              benchmark=benchmark_df, ablation_ratio=ablation_ratio, thresholds=thresholds,
+                              run_sdmetrics=run_sdmetrics, seed=seed, progress=progress)
+
+        atomic_write_text(json_out, result.to_json() + "\n")
+        atomic_write_text(html_out, render_html(result.report, result.plots,
+                                                title=f"dpsynth evaluation: {synthetic_path.name}"))
+        card_path: Path | None = None
+        if update_card:
+            card_path = release_paths(synthetic_path).card
+
+            def for_card(evals: dict[str, Any]) -> dict[str, Any]:
+                return evals if card_private_evals else public_card_evals(evals)
+
+            decision = result.decision if card_private_evals else None  # the decision reads real data too
+
+            def updated(previous: dict[str, Any] | None) -> dict[str, Any]:
+                if previous is None:
+                    return build_card(ledger, evals=for_card(card_evals(result.report)), release_decision=decision)
+                history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
+                           if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
+                return merge_card(previous, evals=for_card(card_evals(result.report, history)), release_decision=decision)
+
+            if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
+                rebind_card(synthetic_path, updated)
+            else:
+                with reserve_release(synthetic_path, force=True):  # one writer of the card at a time
+                    if card_path.exists():
+                        write_card(card_path, updated(read_card(card_path)))
+                    else:
+                        card_path = None
+        return result, EvaluationOutputs(json_out, html_out, card_path)
 
 
 def _check_can_rebind(ledger: Ledger, data_path: Path) -> None:
