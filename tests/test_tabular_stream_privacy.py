@@ -189,3 +189,14 @@ def test_messages_never_name_a_hive_folders_value(tmp_path):
     with pytest.raises(TableSourceError) as caught:
         TableSource.from_path(root)
     assert "OTHERSECRET" not in all_text(caught.value)
+
+
+def test_an_undecodable_hive_folder_value_is_missing_not_a_refusal(tmp_path):
+    """Folder names are data: one that does not decode is a missing value, as an unparsable CSV
+    value is -- no refusal (it would depend on the value) and no message quoting it."""
+    root = tmp_path / "hive"
+    write(root / "k=%FFsecret", "part-0.csv", "age\n1\n")
+    write(root / "k=Paris", "part-1.csv", "age\n2\n")
+    source = TableSource.from_path(root)
+    assert source.partition_keys == ("k",)
+    assert sorted(source.partition_of(i)["k"] or "" for i in range(2)) == ["", "Paris"]

@@ -302,7 +302,7 @@ def hive_partitions(root: Path, files: Sequence[Path]) -> tuple[tuple[str, ...],
     Decoded by pyarrow's hive partitioning with every key typed as text (URI-decoded values;
     ``__HIVE_DEFAULT_PARTITION__`` is missing); folders without ``=`` are ignored, as pyarrow does.
     Every file must sit under the same keys in the same order. Errors name keys (column names,
-    public), never a folder's value.
+    public), never a folder's value; a value that is not UTF-8 once URL-decoded is missing.
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
@@ -324,9 +324,33 @@ def hive_partitions(root: Path, files: Sequence[Path]) -> tuple[tuple[str, ...],
     partitioning = ds.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive")
     values = []
     for f in files:
-        parsed = ds.get_partition_keys(partitioning.parse(f.parent.relative_to(root).as_posix() + "/"))
+        relative = f.parent.relative_to(root).as_posix() + "/"
+        try:
+            parsed = ds.get_partition_keys(partitioning.parse(relative))
+        except (pa.ArrowException, ValueError):  # a value that is not UTF-8 once URL-decoded
+            parsed = _parse_each_key(relative, keys)
         values.append(tuple(None if parsed.get(k) in (None, HIVE_NULL) else str(parsed[k]) for k in keys))
     return keys, tuple(values)
+
+
+def _parse_each_key(relative: str, keys: Sequence[str]) -> dict[str, str | None]:
+    """The partition values of one part's folders, key by key; a value that cannot be decoded is
+    missing, as a CSV value the encoder cannot parse is. Never refused and never quoted: the folder
+    names hold data, and whether a run stops must not depend on one of them."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    out: dict[str, str | None] = {}
+    for segment in relative.strip("/").split("/"):
+        key, sep, _ = segment.partition("=")
+        if not sep or key not in keys:
+            continue
+        one = ds.partitioning(pa.schema([(key, pa.string())]), flavor="hive")
+        try:
+            out.update(ds.get_partition_keys(one.parse(segment + "/")))
+        except (pa.ArrowException, ValueError):
+            out[key] = None
+    return out
 
 
 #: The delimiter of CSV parts on the stream and ray backends (pyarrow's reader).
