@@ -200,10 +200,36 @@ def test_text_audit_passes_dpsynth_text_generate_at_the_tested_epsilon(tiny_mode
     assert len(result.texts) == 12
     scan = contam.scan_for_canaries(result.texts, canaries)
     assert scan["leaked_members"] == 0
-    report = audit.text_canary_audit(result.texts, canaries, delta=result.ledger.delta_spent)
-    assert report["epsilon_lb"] <= result.ledger.epsilon_spent
+    claim = result.ledger.epsilon_spent
+    report = audit.text_canary_audit(result.texts, canaries, delta=result.ledger.delta_spent, claimed_epsilon=claim)
+    assert report["group_size"] == 2 and report["epsilon_lb"] <= claim
     # and the same canaries are caught when the "generator" returns its input verbatim
-    assert audit.text_canary_audit(planted, canaries, delta=1e-6)["epsilon_lb"] > result.ledger.epsilon_spent
+    caught = audit.text_canary_audit(planted, canaries, delta=1e-6, claimed_epsilon=claim)
+    assert caught["epsilon_lb"] > claim and caught["epsilon_lb_group"] == pytest.approx(2 * caught["epsilon_lb"])
+
+
+def test_repeated_canaries_are_audited_as_groups_and_a_correct_mechanism_is_not_refuted():
+    """Randomized response that is exactly epsilon-DP per copy, each member planted r = 4 times:
+    the datasets differ in 4 records, so the attack may reach 4 epsilon. Read per record (group
+    delta under the claim, divided by r) the bound stays at or below the claim; read naively (as
+    one record) it would 'refute' a correct mechanism."""
+    epsilon, r, n = 1.0, 4, 500
+    rng = np.random.default_rng(0)
+    p_keep = math.exp(epsilon) / (1 + math.exp(epsilon))
+    # a member's score: the number of its r copies answered "present" (each copy epsilon-DP)
+    members = rng.binomial(r, p_keep, size=n).astype(float)
+    others = rng.binomial(r, 1 - p_keep, size=n).astype(float)
+    naive = audit.summarise_attack(members, others, delta=1e-6)
+    assert naive["epsilon_lb"] > epsilon  # the wrong reading
+    grouped = audit.summarise_group_attack(members, others, 1e-6, r, claimed_epsilon=epsilon)
+    assert grouped["epsilon_lb"] <= epsilon and grouped["group_size"] == r
+    assert grouped["epsilon_lb_group"] == pytest.approx(r * grouped["epsilon_lb"])
+    unknown = audit.summarise_group_attack(members, others, 1e-6, r, claimed_epsilon=None)
+    assert unknown["epsilon_lb"] is None  # no claim: no per-record bound is made up
+    with pytest.raises(audit.EvaluationInputError, match="same number of times"):
+        mixed = contam.make_canaries(["a b c d e f"], 4, seed=1) + contam.make_canaries(["a b c d"], 2, seed=2,
+                                                                                       repetitions=2)
+        audit.text_canary_audit(["x y z"], mixed, delta=1e-6, claimed_epsilon=1.0)
 
 
 def test_audit_reports_its_ceiling_and_the_decision_notes_weak_audits():

@@ -106,3 +106,19 @@ def test_evaluate_flags_benchmark_contamination_and_near_copies_of_private_texts
     assert near.report["contamination"]["exact_overlap_private"]["count"] == 0
     assert near.report["contamination"]["near_duplicates_private"]["count"] >= 25
     assert near.decision == "reject"
+
+
+def test_the_canary_file_is_private_to_its_owner(tmp_path):
+    import os
+    import stat
+
+    canaries = contam.make_canaries(corpus(10, 0), 6, seed=4)
+    old = os.umask(0o022)  # a usual umask would give 0644 to a plain write
+    try:
+        contam.save_canaries(tmp_path / "canaries.json", canaries)
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "canaries.json").stat().st_mode)
+    assert mode == 0o600
+    assert contam.load_canaries(tmp_path / "canaries.json") == canaries
+    assert [p.name for p in tmp_path.iterdir()] == ["canaries.json"]  # no temp file left

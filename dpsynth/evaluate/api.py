@@ -136,7 +136,7 @@ def evaluate(
                                       list(private) if private is not None else None,
                                       synthetic_labels, holdout_labels, private_labels, canaries,
                                       list(benchmark) if benchmark is not None else None,
-                                      delta, audit_size, embedder, name, seed, step)
+                                      delta, audit_size, embedder, name, seed, step, epsilon=epsilon)
     bar.close()
     report["privacy_claim"] = {"ledger_epsilon": epsilon, "ledger_delta": delta,
                                "reads_private_data": False}

@@ -22,13 +22,18 @@ union bound keeps the overall level at ``alpha``):
   ``eps = ln((TPR_lower - delta) / FPR_upper)`` with one-sided Clopper-Pearson bounds (each at
   ``alpha / 4``). Choosing on one half and testing on the other makes the single test valid
   without a Bonferroni correction over candidate thresholds. The per-record trials are treated
-  as independent, the standard black-box audit assumption.
+  as independent, the standard black-box audit assumption: the bound is valid at level
+  ``alpha / 2`` under that assumption, not unconditionally (records of one generator run are not
+  independent in general).
 * **One-run audit** (Steinke, Nasr & Jagielski 2023): guess "member" for the ``k`` highest and
   "non-member" for the ``k`` lowest scores; with ``v`` correct out of ``r = 2k`` guesses, reject
   epsilon when ``P[Binomial(r, e^eps / (1 + e^eps)) >= v] + 2 m delta max_i P[v > Bin >= v - i] / i
   <= alpha'`` (``m`` = number of candidates; their Theorem 5.2 / Appendix D).
   ``k`` ranges over a grid fixed in advance with a Bonferroni correction over the grid. This
-  bound is valid even though all guesses come from one generator run.
+  bound is valid even though all guesses come from one generator run (the rigorous one of the two).
+
+Canaries planted several times test a group of records (group privacy): see
+:func:`text_canary_audit`.
 
 AUC and TPR at 1% / 10% FPR are reported as descriptive attack strength, and
 ``epsilon_lb_ceiling`` is the bound a perfect attack would reach with the same numbers of members
@@ -293,6 +298,15 @@ class NgramLanguageModel:
         return total / len(tokens)
 
 
+def group_delta(delta: float, repetitions: int, epsilon: float) -> float:
+    """delta of a group of ``repetitions`` records under (epsilon, delta)-DP per record: group
+    privacy gives (r epsilon, r e^{(r-1) epsilon} delta) (Dwork & Roth, Thm 2.2 extended); capped
+    below 1."""
+    if repetitions == 1:
+        return delta
+    return min(repetitions * math.exp((repetitions - 1) * epsilon) * delta, 1.0 - 1e-12)
+
+
 def text_canary_audit(
     synthetic_texts: Sequence[str],
     canaries: Sequence[Any],
@@ -300,22 +314,61 @@ def text_canary_audit(
     alpha: float = DEFAULT_ALPHA,
     order: int = 3,
     seed: int = 0,
+    claimed_epsilon: float | None = None,
 ) -> dict[str, Any]:
     """Canary membership inference against a synthetic corpus (Canary's Echo style).
 
     Fits an n-gram LM on ``synthetic_texts`` and scores every canary's rare suffix given its
     in-distribution prefix; members (planted) vs non-members (never planted) give the attack's
     AUC, TPR at low FPR and the epsilon lower bound (see module docstring).
+
+    Canaries planted ``r > 1`` times (``repetitions``; all canaries must share one ``r``) make the
+    datasets with and without a canary differ in ``r`` records, so the attack tests a group: under
+    a claim of (epsilon, delta) per record the group is (r epsilon, ``group_delta``)-DP. The bounds
+    are computed at the group's delta under ``claimed_epsilon`` (the ledger's; the claim being
+    tested) and divided by ``r``: ``epsilon_lb`` (and its ceiling) are per record, so ``epsilon_lb >
+    claimed_epsilon`` refutes the claim exactly when the group bound exceeds ``r`` times it.
+    ``epsilon_lb_group`` keeps the undivided figure.
     """
     if len(synthetic_texts) == 0:
         raise EvaluationInputError("the synthetic corpus is empty")
+    reps = {int(getattr(c, "repetitions", 1)) for c in canaries}
+    if len(reps) != 1 or min(reps) < 1:
+        raise EvaluationInputError("every canary must be planted the same number of times (one 'repetitions')")
+    r = reps.pop()
     lm = NgramLanguageModel(synthetic_texts, order=order)
     members = [lm.score_continuation(c.prefix, c.suffix) for c in canaries if c.member]
     others = [lm.score_continuation(c.prefix, c.suffix) for c in canaries if not c.member]
     if not members or not others:
         raise EvaluationInputError("the audit needs both planted (member) and unplanted canaries")
-    result = summarise_attack(members, others, delta, alpha, seed)
+    result = summarise_group_attack(members, others, delta, r, claimed_epsilon, alpha, seed)
     result["attack"] = f"{order}-gram LM on synthetic corpus, canary suffix log-likelihood"
+    return result
+
+
+def summarise_group_attack(
+    in_scores: Sequence[float],
+    out_scores: Sequence[float],
+    delta: float,
+    repetitions: int,
+    claimed_epsilon: float | None,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`summarise_attack` for members that are groups of ``repetitions`` records, with the
+    bounds per record (see :func:`text_canary_audit`). Without a finite ``claimed_epsilon`` the
+    group's delta is unknown, so no per-record bound is given (``epsilon_lb`` is ``None``)."""
+    if repetitions == 1:
+        return summarise_attack(in_scores, out_scores, delta, alpha, seed)
+    known = claimed_epsilon is not None and math.isfinite(claimed_epsilon)
+    audit_delta = group_delta(delta, repetitions, float(claimed_epsilon)) if known else delta
+    result = summarise_attack(in_scores, out_scores, audit_delta, alpha, seed)
+    result.update({
+        "group_size": repetitions, "epsilon_lb_group": result["epsilon_lb"], "delta": delta,
+        "group_delta": audit_delta if known else None,
+        "epsilon_lb": result["epsilon_lb"] / repetitions if known else None,
+        "epsilon_lb_ceiling": result["epsilon_lb_ceiling"] / repetitions,
+    })
     return result
 
 

@@ -105,8 +105,11 @@ def plant_canaries(texts: Sequence[str], canaries: Sequence[Canary], seed: int |
 
 
 def save_canaries(path: str | Path, canaries: Sequence[Canary]) -> None:
-    """Write canaries as JSON (this file is private: it says which canaries were planted)."""
-    Path(path).write_text(json.dumps([asdict(c) for c in canaries], indent=2), encoding="utf-8")
+    """Write canaries as JSON (this file is private: it says which canaries were planted), readable
+    by its owner only (mode 0600) and atomically (temp file + rename)."""
+    from dpsynth.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps([asdict(c) for c in canaries], indent=2))
 
 
 def load_canaries(path: str | Path) -> list[Canary]:

@@ -38,6 +38,7 @@ def evaluate_text(
     embedder_name: str,
     seed: int,
     step: Callable[[str], None],
+    epsilon: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The text sections of the report and the embedding plot's data; ``step`` reports progress."""
     if len(synthetic) == 0 or len(holdout) == 0:
@@ -98,7 +99,7 @@ def evaluate_text(
     step("contamination")
 
     if canaries and any(c.member for c in canaries) and any(not c.member for c in canaries):
-        audit = audit_mod.text_canary_audit(synthetic, canaries, delta, seed=seed)
+        audit = audit_mod.text_canary_audit(synthetic, canaries, delta, seed=seed, claimed_epsilon=epsilon)
         report["privacy_audit"] = section(True, ["canaries"], **audit)
     elif private is not None:
         n = min(audit_size, len(private), len(holdout))
