@@ -224,6 +224,11 @@ def test_repeated_canaries_are_audited_as_groups_and_a_correct_mechanism_is_not_
     grouped = audit.summarise_group_attack(members, others, 1e-6, r, claimed_epsilon=epsilon)
     assert grouped["epsilon_lb"] <= epsilon and grouped["group_size"] == r
     assert grouped["epsilon_lb_group"] == pytest.approx(r * grouped["epsilon_lb"])
+    # the group's delta is used, not only the division by r: with a large delta it lowers the bound
+    at_group_delta = audit.summarise_group_attack(members, others, 1e-3, r, claimed_epsilon=epsilon)
+    divided_only = audit.summarise_attack(members, others, delta=1e-3)["epsilon_lb"] / r
+    assert at_group_delta["group_delta"] == pytest.approx(r * math.exp((r - 1) * epsilon) * 1e-3)
+    assert at_group_delta["epsilon_lb"] < divided_only - 1e-3
     unknown = audit.summarise_group_attack(members, others, 1e-6, r, claimed_epsilon=None)
     assert unknown["epsilon_lb"] is None  # no claim: no per-record bound is made up
     with pytest.raises(audit.EvaluationInputError, match="same number of times"):

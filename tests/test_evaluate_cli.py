@@ -138,6 +138,22 @@ def test_by_default_the_card_gets_only_numbers_from_the_synthetic_data(table_fil
     assert "tstr" not in card_path.read_text()
 
 
+def test_a_default_evaluate_strips_what_an_earlier_private_one_put_in_the_card(table_files):
+    from dpsynth.accounting.verify import card_sections_from_real_data
+
+    folder, _ = table_files
+    synth = release_table(folder / "twice.csv", population(200, 24))
+    args = ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"), "--target", "label"]
+    assert runner.invoke(app, args + ["--card-private-evals"]).exit_code == 0
+    card_path = folder / "twice.csv.card.yaml"
+    assert card_sections_from_real_data(card_path)  # the opt-in run put them there
+    assert read_card(card_path)["release_decision"] is not None
+    again = runner.invoke(app, args + ["--force"])
+    assert again.exit_code == 0, again.output
+    assert card_sections_from_real_data(card_path) == []  # history, decision, every block: gone
+    assert read_card(card_path)["release_decision"] is None
+
+
 def test_a_second_evaluate_on_the_same_report_is_refused_while_the_first_runs(table_files):
     import threading
 

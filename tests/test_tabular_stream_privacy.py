@@ -200,3 +200,20 @@ def test_an_undecodable_hive_folder_value_is_missing_not_a_refusal(tmp_path):
     source = TableSource.from_path(root)
     assert source.partition_keys == ("k",)
     assert sorted(source.partition_of(i)["k"] or "" for i in range(2)) == ["", "Paris"]
+
+
+def test_a_raw_non_utf8_folder_name_is_refused_before_anything_without_showing_it(tmp_path):
+    import os
+
+    root = tmp_path / "hive"
+    root.mkdir()
+    raw = os.path.join(os.fsencode(root), b"k=\xffSECRET")
+    try:
+        os.mkdir(raw)
+    except OSError:
+        pytest.skip("this file system refuses non-UTF-8 names")
+    with open(os.path.join(raw, b"part-0.csv"), "wb") as fh:
+        fh.write(b"age\n1\n")
+    with pytest.raises(TableSourceError) as caught:
+        TableSource.from_path(root)
+    assert "SECRET" not in all_text(caught.value) and "not UTF-8" in str(caught.value)

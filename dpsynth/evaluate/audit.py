@@ -365,6 +365,13 @@ def summarise_group_attack(
     result = summarise_attack(in_scores, out_scores, audit_delta, alpha, seed)
     result.update({
         "group_size": repetitions, "epsilon_lb_group": result["epsilon_lb"], "delta": delta,
+        "epsilon_lb_meaning": (
+            "per record, at the group delta of the claimed epsilon: above the claim refutes it (a level-alpha "
+            "test); when it refutes, the smallest per-record epsilon consistent with the data can be somewhat "
+            "lower. The epsilon_lb_clopper_pearson / epsilon_lb_one_run blocks are per group."
+            if known else
+            "no claimed epsilon: the group's delta is unknown, so no per-record bound; epsilon_lb_group is "
+            "computed at the per-record delta and overstates the group's bound"),
         "group_delta": audit_delta if known else None,
         "epsilon_lb": result["epsilon_lb"] / repetitions if known else None,
         "epsilon_lb_ceiling": result["epsilon_lb_ceiling"] / repetitions,

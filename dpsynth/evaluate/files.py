@@ -201,7 +201,11 @@ def evaluate_files(
                     return build_card(ledger, evals=for_card(card_evals(result.report)), release_decision=decision)
                 history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
                            if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
-                return merge_card(previous, evals=for_card(card_evals(result.report, history)), release_decision=decision)
+                merged = merge_card(previous, evals=for_card(card_evals(result.report, history)),
+                                    release_decision=decision)
+                if not card_private_evals:  # keys an earlier run or a user put there: the same rule
+                    merged["evals"] = public_card_evals(merged.get("evals") or {})
+                return merged
 
             if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
                 rebind_card(synthetic_path, updated)

@@ -325,9 +325,16 @@ def hive_partitions(root: Path, files: Sequence[Path]) -> tuple[tuple[str, ...],
     values = []
     for f in files:
         relative = f.parent.relative_to(root).as_posix() + "/"
+        try:  # a name that is not text at all (raw bytes) cannot be read or fingerprinted as a path
+            relative.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TableSourceError(
+                f"a folder name under {root} is not UTF-8 text; dpsynth reads only UTF-8 file and folder names "
+                "(no name is shown: below a key=value input, names are data)"
+            ) from None
         try:
             parsed = ds.get_partition_keys(partitioning.parse(relative))
-        except (pa.ArrowException, ValueError):  # a value that is not UTF-8 once URL-decoded
+        except pa.ArrowException:  # a value that is not UTF-8 once URL-decoded
             parsed = _parse_each_key(relative, keys)
         values.append(tuple(None if parsed.get(k) in (None, HIVE_NULL) else str(parsed[k]) for k in keys))
     return keys, tuple(values)
@@ -348,7 +355,7 @@ def _parse_each_key(relative: str, keys: Sequence[str]) -> dict[str, str | None]
         one = ds.partitioning(pa.schema([(key, pa.string())]), flavor="hive")
         try:
             out.update(ds.get_partition_keys(one.parse(segment + "/")))
-        except (pa.ArrowException, ValueError):
+        except pa.ArrowException:
             out[key] = None
     return out
 
