@@ -318,7 +318,7 @@ def test_evaluate_rewrites_the_card_and_the_release_still_verifies(tmp_path: Pat
     write_release(out, lambda tmp: synthetic.to_csv(tmp, index=False), ledger, build_card(ledger))
     frame(80).to_csv(tmp_path / "holdout.csv", index=False)
     card_before = release_paths(out).card.read_bytes()
-    evaluate_files(out, tmp_path / "holdout.csv", target="label", run_sdmetrics=False)
+    evaluate_files(out, tmp_path / "holdout.csv", target="label", run_sdmetrics=False, card_private_evals=True)
     assert release_paths(out).card.read_bytes() != card_before
     assert read_card(release_paths(out).card)["release_decision"] is not None
     assert verify(out).status == "pass", verify(out).problems
