@@ -63,7 +63,7 @@ def build_card(
             "unit": ledger.privacy_unit,
             "neighbouring_relation": ledger.neighbouring_relation,
             "accountant": ", ".join(accountants) if accountants else None,
-            "composition_rule": "basic composition across calls; min(PLD, RDP) within a call",
+            "composition_rule": "basic composition across calls; within a call the smallest of the PLD, RDP, basic-composition and per-stage bounds that apply",
             "mechanisms": [c["mechanism"] for c in charges],
             "ledger_id": ledger.ledger_id,
             # the head when the card was built; the ledger's release entry after it binds this card

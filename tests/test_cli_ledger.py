@@ -10,6 +10,7 @@ from dp_accounting import dp_event
 from typer.testing import CliRunner
 
 from dpsynth.accounting import ExponentialMechanismDpEvent, Ledger, PrivacyBudget, compute_charge
+from dpsynth.accounting.events import ApproxDpEvent
 from dpsynth.accounting.verify import file_sha256
 from dpsynth.cli import app
 from dpsynth.release import release_paths
@@ -113,3 +114,44 @@ def test_error_messages_are_printed_as_plain_text(monkeypatch):
     with pytest.raises(typer.Exit):
         common.fail("install it with pip install 'dpsynth[ray]' ([bold]not markup[/bold])")
     assert "pip install 'dpsynth[ray]' ([bold]not markup[/bold])" in buffer.getvalue()
+
+
+def test_recompute_names_the_bound_it_reports_and_writes_strict_json(tmp_path: Path):
+    """A source-budget style ledger (approximate-DP charges): PLD is infinite below the event's own
+    delta; the JSON must still parse strictly, and every entry says which bound it came from."""
+    data = tmp_path / "src.ledger.json"
+    ledger = Ledger.create(PrivacyBudget(5.0, 1e-3), privacy_unit="row", source_name="src.csv", signer=None)
+    ledger.complete(ledger.charge(operation="release", mechanism="call", delta=1e-4,
+                                  event=ApproxDpEvent(1.0, 1e-4)))
+    ledger.save(data)
+    result = runner.invoke(app, ["ledger", "recompute", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert out["accountant"] == "min over pld, rdp, basic, stages"
+    entry = out["entries"][0]
+    assert entry["recomputed_by"] in ("pld", "basic") and entry["recomputed_epsilon"] == pytest.approx(1.0)
+    text = runner.invoke(app, ["ledger", "recompute", str(data)])
+    assert "(from " in text.output
+
+
+def test_a_crafted_huge_count_is_refused_or_cheap_never_a_hang(tmp_path: Path):
+    import time
+
+    from dpsynth.accounting.accountants import epsilon_by_accountant
+    from dpsynth.accounting.serialization import MAX_EVENT_COUNT, LedgerFormatError, event_from_json, event_to_json
+
+    start = time.perf_counter()
+    by = epsilon_by_accountant(dp_event.SelfComposedDpEvent(ApproxDpEvent(1.0, 1e-9), 100_000), 1e-3)
+    assert "pld" not in by and by["basic"] == pytest.approx(100_000.0)  # basic composition, no 5.8 GiB PLD
+    assert time.perf_counter() - start < 30  # a bound on a hang, not a speed claim
+    huge = event_to_json(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(1.0), MAX_EVENT_COUNT + 1))
+    with pytest.raises(LedgerFormatError, match="count"):
+        event_from_json(huge)
+
+
+def test_show_on_a_ledger_too_broken_to_summarise_fails_cleanly(tmp_path: Path):
+    broken = tmp_path / "x.ledger.json"
+    broken.write_text(json.dumps({"entries": [{"kind": "charge", "seq": 0, "time": "t"}]}))
+    result = runner.invoke(app, ["ledger", "show", str(broken)])
+    assert result.exit_code == 1
+    assert not isinstance(result.exception, (KeyError, TypeError)), result.exception

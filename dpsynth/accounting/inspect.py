@@ -83,6 +83,7 @@ class EntryRecompute:
     recorded_delta: float
     recomputed_epsilon: float
     profile: list[tuple[float, float]]
+    accountant: str = ""  # which bound gave recomputed_epsilon (pld, rdp, basic or stages)
 
 
 def recompute(ledger: Ledger, accountant: str | None = None, deltas: Sequence[float] = PROFILE_DELTAS) -> list[EntryRecompute]:
@@ -97,15 +98,16 @@ def recompute(ledger: Ledger, accountant: str | None = None, deltas: Sequence[fl
         delta = entry["charge"]["delta"]
         if accountant is None:
             stages = [Stage(s["name"], event_from_json(s["event"]), s["delta"]) for s in entry.get("stages", [])]
-            eps = compute_charge(event, delta, stages or None).epsilon
+            charge = compute_charge(event, delta, stages or None)
+            eps, used = charge.epsilon, charge.accountant
         else:
-            eps = epsilon_by_accountant(event, delta, [accountant])[accountant]
+            eps, used = epsilon_by_accountant(event, delta, [accountant])[accountant], accountant
         profile = []
         for d in deltas:
             by = epsilon_by_accountant(event, d, None if accountant is None else [accountant])
             profile.append((float(d), min(by.values())))
         out.append(EntryRecompute(entry["seq"], entry["operation"], entry["mechanism"], entry["charge"]["epsilon"],
-                                  delta, eps, profile))
+                                  delta, eps, profile, used))
     return out
 
 

@@ -106,6 +106,10 @@ def field_names(event: dp_event.DpEvent) -> set[str]:
     return {f.name for f in attr.fields(type(event))}
 
 
+#: The largest ``count`` a stored event may have (DP-SGD's steps are the largest dpsynth writes).
+MAX_EVENT_COUNT = 10_000_000
+
+
 def _check_field_types(event: dp_event.DpEvent) -> None:
     for field in attr.fields(type(event)):
         value = getattr(event, field.name)
@@ -117,6 +121,11 @@ def _check_field_types(event: dp_event.DpEvent) -> None:
             raise LedgerFormatError(f"{type(event).__name__}.events must be a list of events")
         if field.name == "count" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise LedgerFormatError(f"{type(event).__name__}.count must be a non-negative integer")
+        if field.name == "count" and value > MAX_EVENT_COUNT:
+            raise LedgerFormatError(
+                f"{type(event).__name__}.count {value} is above {MAX_EVENT_COUNT:,}: no dpsynth call composes that "
+                "many steps, and recomputing it would exhaust the verifier"
+            )
         if field.name in ("noise_multiplier", "epsilon", "rho", "xi", "sampling_probability") and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
         ):

@@ -6,11 +6,13 @@ Every command takes either a ledger (``*.ledger.json``) or the dataset it sits b
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dpsynth.accounting.inspect import PROFILE_DELTAS, compose_ledgers, load_checked, recompute, summarize, total_profile
@@ -75,7 +77,13 @@ def show(
 ) -> None:
     """Summarise a ledger: total spend, budget, remaining, one row per entry. Exits 1 if it does not verify."""
     ledger, ok, problems = _load(path)
-    summary = summarize(ledger, verified=ok)
+    try:
+        summary = summarize(ledger, verified=ok)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # too malformed to summarise
+        for problem in problems:
+            console.print(f"[red]FAIL[/] {escape(problem)}", highlight=False)
+        fail(f"{_ledger_file(path)} does not verify and cannot be summarised ({type(exc).__name__}); "
+             f"{len(problems)} verification problem(s) above", EXIT_VERIFY_FAILED)
     if not ok:
         summary["verification_problems"] = problems
     if as_json:
@@ -194,6 +202,23 @@ def _check_source(file: Path, source: Path) -> None:
     fail(f"{source} is not the source recorded in {file} (or the source key differs)", EXIT_VERIFY_FAILED)
 
 
+#: what the default recompute reports: the smallest of every bound that applies (as in the ledger)
+MIN_LABEL = "min over pld, rdp, basic, stages"
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every infinite or NaN float written as the string ``"inf"`` / ``"-inf"`` /
+    ``"nan"`` (strict JSON has no such numbers; an accountant can return infinity, e.g. PLD below
+    an approximate-DP event's own delta)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
+
+
 @app.command("recompute")
 def recompute_cmd(
     path: Path = typer.Argument(..., help="A ledger, or the dataset it sits beside."),
@@ -214,12 +239,13 @@ def recompute_cmd(
         entries = recompute(ledger, accountant, deltas)
         totals = total_profile(ledger, deltas, accountant)
     except Exception as exc:  # an accountant that does not support an event, etc.
-        fail(f"cannot recompute with accountant {accountant or 'min(pld, rdp)'}: {exc}")
+        fail(f"cannot recompute with accountant {accountant or MIN_LABEL}: {exc}")
     result = {
-        "accountant": accountant or "min(pld, rdp)",
+        "accountant": accountant or MIN_LABEL,
         "entries": [
             {"seq": e.seq, "operation": e.operation, "mechanism": e.mechanism, "recorded_epsilon": e.recorded_epsilon,
-             "delta": e.recorded_delta, "recomputed_epsilon": e.recomputed_epsilon, "profile": e.profile}
+             "delta": e.recorded_delta, "recomputed_epsilon": e.recomputed_epsilon,
+             "recomputed_by": e.accountant, "profile": e.profile}
             for e in entries
         ],
         "total_profile": totals,
@@ -228,11 +254,11 @@ def recompute_cmd(
     if delta is not None:
         result["epsilon_at_delta"] = dict(totals)[delta]
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps(_finite_json(result), indent=2, allow_nan=False))
         return
     for e in entries:
         console.print(f"#{e.seq} {e.operation} ({e.mechanism}): recorded epsilon={e.recorded_epsilon:.6g} at delta={e.recorded_delta:.3g}; "
-                      f"recomputed {result['accountant']}: {e.recomputed_epsilon:.6g}")
+                      f"recomputed {result['accountant']}: {e.recomputed_epsilon:.6g} (from {e.accountant})")
     table = Table("delta", "total epsilon", title=f"epsilon-by-delta profile ({result['accountant']}; {result['total_rule']})")
     for d, eps in totals:
         table.add_row(f"{d:.0e}", f"{eps:.6g}")
