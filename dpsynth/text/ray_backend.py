@@ -194,11 +194,12 @@ def ray_decode_groups(
         futures = [pool[i].decode.remote([groups[j] for j in shard], settings) for i, shard in enumerate(shards)]
         try:
             parts = ray.get(futures)
-        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+        except ray.exceptions.RayError as exc:  # a dead actor, a failed task, lost objects, out of memory
             raise TextWorkerFailed(
-                "a Ray worker died during DP text decoding: no texts are released, and the ledger "
-                "keeps the charge (the private texts had already been read)"
-            ) from exc
+                f"a Ray worker failed during DP text decoding ({type(exc).__name__}): no texts are released, and "
+                "the ledger keeps the charge (the private texts had already been read); the worker's own "
+                "traceback is not shown, since it ran on private texts"
+            ) from None
     results: list[list[int]] = [[] for _ in groups]
     for shard, part in zip(shards, parts):
         for index, ids in zip(shard, part):
