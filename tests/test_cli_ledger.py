@@ -144,9 +144,14 @@ def test_a_crafted_huge_count_is_refused_or_cheap_never_a_hang(tmp_path: Path):
     by = epsilon_by_accountant(dp_event.SelfComposedDpEvent(ApproxDpEvent(1.0, 1e-9), 100_000), 1e-3)
     assert "pld" not in by and by["basic"] == pytest.approx(100_000.0)  # basic composition, no 5.8 GiB PLD
     assert time.perf_counter() - start < 30  # a bound on a hang, not a speed claim
-    huge = event_to_json(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(1.0), MAX_EVENT_COUNT + 1))
+    too_many = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(1.0), MAX_EVENT_COUNT + 1)
     with pytest.raises(LedgerFormatError, match="count"):
-        event_from_json(huge)
+        event_from_json(event_to_json(too_many))
+    # and a charge the file could not load back is refused before it is written, not after
+    ledger = Ledger.create(PrivacyBudget(1e9, 1e-5), privacy_unit="row", source_name="s", signer=None)
+    with pytest.raises(LedgerFormatError, match="count"):
+        ledger.charge(operation="x", mechanism="m", delta=1e-6, event=too_many)
+    assert ledger.charges() == []
 
 
 def test_show_on_a_ledger_too_broken_to_summarise_fails_cleanly(tmp_path: Path):

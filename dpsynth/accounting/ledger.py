@@ -60,7 +60,7 @@ from dpsynth.accounting.format import (
     ledger_text,
     signed_message,
 )
-from dpsynth.accounting.serialization import LedgerFormatError, event_to_json, sha256_hex
+from dpsynth.accounting.serialization import LedgerFormatError, event_from_json, event_to_json, sha256_hex
 from dpsynth.accounting.signing import Signer
 from dpsynth.accounting.verify import verify_document, verify_text
 from dpsynth.accounting.versions import dependency_versions
@@ -443,6 +443,8 @@ class Ledger(SpendingMixin):
         assert event is not None
         if not (0 <= delta < 1):
             raise ValueError(f"delta must be in [0, 1), got {delta!r}")
+        for part in [event] + [s.event for s in stages or []]:  # what the file could not load back is refused now
+            event_from_json(event_to_json(part))
         charge = compute_charge(event, delta, stages)
         if not math.isfinite(charge.epsilon):
             raise BudgetExceededError(

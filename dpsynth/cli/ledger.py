@@ -19,6 +19,7 @@ from dpsynth.accounting.inspect import PROFILE_DELTAS, compose_ledgers, load_che
 from dpsynth.accounting.ledger import Ledger
 from dpsynth.accounting.serialization import LedgerFormatError
 from dpsynth.accounting.verify import verify_text
+from dpsynth.errors import DpsynthError
 from dpsynth.cli.common import EXIT_VERIFY_FAILED, console, fail
 from dpsynth.release import ledger_path_for, release_paths
 
@@ -79,7 +80,7 @@ def show(
     ledger, ok, problems = _load(path)
     try:
         summary = summarize(ledger, verified=ok)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # too malformed to summarise
+    except (KeyError, TypeError, ValueError, AttributeError, DpsynthError) as exc:  # too malformed to summarise
         for problem in problems:
             console.print(f"[red]FAIL[/] {escape(problem)}", highlight=False)
         fail(f"{_ledger_file(path)} does not verify and cannot be summarised ({type(exc).__name__}); "
