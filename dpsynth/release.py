@@ -500,7 +500,8 @@ def _data_is_bound(data: Path, entry: dict[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Same path after resolving symlinks, or the same file on disk (hard links, case-insensitive file systems)."""
     try:
         if a.resolve() == b.resolve():
             return True
@@ -527,7 +528,7 @@ def refuse_output_over_input(output: str | Path, *inputs: str | Path | None) -> 
         protected = (given,) + release_paths(given).all()[1:]
         for target in written:
             for source in protected:
-                if _same_file(target, source):
+                if same_file(target, source):
                     what = "is" if source == given else f"is {source.name}, which belongs to"
                     raise OutputOverInputError(
                         f"refusing to write {target}: it {what} the input {given}. dpsynth never overwrites an "

@@ -29,6 +29,7 @@ from dpsynth.accounting.source_budget import (
     source_ledger_path,
 )
 from dpsynth.cli.common import EXIT_VERIFY_FAILED, console, fail, parse_budget
+from dpsynth.release import same_file
 
 app = typer.Typer(help="One privacy budget per data source, drawn on by every release.", no_args_is_help=True)
 
@@ -122,14 +123,6 @@ def show(
         raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Same path after resolving, or the same file on disk (hard links)."""
-    try:
-        return a.resolve() == b.resolve() or os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 @contextmanager
 def source_budget_charge(
     source: Path,
@@ -150,7 +143,7 @@ def source_budget_charge(
         yield None
         return
     own = find_source_budget(source)
-    if ledger is not None and own is not None and not _same_file(Path(ledger), own.path):
+    if ledger is not None and own is not None and not same_file(Path(ledger), own.path):
         fail(
             f"{source} has its own source budget ({own.path}); --ledger may name only that ledger: a run on "
             "a source is always charged to the source's budget"
