@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +21,11 @@ from dpsynth.accounting.verify import verify_text
 from dpsynth.card import build_card, card_text
 from dpsynth.cli.budget import accepted_units, source_budget_charge
 from dpsynth.evaluate.files import mix_files
-from dpsynth.release import OutputBusyError, release_paths, reserve_release, write_release
+from dpsynth.release import OutputBusyError, release_paths, write_release
 from dpsynth.tabular.synthesize import PRIVACY_UNIT as ROW
 from dpsynth.text.privacy import PRIVACY_UNIT as TEXT
+
+from tests._reservation import held_by_another_run
 
 
 def make_ledger(epsilon: float = 1.0) -> Ledger:
@@ -185,22 +186,9 @@ def _mix_inputs(tmp_path: Path) -> tuple[Path, Path]:
 def test_mix_holds_its_output_while_writing(tmp_path):
     real, synthetic = _mix_inputs(tmp_path)
     out = tmp_path / "hybrid.csv"
-    held, done = threading.Event(), threading.Event()
-
-    def other_writer() -> None:  # another writer (thread: the reservation is re-entrant in one thread)
-        with reserve_release(out):
-            held.set()
-            done.wait(30)
-
-    thread = threading.Thread(target=other_writer)
-    thread.start()
-    try:
-        assert held.wait(30)
+    with held_by_another_run(out):
         with pytest.raises(OutputBusyError):
             mix_files(real, synthetic, 0.5, out)
-    finally:
-        done.set()
-        thread.join(30)
     assert not out.exists() and not release_paths(out).card.exists()
     mix_files(real, synthetic, 0.5, out)
     assert out.exists()

@@ -155,29 +155,14 @@ def test_a_default_evaluate_strips_what_an_earlier_private_one_put_in_the_card(t
 
 
 def test_a_second_evaluate_on_the_same_report_is_refused_while_the_first_runs(table_files):
-    import threading
-
-    from dpsynth.release import reserve_release
+    from tests._reservation import held_by_another_run
 
     folder, _ = table_files
     synth = release_table(folder / "busy.csv", population(200, 23))
-    held, done = threading.Event(), threading.Event()
-
-    def first_run() -> None:
-        with reserve_release(folder / "busy.csv.eval.json"):
-            held.set()
-            done.wait(30)
-
-    thread = threading.Thread(target=first_run)
-    thread.start()
-    try:
-        assert held.wait(30)
+    with held_by_another_run(folder / "busy.csv.eval.json"):
         result = runner.invoke(app, ["evaluate", str(synth), "--real-holdout", str(folder / "holdout.csv"),
                                      "--target", "label", "--no-card"])
         assert result.exit_code == 2, result.output
-    finally:
-        done.set()
-        thread.join(30)
     assert not (folder / "busy.csv.eval.json").exists()
 
 

@@ -5,7 +5,6 @@ the charge (review T5, T6, T7)."""
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import pandas as pd
@@ -96,27 +95,14 @@ def test_cli_infer_metadata_never_overwrites_its_metadata_input(strict, tmp_path
 
 
 def test_cli_infer_metadata_holds_its_output_reservation(strict, tmp_path):
-    from dpsynth.release import reserve_release
+    from tests._reservation import held_by_another_run
 
     runner, data = strict
     out = tmp_path / "m.yaml"
-    held, done = threading.Event(), threading.Event()
-
-    def hold():  # another thread holds the reservation, as a concurrent run would
-        with reserve_release(out, force=True):
-            held.set()
-            done.wait(60)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(30)
+    with held_by_another_run(out, force=True):  # as a concurrent run would
         for extra in ([], ["--force"]):
             res = runner.invoke(app, ["tabular", "infer-metadata", str(data), "-o", str(out), "-e", "1", "-q", *extra])
             assert res.exit_code == 2 and "being written by another dpsynth run" in res.output, res.output
-    finally:
-        done.set()
-        thread.join()
     assert source_charges(data) == [] and not out.exists()  # refused before the charge
 
 
