@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from dpsynth.release import (
     refuse_output_over_input,
     release_paths,
     reserve_release,
+    same_file,
     write_release,
 )
 
@@ -81,7 +81,7 @@ def _refuse_reports_over_inputs(reports: list[Path], inputs: list[str | Path | N
     A report written over the holdout, the private data or the release's ledger would destroy what
     the user evaluates; ``--force`` only allows replacing earlier reports.
     """
-    if _same_path(reports[0], reports[1]):
+    if same_file(reports[0], reports[1]):
         raise OutputOverInputError(f"--json-out and --html-out are the same file ({reports[0]}); give two paths")
     for given in inputs:
         if given is None:
@@ -89,20 +89,10 @@ def _refuse_reports_over_inputs(reports: list[Path], inputs: list[str | Path | N
         given = Path(given)
         for protected in (given,) + release_paths(given).all()[1:]:
             for report in reports:
-                if _same_path(report, protected):
+                if same_file(report, protected):
                     raise OutputOverInputError(
                         f"refusing to write the report {report}: it is {protected}, which belongs to the input "
                         f"{given}. dpsynth never overwrites an input, even with --force; choose another path")
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """The same file after resolving symlinks, or the same file on disk (hard links)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:  # pragma: no cover - unreadable path: the write itself will report it
-        return False
 
 
 def _load_ledger(data_path: Path):
