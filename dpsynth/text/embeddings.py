@@ -121,6 +121,7 @@ def _sentence_transformers_embedder(folder: Path) -> Embedder | None:
     # renamed in sentence-transformers 6 (the old name still works there, with a FutureWarning)
     dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     width = int(dimension() or 0)
+    tokenize = getattr(model, "preprocess", None) or model.tokenize  # ``tokenize`` before version 6
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         # encode() alone sorts all texts by length and pads each batch to its longest text; one
@@ -128,7 +129,7 @@ def _sentence_transformers_embedder(folder: Path) -> Embedder | None:
         texts = list(texts)
         if not texts:
             return np.zeros((0, width))
-        lengths = [int(n) for n in model.tokenize(texts)["attention_mask"].sum(dim=1)]
+        lengths = [int(n) for n in tokenize(texts)["attention_mask"].sum(dim=1)]
         parts: dict[int, np.ndarray] = {}
         for batch in same_length_batches(lengths, EMBED_ROWS):
             if lengths[batch[0]] == 0:  # no token at all: a zero vector, without the model
