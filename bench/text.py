@@ -334,7 +334,7 @@ def run_utility(args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> None:
     from _text_data import CORPORA, balanced_split
-    from _text_eval import MiniLMEmbedder, evaluate, minilm_path, second_embedder
+    from _text_eval import MiniLMEmbedder, evaluate, second_embedder
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.text import generate as dp_generate
@@ -417,7 +417,11 @@ def run_compare(args: argparse.Namespace) -> None:
                     threshold = args.threshold_sigmas * calibrate_pe(epsilon, DELTA, args.iterations).noise_multiplier
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="pe", iterations=args.iterations,
-                    variations=args.variations, threshold=threshold, embedder=str(minilm_path()),
+                    variations=args.variations, threshold=threshold,
+                    # the library's default MiniLM (mean pooling), as in every round before; a
+                    # folder only when DPSYNTH_BENCH_MINILM names one (it then takes the
+                    # sentence-transformers branch where that package is installed)
+                    embedder=os.environ.get("DPSYNTH_BENCH_MINILM") or None,
                     vote_space=args.vote_space, **common,
                 )
                 extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
