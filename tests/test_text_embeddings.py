@@ -141,10 +141,11 @@ def test_sentence_transformers_embeds_each_text_independently(threads):
     text's vector is bit-identical alone and among other texts (``encode`` by itself sorts and pads
     all texts to a batch's longest one)."""
     torch = pytest.importorskip("torch")
-    from dpsynth.text.embeddings import load_embedder
+    from dpsynth.text.embeddings import _sentence_transformers_embedder
 
     folder = _st_minilm()
-    embed, _ = load_embedder(str(folder))
+    embed = _sentence_transformers_embedder(folder)  # the branch itself, not a fallback
+    assert embed is not None
     others = _mixed_texts(3 * EMBED_ROWS + 5)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -157,6 +158,33 @@ def test_sentence_transformers_embeds_each_text_independently(threads):
         assert embed([]).shape == (0, 384)
     finally:
         torch.set_num_threads(before)
+
+
+def test_sentence_transformers_batch_mates_of_the_same_length_do_not_move_a_vector():
+    """The fixed row count: a text shares full batches with texts of its own token length; which
+    ones, how many and where must not change a bit of its vector (as for mean pooling above)."""
+    from transformers import AutoTokenizer
+
+    from dpsynth.text.embeddings import MAX_EMBED_TOKENS, _sentence_transformers_embedder
+
+    folder = _st_minilm()
+    embed = _sentence_transformers_embedder(folder)
+    assert embed is not None
+    rng = random.Random(2)
+    words = "the a coffee staff friendly quiet place work patient rested home fluids".split()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    pool = [" ".join(rng.choice(words) for _ in range(rng.randint(10, 12))) for _ in range(400)]
+    lengths = [len(ids) for ids in tokenizer(pool, truncation=True, max_length=MAX_EMBED_TOKENS)["input_ids"]]
+    common = max(set(lengths), key=lengths.count)
+    same = [t for t, n in zip(pool, lengths) if n == common]
+    assert len(same) >= 2 * EMBED_ROWS + 1, "the pool must hold full batches of one length"
+    target, mates = same[0], same[1:]
+    alone = embed([target])[0]
+    for _ in range(4):
+        chosen = rng.sample(mates, rng.randint(1, 2 * EMBED_ROWS))
+        position = rng.randint(0, len(chosen))
+        batch = chosen[:position] + [target] + chosen[position:]
+        assert np.array_equal(embed(batch)[position], alone), (len(batch), position)
 
 
 def test_a_folder_without_modules_json_falls_back_to_mean_pooling(tiny_model_dir):

@@ -1,15 +1,18 @@
 """Empirical privacy audit of Private Evolution's DP step: the vote histogram plus Gaussian noise.
 
-Black box on the library's own functions (``nearest_candidates`` -> ``vote_histogram`` ->
-``noisy_histogram`` with the plan's ``noise_std``): neighbouring private sets D' and D = D' + one
+A white-box audit of the library's primitives (``nearest_candidates`` -> ``vote_histogram`` ->
+``noisy_histogram`` with the plan's ``noise_std``), assembled here as the loop assembles them
+(that the loop passes the plan's ``noise_std`` and fresh noise every round is tested below, with a
+spy in :func:`~dpsynth.text.pe.evolution.run_private_evolution`): neighbouring private sets D' and D = D' + one
 text, fixed public candidates, many independent runs of the released histogram. The auditor
 watches the noisy count of the candidate the added text votes for (for a Gaussian mechanism
 whose neighbours differ in one coordinate, thresholding that coordinate is the most powerful
 test), and over ``T`` rounds the sum of that count's ``T`` releases. Clopper-Pearson bounds with
 thresholds fixed in advance (:func:`dpsynth.accounting.audit.epsilon_lower_bound`) give an epsilon
 lower bound that holds with probability >= 1 - ALPHA; it must stay at or below the epsilon that
-dp-accounting charges for the plan, and a build with a quarter of the noise, or one that counts a
-vote more than once, must be caught.
+dp-accounting charges for the plan. Two bugs are injected by the test (a quarter of the noise,
+votes counted twice) to show that the audit has the power to catch them; they are not mutations of
+the library's code.
 
 What this does not show: that the bound is tight for PE's adaptive rounds (here the candidates
 are the same in every round, one instance of the adaptive composition), or anything about the
@@ -94,3 +97,59 @@ def test_a_build_with_a_quarter_of_the_noise_is_caught():
 def test_a_build_that_counts_each_vote_twice_is_caught():
     bound, claimed = _audit(1.0, 1, vote_weight=2.0)  # sensitivity 2 under a claim for 1
     assert bound > claimed, (bound, claimed)
+
+
+@pytest.mark.parametrize("space", ["centred", "raw"])
+def test_adding_a_text_never_moves_another_texts_vote(space):
+    """Sensitivity 1 needs every other text's vote to ignore the added text. Near-tied rows (halfway
+    between two candidates) would flip if the vote space depended on the private texts (e.g.
+    centring on their mean); an outlying added text would move such a mean the most."""
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        candidates = rng.normal(size=(6, 8))
+        candidate_groups = np.array([0, 0, 0, 1, 1, 1])
+        pairs = rng.integers(0, 3, size=(30, 2)) + 3 * rng.integers(0, 2, size=(30, 1))
+        private = (candidates[pairs[:, 0]] + candidates[pairs[:, 1]]) / 2 + 1e-6 * rng.normal(size=(30, 8))
+        groups = pairs[:, 0] // 3
+        before = nearest_candidates(private, groups, candidates, candidate_groups, space)
+        added = 50.0 * rng.normal(size=(1, 8))
+        after = nearest_candidates(np.vstack([private, added]), np.append(groups, rng.integers(0, 2)), candidates,
+                                   candidate_groups, space)
+        assert np.array_equal(after[:30], before)
+
+
+def test_the_loop_adds_fresh_noise_with_the_plans_std_in_every_round(monkeypatch):
+    """The audit above assembles the step itself; this checks that the loop does the same: one call
+    of ``noisy_histogram`` per round, with the plan's ``noise_std``, on the exact vote counts, and
+    new noise each time."""
+    import dpsynth.text.pe.evolution as evolution
+    from dpsynth.text.pe.evolution import run_private_evolution
+
+    calls = []
+    real = evolution.noisy_histogram
+
+    def spy(counts, noise_std, rng):
+        noisy = real(counts, noise_std, rng)
+        calls.append((np.array(counts), float(noise_std), noisy - counts))
+        return noisy
+
+    monkeypatch.setattr(evolution, "noisy_histogram", spy)
+
+    def embed(texts):
+        return np.array([[len(t), t.count("a") + 1.0, 1.0] for t in texts], dtype=float)
+
+    pool = ["a", "aa b", "c", "abc a", "aaaa", "b b b"]
+    counter = iter(range(10**6))
+    plan = calibrate_pe(3.0, 1e-6, 4)
+    private = ["aa", "a b c", "aaa", "bb", "a"] * 4
+    run_private_evolution(
+        private_embeddings=embed(private), private_groups=np.zeros(len(private), dtype=np.int64), labels=[None],
+        outputs_per_label={0: 3}, plan=plan, variations=2, instruction="Write.",
+        generate=lambda messages, description="", batch_keys=None: [pool[next(counter) % 6] for _ in messages],
+        embed=embed, rng=np.random.default_rng(0),
+    )
+    assert len(calls) == plan.iterations
+    assert all(std == plan.noise_std for _, std, _ in calls)
+    assert all(counts.sum() == len(private) and np.all(counts == np.round(counts)) for counts, _, _ in calls)
+    noises = [noise for _, _, noise in calls]
+    assert all(not np.allclose(a[: len(b)], b[: len(a)]) for i, a in enumerate(noises) for b in noises[i + 1:])
