@@ -84,7 +84,8 @@ def run_pe_trace(args, loaded, instruction: str, split, labels: list[str], delta
     few = [(t, lab) for lab in labels for t in [x for x, y in zip(split.train_texts, split.train_labels) if y == lab][:M]]
     score("real", [t for t, _ in few], [lab for _, lab in few])
 
-    embed, _ = load_embedder(pe_embedder_spec())
+    embed, embedder_name = load_embedder(pe_embedder_spec())
+    print(f"PE votes with: {embedder_name}", flush=True)
     label_index = {lab: i for i, lab in enumerate(labels)}
     private_groups = np.asarray([label_index[y] for y in split.train_labels], dtype=np.int64)
     start = time.perf_counter()

@@ -424,7 +424,7 @@ def run_compare(args: argparse.Namespace) -> None:
                 )
                 extra = (f"[sigma={result.plan.noise_multiplier:.3f}, H={result.plan.threshold:.2f}, "
                          f"T_iter={args.iterations}, V={args.variations}, top-k {result.decoding['top_k']}, "
-                         f"vote {result.decoding['vote_space']}, "
+                         f"vote {result.decoding['vote_space']}, embedder {result.decoding['embedder']}, "
                          f"eps spent {result.ledger.epsilon_spent:.3f}]")
             else:
                 result = dp_generate(

@@ -26,7 +26,7 @@ import pytest
 
 from dpsynth.accounting import compute_charge
 from dpsynth.accounting.audit import epsilon_lower_bound
-from dpsynth.text.pe.histogram import nearest_candidates, noisy_histogram, vote_histogram
+from dpsynth.text.pe.histogram import nearest_candidates, noisy_histogram, threshold_counts, vote_histogram
 from dpsynth.text.pe.privacy import calibrate_pe
 
 RUNS = 200_000
@@ -101,9 +101,11 @@ def test_a_build_that_counts_each_vote_twice_is_caught():
 
 @pytest.mark.parametrize("space", ["centred", "raw"])
 def test_adding_a_text_never_moves_another_texts_vote(space):
-    """Sensitivity 1 needs every other text's vote to ignore the added text. Near-tied rows (halfway
-    between two candidates) would flip if the vote space depended on the private texts (e.g.
-    centring on their mean); an outlying added text would move such a mean the most."""
+    """Sensitivity 1 needs every other text's vote to ignore the added text. Rows halfway between
+    two candidates (in raw space, so close calls, not exact ties in the vote space) flip when the
+    vote space depends on the private texts: centring on their mean, or half on it, was tried and
+    fails here; a centre moved only slightly by them may pass. An outlying added text moves such
+    a mean the most."""
     rng = np.random.default_rng(5)
     for _ in range(50):
         candidates = rng.normal(size=(6, 8))
@@ -130,8 +132,10 @@ def test_the_loop_adds_fresh_noise_with_the_plans_std_in_every_round(monkeypatch
 
     def spy(counts, noise_std, rng):
         noisy = real(counts, noise_std, rng)
-        calls.append((np.array(counts), float(noise_std), noisy - counts))
+        calls.append((np.array(counts), float(noise_std), noisy - counts, noisy.copy()))
         return noisy
+
+    weights_seen = []
 
     monkeypatch.setattr(evolution, "noisy_histogram", spy)
 
@@ -147,9 +151,14 @@ def test_the_loop_adds_fresh_noise_with_the_plans_std_in_every_round(monkeypatch
         outputs_per_label={0: 3}, plan=plan, variations=2, instruction="Write.",
         generate=lambda messages, description="", batch_keys=None: [pool[next(counter) % 6] for _ in messages],
         embed=embed, rng=np.random.default_rng(0),
+        observe=lambda _t, _population, _groups, weights: weights_seen.append(weights),
     )
     assert len(calls) == plan.iterations
-    assert all(std == plan.noise_std for _, std, _ in calls)
-    assert all(counts.sum() == len(private) and np.all(counts == np.round(counts)) for counts, _, _ in calls)
-    noises = [noise for _, _, noise in calls]
+    assert all(std == plan.noise_std for _, std, _, _ in calls)
+    assert all(counts.sum() == len(private) and np.all(counts == np.round(counts)) for counts, _, _, _ in calls)
+    # what the loop selects from is the thresholded noisy release, not the exact counts
+    assert len(weights_seen) == plan.iterations
+    for (_, _, _, noisy), weights in zip(calls, weights_seen):
+        assert np.array_equal(weights, threshold_counts(noisy, plan.threshold))
+    noises = [noise for _, _, noise, _ in calls]
     assert all(not np.allclose(a[: len(b)], b[: len(a)]) for i, a in enumerate(noises) for b in noises[i + 1:])

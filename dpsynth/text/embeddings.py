@@ -160,7 +160,9 @@ def load_embedder(spec: Any = None) -> tuple[Embedder, str]:
     if not (folder / "config.json").is_file():
         raise EmbedderNotFoundError(f"{folder} is not a sentence-transformers / transformers model folder")
     st = _sentence_transformers_embedder(folder)
-    return (st or mean_pooling_embedder(folder)), f"local folder {folder.resolve().name}"
+    if st is not None:
+        return st, f"local folder {folder.resolve().name} (sentence-transformers)"
+    return mean_pooling_embedder(folder), f"local folder {folder.resolve().name} (transformers, mean pooling)"
 
 
 def embed_checked(embed: Embedder, texts: Sequence[str]) -> np.ndarray:
