@@ -122,8 +122,9 @@ def test_adding_a_text_never_moves_another_texts_vote(space):
 
 def test_the_loop_adds_fresh_noise_with_the_plans_std_in_every_round(monkeypatch):
     """The audit above assembles the step itself; this checks that the loop does the same: one call
-    of ``noisy_histogram`` per round, with the plan's ``noise_std``, on the exact vote counts, and
-    new noise each time."""
+    of ``noisy_histogram`` per round, with the plan's ``noise_std``, on the exact vote counts, new
+    noise each time, and that both what ``observe`` sees and what the selections (proportional
+    draws in rounds 1..T-1, the final top-N) choose from is the thresholded noisy release."""
     import dpsynth.text.pe.evolution as evolution
     from dpsynth.text.pe.evolution import run_private_evolution
 
@@ -136,8 +137,17 @@ def test_the_loop_adds_fresh_noise_with_the_plans_std_in_every_round(monkeypatch
         return noisy
 
     weights_seen = []
+    selected_from = []
+
+    def selection_spy(real_selection):
+        def select(weights, *args, **kwargs):
+            selected_from.append((real_selection.__name__, np.array(weights)))
+            return real_selection(weights, *args, **kwargs)
+        return select
 
     monkeypatch.setattr(evolution, "noisy_histogram", spy)
+    monkeypatch.setattr(evolution, "select_proportional", selection_spy(evolution.select_proportional))
+    monkeypatch.setattr(evolution, "select_top", selection_spy(evolution.select_top))
 
     def embed(texts):
         return np.array([[len(t), t.count("a") + 1.0, 1.0] for t in texts], dtype=float)
@@ -159,6 +169,9 @@ def test_the_loop_adds_fresh_noise_with_the_plans_std_in_every_round(monkeypatch
     # what the loop selects from is the thresholded noisy release, not the exact counts
     assert len(weights_seen) == plan.iterations
     for (_, _, _, noisy), weights in zip(calls, weights_seen):
+        assert np.array_equal(weights, threshold_counts(noisy, plan.threshold))
+    assert [name for name, _ in selected_from] == ["select_proportional"] * (plan.iterations - 1) + ["select_top"]
+    for (_, _, _, noisy), (_, weights) in zip(calls, selected_from):
         assert np.array_equal(weights, threshold_counts(noisy, plan.threshold))
     noises = [noise for _, _, noise, _ in calls]
     assert all(not np.allclose(a[: len(b)], b[: len(a)]) for i, a in enumerate(noises) for b in noises[i + 1:])
