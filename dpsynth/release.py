@@ -66,8 +66,10 @@ __all__ = [
     "rebind_card",
     "refuse_output_over_input",
     "release_paths",
+    "remove_ledger_and_card",
     "remove_stale_part_dirs",
     "reserve_release",
+    "same_file",
     "write_release",
     "write_release_unit",
 ]
@@ -124,6 +126,15 @@ def release_paths(data_path: str | Path) -> ReleasePaths:
     """The data, ledger and card paths of a release."""
     data = Path(data_path)
     return ReleasePaths(data, data.with_name(data.name + ".ledger.json"), data.with_name(data.name + ".card.yaml"))
+
+
+def remove_ledger_and_card(paths: ReleasePaths) -> None:
+    """Delete the ledger and card beside ``paths.data`` (call it holding the reservation, before a
+    non-DP output -- public-sample metadata, a hybrid mix -- replaces an earlier release with
+    ``--force``): a crash afterwards must not leave a DP ledger or card beside data they do not
+    describe."""
+    for stale in (paths.ledger, paths.card):
+        stale.unlink(missing_ok=True)
 
 
 def ledger_path_for(path: str | Path) -> Path:

@@ -144,11 +144,9 @@ def infer_metadata(
         reserve_output(ctx, output, public_sample, metadata, force=force)  # never over an input, one writer
         df = _read_csv(public_sample, sep)
         schema = metadata_from_public_sample(df)
-        from dpsynth.release import release_paths
+        from dpsynth.release import release_paths, remove_ledger_and_card
 
-        for stale in release_paths(output).all()[1:]:  # (--force) an earlier DP pass's ledger and card
-            if stale.exists():                         # must not sit beside metadata they do not describe
-                stale.unlink()
+        remove_ledger_and_card(release_paths(output))  # (--force) an earlier DP pass's ledger and card
         atomic_write_text(output, schema_to_yaml(
             schema, f"Metadata from {public_sample.name}, declared PUBLIC by the user (no DP, no budget).\n"
                     "Check it: a value that is in this file is treated as public knowledge."))

@@ -44,6 +44,7 @@ from dpsynth.release import (
     rebind_card,
     refuse_output_over_input,
     release_paths,
+    remove_ledger_and_card,
     reserve_release,
     same_file,
     write_release,
@@ -181,21 +182,18 @@ def evaluate_files(
         if update_card:
             card_path = release_paths(synthetic_path).card
 
-            def for_card(evals: dict[str, Any]) -> dict[str, Any]:
-                return evals if card_private_evals else public_card_evals(evals)
-
             decision = result.decision if card_private_evals else None  # the decision reads real data too
 
             def updated(previous: dict[str, Any] | None) -> dict[str, Any]:
                 if previous is None:
-                    return build_card(ledger, evals=for_card(card_evals(result.report)), release_decision=decision)
-                history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
-                           if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
-                merged = merge_card(previous, evals=for_card(card_evals(result.report, history)),
-                                    release_decision=decision)
-                if not card_private_evals:  # keys an earlier run or a user put there: the same rule
-                    merged["evals"] = public_card_evals(merged.get("evals") or {})
-                return merged
+                    card = build_card(ledger, evals=card_evals(result.report), release_decision=decision)
+                else:
+                    history = (((previous.get("evals") or {}).get("diversity_metrics") or {}).get("history")
+                               if isinstance((previous.get("evals") or {}).get("diversity_metrics"), dict) else None)
+                    card = merge_card(previous, evals=card_evals(result.report, history), release_decision=decision)
+                if not card_private_evals:  # this run's blocks and any an earlier run or a user left: one rule
+                    card["evals"] = public_card_evals(card.get("evals") or {})
+                return card
 
             if ledger is not None:  # the ledger binds the card's hash: the new card gets a new release entry
                 rebind_card(synthetic_path, updated)
@@ -293,9 +291,7 @@ def _mix_reserved(real_path: Path, synthetic_path: Path, ratio: float, out_path:
                 "release_decision": None, "mix": mix_info,
                 "evals": {"real_holdout": None, "temporal_holdout": None, "contamination_scan": None,
                           "diversity_metrics": None}}
-        for stale in (paths.ledger, paths.card):  # (force) an earlier release's ledger and card go first: a
-            if stale.exists():                       # crash must not leave a "DP" card beside the hybrid data
-                stale.unlink()
+        remove_ledger_and_card(paths)  # (force) an earlier release's ledger and card go first
         atomic_write(paths.data, write_data)
         atomic_write_text(paths.card, card_text(card))
     return {"data": paths.data, "card": paths.card, "ledger": paths.ledger if ledger is not None else None,
