@@ -748,11 +748,11 @@ def main(argv: list[str] | None = None) -> None:
     ms.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "model-speed":
-        from _text_data import CORPORA
+        from _text_data import CORPORA, balanced_split
         from _text_model_speed import run_model_speed
 
         torch.set_num_threads(args.threads)
-        labels = {"rt": ["negative", "positive"], "convention": ["democrat", "republican"]}[args.corpus]
+        labels = sorted(set(balanced_split(per_label_train=1, per_label_test=1, seed=0, corpus=args.corpus).train_labels))
         run_model_speed(args, CORPORA[args.corpus][1], labels)
     elif args.command == "embed":
         from _text_embed import run_embed
